@@ -1,0 +1,64 @@
+/**
+ * Fast Gradient Sign Method (Goodfellow et al. 2015): one step of size eps along the steepest
+ * ascent direction of the loss in the attack's norm,
+ *   linf: x' = clip(x + eps · sign(∇ₓL))            (Goodfellow et al., eq. 3)
+ *   l2:   x' = clip(x + eps · ∇ₓL / ‖∇ₓL‖₂)          (the "fast gradient method")
+ * Targeted: the step descends the loss at the target label instead.
+ */
+import type { Rng } from '../random';
+import { ATTACK_DEFAULTS } from './defaults';
+import {
+  allRows,
+  ascentStep,
+  objectiveGradient,
+  perturbationNorms,
+  project,
+  requireGradient,
+  resolveContext,
+  succeeded,
+  throwIfAborted,
+  argmaxRow,
+  logitsChunked,
+} from './common';
+import type { AttackLoss, AttackOptions, AttackResult, Classifier } from './types';
+
+export interface GradientAttackOptions extends AttackOptions {
+  /** Loss whose gradient drives the attack: cross-entropy (default) or the CW margin. */
+  loss?: AttackLoss;
+}
+
+export async function fgsm(
+  classifier: Classifier,
+  x: Float32Array,
+  labels: Int32Array,
+  options: GradientAttackOptions,
+  rng?: Rng,
+): Promise<AttackResult> {
+  const ctx = resolveContext(classifier, x, labels, options, rng);
+  const gradient = requireGradient(classifier, 'fgsm');
+  throwIfAborted(ctx.signal);
+  const { n, d, k } = ctx;
+  const all = allRows(n);
+  const { dir } = await objectiveGradient(gradient, x, all, options.loss ?? ATTACK_DEFAULTS.fgsm.loss, ctx);
+  const xa = Float32Array.from(x);
+  ascentStep(xa, dir, n, ctx.eps, ctx);
+  project(xa, x, n, ctx); // clip to the range (and guard the ball against rounding)
+  throwIfAborted(ctx.signal);
+  const logits = await logitsChunked(classifier, xa, n, ctx);
+  const predictions = new Int32Array(n);
+  const fooled = new Uint8Array(n);
+  for (let j = 0; j < n; j++) {
+    predictions[j] = argmaxRow(logits, j, k);
+    fooled[j] = succeeded(ctx, j, predictions[j]) ? 1 : 0;
+  }
+  const { linf, l2 } = perturbationNorms(xa, x, n, d);
+  return {
+    x: xa,
+    fooled,
+    predictions,
+    linf,
+    l2,
+    gradientEvaluations: new Int32Array(n).fill(1),
+    queries: new Int32Array(n).fill(1),
+  };
+}

@@ -1,0 +1,280 @@
+/**
+ * Runs one attack at one epsilon over a whole data set, in batches, and reduces the per-sample
+ * outcomes to the metrics a results file needs.
+ */
+import { UserError } from '../errors';
+import { Rng } from '../random';
+import { sizeOf } from '../tensor';
+import { argmaxRow, checkLabels, checkThreatModel, gatherRows, keptRows, requireGradient, throwIfAborted } from './common';
+import { ATTACK_NAMES, ATTACKS } from './defaults';
+import { fgsm } from './fgsm';
+import { bim, mifgsm, pgd } from './iterative';
+import type { MiFgsmOptions, PgdOptions } from './iterative';
+import { spsa } from './spsa';
+import type { SpsaOptions } from './spsa';
+import { squareAttack } from './square';
+import type { SquareOptions } from './square';
+import type { AttackLoss, AttackName, AttackResult, Classifier, Norm } from './types';
+
+export { ATTACK_DEFAULTS, ATTACK_NAMES, ATTACKS } from './defaults';
+
+export interface AttackConfig {
+  attack: AttackName;
+  norm: Norm;
+  eps: number;
+  /** bim, pgd, mifgsm: gradient steps (per restart). */
+  steps?: number;
+  /** bim, pgd, mifgsm: step size; default stepSizeFactor · eps / steps. */
+  stepSize?: number;
+  /** pgd: restarts. */
+  restarts?: number;
+  /** pgd, spsa: random start in the eps-ball. */
+  randomStart?: boolean;
+  /** spsa, square: forward passes per sample. */
+  queries?: number;
+  /** Targeted attack towards the given labels, or towards a seeded random label ≠ the true one. */
+  targeted?: { labels: Int32Array } | 'random';
+  /** Valid input range [lo, hi] (default [0, 1]). */
+  range?: readonly [number, number];
+  /** mifgsm: momentum decay μ. */
+  momentum?: number;
+  /** fgsm, bim, pgd, mifgsm: loss to follow ('ce' or 'cw'). */
+  loss?: AttackLoss;
+  /** spsa: Rademacher directions per step, finite-difference size and Adam learning rate. */
+  samplesPerStep?: number;
+  delta?: number;
+  lr?: number;
+  /** square: initial fraction of pixels changed. */
+  pInit?: number;
+}
+
+export interface AttackDataset {
+  /** count samples, flattened and contiguous, in the classifier's sampleDims. */
+  x: Float32Array;
+  labels: Int32Array;
+  count: number;
+}
+
+export interface RunAttackOptions {
+  batchSize: number;
+  /** Seeds random starts, probes, search and random targets; sample i uses its own stream, so results do not depend on batchSize. */
+  seed: number;
+  onProgress?(done: number, total: number): void;
+  /** Checked between batches and steps; runAttack then rejects with a DOMException named 'AbortError'. */
+  signal?: AbortSignal;
+  /** Return the adversarial inputs of the first k samples (clean inputs for samples not attacked). */
+  keepExamples?: number;
+}
+
+export interface AttackMetrics {
+  attack: AttackName;
+  norm: Norm;
+  eps: number;
+  targeted: boolean;
+  count: number;
+  /** Share of all samples classified correctly before the attack. */
+  cleanAccuracy: number;
+  /** Robust accuracy: share of ALL samples still classified correctly after the attack (misclassified clean counts as not robust). */
+  accuracy: number;
+  /** Among samples classified correctly clean, the share the attack fooled (targeted: classified as the target); 0 when there are none. */
+  successRate: number;
+  /** Perturbation in the attack's norm over attacked samples (those classified correctly clean); 0 when there are none. */
+  meanPerturbation: number;
+  maxPerturbation: number;
+  /** Sum over samples of gradient evaluations and of forward queries spent by the attack (the clean forward pass not included). */
+  gradientEvaluations: number;
+  queries: number;
+  seconds: number;
+  /** Prediction per sample after the attack (the clean prediction for samples not attacked). */
+  predictions: Int32Array;
+  /** The target label per sample, when targeted. */
+  targets?: Int32Array;
+  /** keepExamples × sample size values, when asked. */
+  adversarialExamples?: Float32Array;
+}
+
+type AnyAttackOptions = PgdOptions & MiFgsmOptions & SpsaOptions & SquareOptions;
+type AttackFn = (c: Classifier, x: Float32Array, labels: Int32Array, o: AnyAttackOptions, rng: Rng) => Promise<AttackResult>;
+
+export const ATTACK_FUNCTIONS: Readonly<Record<AttackName, AttackFn>> = {
+  fgsm,
+  bim,
+  pgd,
+  mifgsm,
+  spsa,
+  square: squareAttack,
+};
+
+const ALIASES: Readonly<Record<string, AttackName>> = {
+  'i-fgsm': 'bim',
+  ifgsm: 'bim',
+  'mi-fgsm': 'mifgsm',
+};
+
+/** Parses a comma- or space-separated list of attack names (case-insensitive, duplicates dropped). */
+export function parseAttackList(text: string): AttackName[] {
+  const valid = `Valid attacks: ${ATTACK_NAMES.join(', ')}.`;
+  const out: AttackName[] = [];
+  for (const raw of text.split(/[\s,]+/)) {
+    if (!raw) continue;
+    const word = raw.toLowerCase();
+    const name = (ATTACK_NAMES as readonly string[]).includes(word) ? (word as AttackName) : ALIASES[word];
+    if (!name) throw new UserError(`Unknown attack '${raw}'`, valid);
+    if (!out.includes(name)) out.push(name);
+  }
+  if (out.length === 0) throw new UserError('No attack given', valid);
+  return out;
+}
+
+export async function runAttack(
+  classifier: Classifier,
+  dataset: AttackDataset,
+  config: AttackConfig,
+  options: RunAttackOptions,
+): Promise<AttackMetrics> {
+  const started = performance.now();
+  const attack = parseAttackList(String(config.attack))[0];
+  const { x, labels, count } = dataset;
+  const d = sizeOf(classifier.sampleDims);
+  const k = classifier.numClasses;
+  if (!Number.isInteger(count) || count < 0 || x.length !== count * d || labels.length !== count) {
+    throw new RangeError(`runAttack: ${count} samples need ${count * d} values and ${count} labels; got ${x.length} and ${labels.length}`);
+  }
+  const batchSize = options.batchSize;
+  if (!Number.isInteger(batchSize) || batchSize < 1) {
+    throw new UserError(`Invalid batch size ${batchSize}`, 'The batch size must be a whole number ≥ 1.');
+  }
+  const [lo, hi] = checkThreatModel(config.norm, config.eps, config.range);
+  checkInRange(x, d, lo, hi);
+  if (!ATTACKS[attack].gradientFree) requireGradient(classifier, attack); // fail before any work
+  checkLabels(labels, k, 'label');
+
+  const root = new Rng(options.seed);
+  const targets = resolveTargets(config.targeted, labels, k, root.fork('targets'));
+  const rng = root.fork(`attack:${attack}`);
+  const attackFn = ATTACK_FUNCTIONS[attack];
+  const attackOptions: AnyAttackOptions = {
+    norm: config.norm,
+    eps: config.eps,
+    range: [lo, hi],
+    signal: options.signal,
+    loss: config.loss,
+    steps: config.steps,
+    stepSize: config.stepSize,
+    restarts: config.restarts,
+    randomStart: config.randomStart,
+    momentum: config.momentum,
+    queries: config.queries,
+    samplesPerStep: config.samplesPerStep,
+    delta: config.delta,
+    lr: config.lr,
+    pInit: config.pInit,
+  };
+
+  const predictions = new Int32Array(count);
+  const keep = Math.max(0, Math.min(options.keepExamples ?? 0, count));
+  const examples = keep > 0 ? Float32Array.from(x.subarray(0, keep * d)) : undefined;
+  let cleanCorrect = 0;
+  let robust = 0;
+  let fooled = 0;
+  let sumPerturbation = 0;
+  let maxPerturbation = 0;
+  let gradientEvaluations = 0;
+  let queries = 0;
+
+  for (let start = 0; start < count; start += batchSize) {
+    throwIfAborted(options.signal);
+    const end = Math.min(count, start + batchSize);
+    const n = end - start;
+    const xb = x.slice(start * d, end * d);
+    const logits = await classifier.logits(xb, n);
+    if (logits.length !== n * k) throw new Error(`classifier.logits returned ${logits.length} values for ${n} samples`);
+    const correct: boolean[] = [];
+    for (let r = 0; r < n; r++) {
+      predictions[start + r] = argmaxRow(logits, r, k);
+      correct.push(predictions[start + r] === labels[start + r]);
+    }
+    // Samples misclassified clean are not attacked: they count as not robust.
+    const idx = keptRows(correct);
+    cleanCorrect += idx.length;
+    if (idx.length > 0 && config.eps === 0) {
+      robust += idx.length; // no perturbation is possible: the clean predictions stand
+    } else if (idx.length > 0) {
+      const ids = Int32Array.from(idx, (r) => start + r);
+      const res = await attackFn(classifier, gatherRows(xb, idx, d), gatherRows(labels, ids, 1), {
+        ...attackOptions,
+        targets: targets && gatherRows(targets, ids, 1),
+        sampleIds: ids,
+      }, rng);
+      const norms = config.norm === 'linf' ? res.linf : res.l2;
+      for (let r = 0; r < idx.length; r++) {
+        const i = ids[r];
+        predictions[i] = res.predictions[r];
+        if (res.predictions[r] === labels[i]) robust++;
+        if (res.fooled[r]) fooled++;
+        sumPerturbation += norms[r];
+        maxPerturbation = Math.max(maxPerturbation, norms[r]);
+        gradientEvaluations += res.gradientEvaluations[r];
+        queries += res.queries[r];
+        if (examples && i < keep) examples.set(res.x.subarray(r * d, (r + 1) * d), i * d);
+      }
+    }
+    options.onProgress?.(end, count);
+  }
+
+  return {
+    attack,
+    norm: config.norm,
+    eps: config.eps,
+    targeted: !!targets,
+    count,
+    cleanAccuracy: count ? cleanCorrect / count : 0,
+    accuracy: count ? robust / count : 0,
+    successRate: cleanCorrect ? fooled / cleanCorrect : 0,
+    meanPerturbation: cleanCorrect ? sumPerturbation / cleanCorrect : 0,
+    maxPerturbation,
+    gradientEvaluations,
+    queries,
+    seconds: (performance.now() - started) / 1000,
+    predictions,
+    targets,
+    adversarialExamples: examples,
+  };
+}
+
+function checkInRange(x: Float32Array, d: number, lo: number, hi: number): void {
+  const tol = 1e-6 * Math.max(1, hi - lo);
+  for (let i = 0; i < x.length; i++) {
+    if (!(x[i] >= lo - tol && x[i] <= hi + tol)) {
+      throw new UserError(
+        `Sample ${Math.floor(i / d)} has the value ${x[i]} outside the attack's input range [${lo}, ${hi}]`,
+        "Set the attack's range to the model's input range, or check the preprocessing.",
+      );
+    }
+  }
+}
+
+/** Target labels: given (checked), or a uniformly random label ≠ the true one from sample i's stream. */
+function resolveTargets(
+  targeted: AttackConfig['targeted'],
+  labels: Int32Array,
+  k: number,
+  rng: Rng,
+): Int32Array | undefined {
+  if (!targeted) return undefined;
+  if (k < 2) throw new UserError('A targeted attack needs a model with at least 2 classes');
+  if (targeted === 'random') {
+    return Int32Array.from(labels, (y, i) => (y + 1 + rng.fork(i).int(k - 1)) % k);
+  }
+  const t = targeted.labels;
+  if (t.length !== labels.length) {
+    throw new UserError(`${t.length} target labels for ${labels.length} samples`, 'Give one target label per sample.');
+  }
+  checkLabels(t, k, 'target label');
+  for (let i = 0; i < t.length; i++) {
+    if (t[i] === labels[i]) {
+      throw new UserError(`Sample ${i} has its true label ${t[i]} as target`, 'A target must differ from the true label.');
+    }
+  }
+  return t;
+}

@@ -1,0 +1,66 @@
+/** What an attack sees of a model: a batched classifier with logits and, if differentiable, input gradients. */
+
+export type LossKind = 'ce-sum' | 'ce-mean' | 'cw';
+export type Norm = 'linf' | 'l2';
+
+export interface Classifier {
+  /** Classes in the logits vector. */
+  readonly numClasses: number;
+  /** Per-sample input shape, without the batch dimension (e.g. [1, 28, 28]). */
+  readonly sampleDims: readonly number[];
+  /** Logits for a batch of n samples laid out contiguously: returns n * numClasses values. */
+  logits(x: Float32Array, n: number): Promise<Float32Array>;
+  /**
+   * Gradient of the loss with respect to the input, for n samples with integer labels, plus the
+   * logits of the same forward pass. `ce-sum`: sum over the batch of cross-entropy; `ce-mean`:
+   * its mean; `cw`: sum over the batch of the Carlini-Wagner margin max_{j≠y} z_j - z_y.
+   * Undefined for classifiers with no gradient (gradient-free attacks only).
+   */
+  lossGradient?(
+    x: Float32Array,
+    n: number,
+    labels: Int32Array,
+    loss: LossKind,
+  ): Promise<{ grad: Float32Array; logits: Float32Array }>;
+}
+
+/** The attacks this module implements. */
+export type AttackName = 'fgsm' | 'bim' | 'pgd' | 'mifgsm' | 'spsa' | 'square';
+
+/** The loss a gradient attack follows: cross-entropy or the Carlini-Wagner margin. */
+export type AttackLoss = 'ce' | 'cw';
+
+/** Options every attack takes. */
+export interface AttackOptions {
+  norm: Norm;
+  /** Radius of the threat model's ball around each clean input, in `norm`. */
+  eps: number;
+  /** Valid input range [lo, hi]; every input the attack returns or queries lies in it. Default [0, 1]. */
+  range?: readonly [number, number];
+  /** Target labels, one per sample: the attack is targeted when given (succeeds on pred = target). */
+  targets?: Int32Array;
+  /**
+   * Stable ids of the samples (e.g. their index in the data set): sample j draws its random numbers
+   * from `rng.fork(sampleIds[j])`, so results do not depend on batching. Default: j.
+   */
+  sampleIds?: ArrayLike<number>;
+  /** Checked between steps; the attack rejects with a DOMException named 'AbortError'. */
+  signal?: AbortSignal;
+}
+
+/** Per-sample outcome of one attack on a batch of n samples. */
+export interface AttackResult {
+  /** The adversarial inputs (n × sample size, same layout as the input batch), inside [lo, hi]. */
+  x: Float32Array;
+  /** 1 where the attack succeeded: pred ≠ label (untargeted) or pred = target (targeted). */
+  fooled: Uint8Array;
+  /** The classifier's prediction on each returned input. */
+  predictions: Int32Array;
+  /** ‖x_adv − x‖∞ and ‖x_adv − x‖₂ actually used, per sample. */
+  linf: Float64Array;
+  l2: Float64Array;
+  /** Gradient evaluations per sample (one per sample per lossGradient call it took part in). */
+  gradientEvaluations: Int32Array;
+  /** Forward passes (logits-only) per sample. */
+  queries: Int32Array;
+}

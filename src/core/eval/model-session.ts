@@ -1,0 +1,74 @@
+/**
+ * A loaded classifier ready to run: the model file, its graph description, and an onnxruntime
+ * session, with the input and output it is evaluated through.
+ */
+import { UserError } from '../errors';
+import { buildModelGraph, type ModelGraph } from '../model/graph';
+import { inferShapes } from '../model/shapes';
+import { loadModel, type LoadedModel } from '../onnx/load';
+import { createSession, runBatched, type Session, type SessionOptions } from '../runtime/session';
+
+export interface ClassifierModel {
+  loaded: LoadedModel;
+  graph: ModelGraph;
+  session: Session;
+  input: string;
+  output: string;
+  /** Per-sample input dims (without batch). */
+  sampleDims: number[];
+  /** The batch size the model requires, when its batch dimension is fixed. */
+  fixedBatch?: number;
+  numClasses: number;
+}
+
+export async function inspectModel(modelPath: string, threads = 1): Promise<{ loaded: LoadedModel; graph: ModelGraph }> {
+  const loaded = loadModel(modelPath);
+  const shapes = await inferShapes(loaded, threads);
+  return { loaded, graph: buildModelGraph(loaded, shapes) };
+}
+
+export async function openClassifier(modelPath: string, options: SessionOptions): Promise<ClassifierModel> {
+  const { loaded, graph } = await inspectModel(modelPath, options.threads);
+  if (graph.inputs.length !== 1) {
+    throw new UserError(`'${modelPath}' has ${graph.inputs.length} inputs (${graph.inputs.map((i) => i.name).join(', ')}); an image classifier has one.`);
+  }
+  const input = graph.inputs[0];
+  const output = graph.outputs[0];
+  const dims = input.shape;
+  if (dims.length < 2 || dims.slice(1).some((d) => typeof d !== 'number' || d <= 0)) {
+    throw new UserError(`Input '${input.name}' of '${modelPath}' has shape [${dims.join(', ')}]; every dimension but the batch must be fixed.`, 'Re-export the model with fixed image dimensions.');
+  }
+  const outShape = graph.shapes.get(output.name) ?? output.shape;
+  const numClasses = outShape[outShape.length - 1];
+  if (typeof numClasses !== 'number' || numClasses < 2) {
+    throw new UserError(`Output '${output.name}' of '${modelPath}' has shape [${outShape.join(', ')}]; expected [batch, classes].`);
+  }
+  const session = await createSession(loaded.bytes, options);
+  return {
+    loaded,
+    graph,
+    session,
+    input: input.name,
+    output: output.name,
+    sampleDims: dims.slice(1) as number[],
+    fixedBatch: typeof dims[0] === 'number' && dims[0] > 0 ? dims[0] : undefined,
+    numClasses,
+  };
+}
+
+/** Logits of `count` samples, in batches. */
+export async function classifierLogits(m: ClassifierModel, x: Float32Array, count: number, batchSize: number, onBatch?: (done: number) => void): Promise<Float32Array> {
+  const { data } = await runBatched(m.session, { name: m.input, data: x, count, sampleDims: m.sampleDims, fixedBatch: m.fixedBatch }, m.output, batchSize, onBatch);
+  return data;
+}
+
+export function argmaxRows(logits: Float32Array, classes: number): Int32Array {
+  const n = logits.length / classes;
+  const out = new Int32Array(n);
+  for (let i = 0; i < n; i++) {
+    let best = 0;
+    for (let c = 1; c < classes; c++) if (logits[i * classes + c] > logits[i * classes + best]) best = c;
+    out[i] = best;
+  }
+  return out;
+}

@@ -1,0 +1,98 @@
+/**
+ * ModelGraph: what the inspector, the CLI and the defenses need to know about a model: its inputs
+ * and outputs, every layer with op, output shapes and parameter count, and the insertion points.
+ */
+import { dataInputs } from '../onnx/graph-utils';
+import type { LoadedModel } from '../onnx/load';
+import { opsetVersion, type NodeProto, type ValueInfoProto } from '../onnx/proto';
+import { dataTypeName, elementCount } from '../onnx/tensor-proto';
+import { insertionPoints } from './insertion-points';
+import type { Dim } from './shapes';
+
+export interface GraphIO {
+  name: string;
+  elemType: string;
+  shape: Dim[];
+}
+
+export interface Layer {
+  index: number;
+  /** The node's name, or `<op>_<index>` when the model leaves it empty. */
+  name: string;
+  op: string;
+  inputs: string[];
+  outputs: string[];
+  /** Shape of the first output (the layer's activation); undefined if unknown. */
+  shape?: Dim[];
+  /** Elements of the initializers this layer is the first to use (shared weights count once). */
+  params: number;
+  /** True when the layer's first output dominates every model output: a defense can go right after it. */
+  insertionPoint: boolean;
+}
+
+export interface ModelGraph {
+  path: string;
+  sha256: string;
+  opset: number;
+  producer: string;
+  inputs: GraphIO[];
+  outputs: GraphIO[];
+  layers: Layer[];
+  /** Every tensor that is a valid insertion point (graph inputs included), in topological order. */
+  insertionTensors: string[];
+  /** Shapes of every tensor known (value_info or a probe run). */
+  shapes: Map<string, Dim[]>;
+  totalParams: number;
+}
+
+export function nodeName(node: NodeProto, index: number): string {
+  return node.name && node.name.length > 0 ? node.name : `${node.opType}_${index}`;
+}
+
+export function valueInfoDims(v: ValueInfoProto): Dim[] {
+  return (v.type?.tensorType?.shape?.dim ?? []).map((d) => (d.dimValue !== undefined ? d.dimValue : d.dimParam || '?'));
+}
+
+function io(v: ValueInfoProto): GraphIO {
+  return { name: v.name ?? '', elemType: dataTypeName(v.type?.tensorType?.elemType).toLowerCase(), shape: valueInfoDims(v) };
+}
+
+export function buildModelGraph(loaded: LoadedModel, shapes: Map<string, Dim[]>): ModelGraph {
+  const graph = loaded.model.graph!;
+  const initSizes = new Map((graph.initializer ?? []).map((t) => [t.name ?? '', elementCount(t)]));
+  const counted = new Set<string>();
+  const valid = new Set(insertionPoints(graph));
+  const layers: Layer[] = (graph.node ?? []).map((node, index) => {
+    let params = 0;
+    for (const input of node.input ?? []) {
+      const size = initSizes.get(input);
+      if (size !== undefined && !counted.has(input)) {
+        params += size;
+        counted.add(input);
+      }
+    }
+    const outputs = node.output ?? [];
+    return {
+      index,
+      name: nodeName(node, index),
+      op: node.opType ?? '?',
+      inputs: (node.input ?? []).filter((i) => i !== ''),
+      outputs,
+      shape: shapes.get(outputs[0]),
+      params,
+      insertionPoint: outputs.length > 0 && valid.has(outputs[0]),
+    };
+  });
+  return {
+    path: loaded.path,
+    sha256: loaded.sha256,
+    opset: opsetVersion(loaded.model),
+    producer: [loaded.model.producerName, loaded.model.producerVersion].filter(Boolean).join(' '),
+    inputs: dataInputs(graph).map(io),
+    outputs: (graph.output ?? []).map(io),
+    layers,
+    insertionTensors: [...valid],
+    shapes,
+    totalParams: layers.reduce((s, l) => s + l.params, 0),
+  };
+}

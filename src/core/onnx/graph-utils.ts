@@ -1,0 +1,35 @@
+/** Small queries on an ONNX graph shared by the inspector, the cutter and autodiff. */
+import type { GraphProto, ValueInfoProto } from './proto';
+
+export function initializerNames(graph: GraphProto): Set<string> {
+  return new Set((graph.initializer ?? []).map((t) => t.name ?? ''));
+}
+
+/** Graph inputs that are real inputs (older exporters also list initializers as inputs). */
+export function dataInputs(graph: GraphProto): ValueInfoProto[] {
+  const inits = initializerNames(graph);
+  return (graph.input ?? []).filter((v) => !inits.has(v.name ?? ''));
+}
+
+/** For each tensor, the indices of the nodes that read it. */
+export function consumerMap(graph: GraphProto): Map<string, number[]> {
+  const consumers = new Map<string, number[]>();
+  (graph.node ?? []).forEach((node, i) => {
+    for (const input of node.input ?? []) {
+      if (!input) continue;
+      let list = consumers.get(input);
+      if (!list) consumers.set(input, (list = []));
+      if (!list.includes(i)) list.push(i);
+    }
+  });
+  return consumers;
+}
+
+/** For each tensor, the index of the node that writes it. */
+export function producerMap(graph: GraphProto): Map<string, number> {
+  const producers = new Map<string, number>();
+  (graph.node ?? []).forEach((node, i) => {
+    for (const out of node.output ?? []) if (out) producers.set(out, i);
+  });
+  return producers;
+}

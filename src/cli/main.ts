@@ -8,7 +8,8 @@ import { CancelledError, runEvaluation } from '../core/eval/evaluate';
 import { inspectModel } from '../core/eval/model-session';
 import type { ModelGraph } from '../core/model/graph';
 import { TOOL_VERSION } from '../core/version';
-import { DEFAULT_CONFIG, type EvaluationConfig } from '../protocol/experiment';
+import { parseAttackList } from '../core/attacks/run';
+import { DEFAULT_CONFIG, type AttackPlan, type EvaluationConfig } from '../protocol/experiment';
 import type { RunResult } from '../protocol/run-result';
 import { percent, table } from './table';
 
@@ -19,6 +20,9 @@ Usage:
   robustness-lab evaluate --model <model.onnx> --data <dataset> [--labels <file>] [--limit N]
                           [--batch B] [--threads T] [--ep auto|cpu|cuda] [--seed S]
                           [--mean m[,m,m]] [--std s[,s,s]] [--scale k] [--out result.json] [--json]
+                          [--attack fgsm,bim,pgd,mifgsm,spsa,square --eps e1,e2,... [--norm linf|l2]
+                           [--steps N] [--step-size A] [--restarts R] [--no-random-start] [--queries Q]
+                           [--loss ce|cw] [--targeted]]
 
 Datasets: IDX (raw or .gz), .npy, .npz, or a folder with one sub-folder of PNG/JPEG images per class.
 Run 'robustness-lab <command> --help' for the flags of one command.`;
@@ -40,6 +44,16 @@ const EVALUATE_OPTIONS: Options = {
   out: { type: 'string' },
   json: { type: 'boolean' },
   help: { type: 'boolean' },
+  attack: { type: 'string' },
+  eps: { type: 'string' },
+  norm: { type: 'string' },
+  steps: { type: 'string' },
+  'step-size': { type: 'string' },
+  restarts: { type: 'string' },
+  'no-random-start': { type: 'boolean' },
+  queries: { type: 'string' },
+  loss: { type: 'string' },
+  targeted: { type: 'boolean' },
 };
 
 function parse(argv: string[], options: Options, command: string) {
@@ -82,7 +96,35 @@ export function evaluationConfigFromFlags(values: Record<string, unknown>): Eval
     ep,
     seed: integer(str('seed'), 'seed', DEFAULT_CONFIG.seed, 0),
     preprocessing: { scale, mean: numberList(str('mean'), 'mean'), std: numberList(str('std'), 'std') },
+    attacks: attackPlanFromFlags(values),
     out: str('out'),
+  };
+}
+
+function attackPlanFromFlags(values: Record<string, unknown>): AttackPlan | undefined {
+  const str = (k: string) => values[k] as string | undefined;
+  const attackFlags = ['eps', 'norm', 'steps', 'step-size', 'restarts', 'no-random-start', 'queries', 'loss', 'targeted'];
+  if (!str('attack')) {
+    const stray = attackFlags.find((f) => values[f] !== undefined);
+    if (stray) throw new UserError(`--${stray} only applies together with --attack.`, 'Add e.g. --attack fgsm,pgd --eps 0.01,0.03');
+    return undefined;
+  }
+  const names = parseAttackList(str('attack')!);
+  const eps = numberList(str('eps'), 'eps');
+  if (!eps) throw new UserError('--attack needs --eps with one or more epsilons, e.g. --eps 0.01,0.02,0.05.');
+  const norm = str('norm') ?? 'linf';
+  if (norm !== 'linf' && norm !== 'l2') throw new UserError(`--norm must be linf or l2, got '${norm}'.`);
+  const loss = str('loss');
+  if (loss !== undefined && loss !== 'ce' && loss !== 'cw') throw new UserError(`--loss must be ce or cw, got '${loss}'.`);
+  const stepSize = str('step-size') === undefined ? undefined : Number(str('step-size'));
+  if (stepSize !== undefined && !(stepSize > 0)) throw new UserError(`--step-size must be a positive number, got '${str('step-size')}'.`);
+  return {
+    names, eps, norm, loss, stepSize,
+    steps: values.steps === undefined ? undefined : integer(str('steps'), 'steps', 0, 1),
+    restarts: values.restarts === undefined ? undefined : integer(str('restarts'), 'restarts', 0, 1),
+    queries: values.queries === undefined ? undefined : integer(str('queries'), 'queries', 0, 1),
+    randomStart: values['no-random-start'] ? false : undefined,
+    targeted: values.targeted ? true : undefined,
   };
 }
 
@@ -122,6 +164,16 @@ export function printRunResult(r: RunResult): void {
       [false, false, true, true, true, false],
     ),
   );
+  if (r.attacks?.length) {
+    console.log('');
+    console.log(
+      table(
+        ['attack', 'threat', 'norm', 'eps', 'robust accuracy', 'success rate', 'mean ‖δ‖', 'max ‖δ‖', 'gradients', 'queries', 'seconds'],
+        r.attacks.map((a) => [a.attack, a.threat, a.norm, a.eps, percent(a.accuracy), percent(a.successRate), a.meanPerturbation.toFixed(4), a.maxPerturbation.toFixed(4), a.gradientEvaluations, a.queries, a.seconds.toFixed(1)]),
+        [false, false, false, true, true, true, true, true, true, true, true],
+      ),
+    );
+  }
 }
 
 async function main(argv: string[]): Promise<number> {

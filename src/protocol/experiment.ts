@@ -13,11 +13,67 @@ export interface EvaluationConfig {
   ep: 'auto' | 'cpu' | 'cuda';
   seed: number;
   preprocessing?: { scale?: number; mean?: number[]; std?: number[] };
+  /** Attacks to run after the clean evaluation: every attack at every epsilon. */
+  attacks?: AttackPlan;
+  /** A defense to insert at a layer, fit on a reference set, and evaluate beside the undefended model. */
+  defense?: DefensePlan;
+  /** Folder for cached defense fits (default: .rlab-cache next to the model). */
+  cacheDir?: string;
   /** Where to write the RunResult JSON (atomically); nothing is written when absent. */
   out?: string;
 }
 
+export interface AttackPlan {
+  /** Attack names: fgsm, bim, pgd, mifgsm, spsa, square. */
+  names: string[];
+  eps: number[];
+  norm: 'linf' | 'l2';
+  steps?: number;
+  /** Absolute step size; default a multiple of eps / steps per attack. */
+  stepSize?: number;
+  restarts?: number;
+  randomStart?: boolean;
+  /** Gradient-free attacks: forward passes per sample. */
+  queries?: number;
+  loss?: 'ce' | 'cw';
+  /** Targeted towards a seeded random label different from the true one. */
+  targeted?: boolean;
+}
+
 export const DEFAULT_CONFIG = { batchSize: 100, threads: 0, ep: 'auto', seed: 0 } as const;
+
+export type ThreatModel = 'transfer' | 'bpda' | 'direct' | 'gradient-free';
+export const THREAT_MODELS: readonly ThreatModel[] = ['transfer', 'bpda', 'direct', 'gradient-free'];
+
+export interface DefensePlan {
+  kind: 'lesci' | 'dae' | 'retrieval';
+  /** The tensor T (an insertion point) the defense goes after; the model input is allowed. */
+  layer: string;
+  /** Reference images (and labels) the defense is fitted on. */
+  reference: string;
+  referenceLabels?: string;
+  referenceLimit?: number;
+  /** Threat models to attack the defended model under (default: all). */
+  threats?: ThreatModel[];
+  lesci?: { mode?: 'vq' | 'vote'; k?: number; tProjection?: number; pcaDims?: number; distance?: 'cosine' | 'l2'; reject?: boolean };
+  dae?: { hidden?: number; sigma?: number; epochs?: number; alpha?: number; beta?: number; thresholds?: number[] };
+  retrieval?: { neighbours?: number; projectionDim?: number; search?: 'exact' | 'lsh'; head?: 'tail' | 'paper'; tables?: number; bits?: number; probes?: number };
+}
+
+/**
+ * An experiment file (*.rlab.json): what to evaluate, with paths relative to the file. Runtime
+ * settings (execution provider, threads, batch size) come from the user's settings or flags.
+ */
+export interface ExperimentFile {
+  name?: string;
+  model: string;
+  data: string;
+  labels?: string;
+  limit?: number;
+  seed?: number;
+  attacks?: AttackPlan;
+  defense?: DefensePlan;
+}
 
 /** A phase of a run, for progress displays. */
 export interface Progress {

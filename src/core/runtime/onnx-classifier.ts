@@ -18,6 +18,8 @@ export interface OnnxClassifierParts {
   sampleDims: readonly number[];
   numClasses: number;
   sessionOptions: SessionOptions;
+  /** The batch size the model requires, when its batch dimension is fixed. */
+  fixedBatch?: number;
 }
 
 export class OnnxClassifier implements Classifier {
@@ -35,19 +37,33 @@ export class OnnxClassifier implements Classifier {
 
   async logits(x: Float32Array, n: number): Promise<Float32Array> {
     this.forwardEvaluations += n;
-    const out = await this.parts.session.run({ [this.parts.input]: new ort.Tensor('float32', x, [n, ...this.sampleDims]) }, [this.parts.output]);
-    return out[this.parts.output].data as Float32Array;
+    const { data, rows } = this.padded(x, n);
+    const out = await this.parts.session.run({ [this.parts.input]: new ort.Tensor('float32', data, [rows, ...this.sampleDims]) }, [this.parts.output]);
+    return (out[this.parts.output].data as Float32Array).subarray(0, n * this.numClasses);
+  }
+
+  /** Pads a batch with zero samples up to a fixed batch size (their outputs are dropped). */
+  private padded(x: Float32Array, n: number): { data: Float32Array; rows: number } {
+    const fixed = this.parts.fixedBatch;
+    if (!fixed || fixed === n) return { data: x, rows: n };
+    if (n > fixed) throw new Error(`batch of ${n} for a model with fixed batch ${fixed}`);
+    const data = new Float32Array(fixed * (x.length / n));
+    data.set(x);
+    return { data, rows: fixed };
   }
 
   async lossGradient(x: Float32Array, n: number, labels: Int32Array, loss: LossKind): Promise<{ grad: Float32Array; logits: Float32Array }> {
     const g = await this.gradientSession(loss);
     this.gradientEvaluations += n;
+    const { data, rows } = this.padded(x, n);
+    const labels64 = new BigInt64Array(rows);
+    labels.forEach((v, i) => (labels64[i] = BigInt(v)));
     const feeds = {
-      [this.parts.input]: new ort.Tensor('float32', x, [n, ...this.sampleDims]),
-      [g.labels]: new ort.Tensor('int64', BigInt64Array.from(labels, (v) => BigInt(v)), [n]),
+      [this.parts.input]: new ort.Tensor('float32', data, [rows, ...this.sampleDims]),
+      [g.labels]: new ort.Tensor('int64', labels64, [rows]),
     };
     const out = await g.session.run(feeds, [g.grad, g.output]);
-    return { grad: out[g.grad].data as Float32Array, logits: out[g.output].data as Float32Array };
+    return { grad: (out[g.grad].data as Float32Array).subarray(0, x.length), logits: (out[g.output].data as Float32Array).subarray(0, n * this.numClasses) };
   }
 
   private gradientSession(loss: LossKind) {

@@ -1,0 +1,240 @@
+/**
+ * The defended classifier under each threat model, as the attacks see it (Classifier):
+ * - transfer: gradients of the undefended model, predictions of the defended one.
+ * - bpda: the defense's backward pass replaced by the identity (Athalye et al. 2018): the tail's
+ *   loss gradient at the defended activation, pulled back through the head. For defenses placed
+ *   after the tail the identity surrogate removes the defense, so bpda equals transfer there.
+ * - direct: the true gradient of the single defended ONNX model (zero through an argmin or a
+ *   vote, through the attention weights for retrieval, through the confidence c for the dAE).
+ * - gradient-free: no gradient at all; SPSA and Square Attack query the defended model.
+ */
+import * as ort from 'onnxruntime-node';
+import type { Classifier, LossKind } from '../attacks/types';
+import { inferShapes, type Dim } from '../model/shapes';
+import { buildGradientModel } from '../onnx/autodiff';
+import { GraphBuilder } from '../onnx/builder';
+import { cutModel, tensorValueInfo } from '../onnx/cut';
+import { sha256Hex } from '../onnx/load';
+import { encodeModel, type ModelProto } from '../onnx/proto';
+import { OnnxClassifier } from '../runtime/onnx-classifier';
+import { createSession, type Session, type SessionOptions } from '../runtime/session';
+import type { ThreatModel } from '../../protocol/experiment';
+import { composeDefended, type DefendedModel } from './compose';
+import { DEFENSE_IO, type DefenseStage } from './types';
+
+export interface DefendedParts {
+  /** The undefended model and its shapes. */
+  model: ModelProto;
+  shapes: Map<string, Dim[]>;
+  input: string;
+  sampleDims: readonly number[];
+  numClasses: number;
+  stage: DefenseStage;
+  sessionOptions: SessionOptions;
+  /** The undefended classifier (transfer gradients). */
+  undefended: OnnxClassifier;
+}
+
+/** Smallest probability taken to the log, so that log(c · softmax) stays finite. */
+const PROBABILITY_FLOOR = 1e-30;
+
+/** Forward passes of the defended model: class scores as logits, plus acceptance where the defense rejects. */
+export class DefendedClassifier implements Classifier {
+  readonly numClasses: number;
+  readonly sampleDims: readonly number[];
+  readonly defended: DefendedModel;
+  private sessionPromise?: Promise<Session>;
+
+  constructor(readonly parts: DefendedParts) {
+    this.numClasses = parts.numClasses;
+    this.sampleDims = parts.sampleDims;
+    this.defended = composeDefended(parts.model, parts.stage, { exposeActivation: true });
+  }
+
+  session(): Promise<Session> {
+    this.sessionPromise ??= createSession(encodeModel(this.defended.model), this.parts.sessionOptions);
+    return this.sessionPromise;
+  }
+
+  /** Runs the defended model; `scores` as the defense outputs them (logits or probabilities). */
+  async run(x: Float32Array, n: number, extra: string[] = []): Promise<Record<string, ort.Tensor>> {
+    const s = await this.session();
+    const fetches = [this.defended.scores, ...[this.defended.accepted, this.defended.projected].filter((o): o is string => !!o), ...extra];
+    return s.run({ [this.parts.input]: new ort.Tensor('float32', x, [n, ...this.sampleDims]) }, fetches);
+  }
+
+  /** Scores as logits: the dAE's probabilities go through a log (same argmax, margins in log space). */
+  toLogits(scores: Float32Array): Float32Array {
+    if (this.parts.stage.scores === 'logits') return scores;
+    return scores.map((p) => Math.log(Math.max(p, PROBABILITY_FLOOR)));
+  }
+
+  async logits(x: Float32Array, n: number): Promise<Float32Array> {
+    const out = await this.run(x, n);
+    return this.toLogits(out[this.defended.scores].data as Float32Array);
+  }
+
+  /** Acceptance (1 accepted, 0 rejected) where the defense rejects, else undefined. */
+  async accepted(x: Float32Array, n: number): Promise<Uint8Array | undefined> {
+    if (!this.defended.accepted) return undefined;
+    const out = await this.run(x, n);
+    return Uint8Array.from(out[this.defended.accepted].data as ArrayLike<number | boolean>, Number);
+  }
+
+  async release(): Promise<void> {
+    if (this.sessionPromise) await (await this.sessionPromise).release();
+  }
+}
+
+type GradientFn = (x: Float32Array, n: number, labels: Int32Array, loss: LossKind) => Promise<Float32Array>;
+
+/** The defended classifier with the gradient of the given threat model (none for gradient-free). */
+export function threatClassifier(defended: DefendedClassifier, threat: ThreatModel): Classifier & { release(): Promise<void>; surrogate: string } {
+  const base = {
+    numClasses: defended.numClasses,
+    sampleDims: defended.sampleDims,
+    logits: (x: Float32Array, n: number) => defended.logits(x, n),
+  };
+  if (threat === 'gradient-free') return { ...base, surrogate: 'none (forward passes only)', release: async () => {} };
+  const transfer: GradientFn = async (x, n, labels, loss) => (await defended.parts.undefended.lossGradient(x, n, labels, loss)).grad;
+  let gradient: { fn: GradientFn; release(): Promise<void>; surrogate: string };
+  const stage = defended.parts.stage;
+  if (threat === 'transfer' || (threat === 'bpda' && stage.placement === 'after-tail')) {
+    gradient = { fn: transfer, release: async () => {}, surrogate: threat === 'transfer' ? 'undefended model' : 'identity (removes an after-tail defense: equals transfer)' };
+  } else if (threat === 'bpda') {
+    gradient = bpdaGradient(defended);
+  } else {
+    gradient = directGradient(defended);
+  }
+  return {
+    ...base,
+    surrogate: gradient.surrogate,
+    // Logits come from the defended forward pass: attacks judge success on the defended model.
+    lossGradient: async (x, n, labels, loss) => ({ grad: await gradient.fn(x, n, labels, loss), logits: await defended.logits(x, n) }),
+    release: () => gradient.release(),
+  };
+}
+
+function labelTensor(labels: Int32Array): ort.Tensor {
+  return new ort.Tensor('int64', BigInt64Array.from(labels, (v) => BigInt(v)), [labels.length]);
+}
+
+/** BPDA with the identity: g = J_head(x)^T · ∇_h L_tail(h) at h = defense(head(x)). */
+function bpdaGradient(defended: DefendedClassifier): { fn: GradientFn; release(): Promise<void>; surrogate: string } {
+  const { model, shapes, stage, sessionOptions, input } = defended.parts;
+  const { head, tail } = cutModel(model, stage.layer, shapes);
+  const sessions = new Map<LossKind, Promise<{ headVjp: Session; tailGrad: Session; h: { grad: string; cotangent: string }; t: { grad: string; labels: string } }>>();
+  const get = (loss: LossKind) => {
+    let p = sessions.get(loss);
+    if (!p) {
+      p = (async () => {
+        const hg = buildGradientModel(head, shapes, { kind: 'vjp' }, { input, output: stage.layer });
+        const tg = buildGradientModel(tail, shapes, { kind: 'loss', loss }, { input: stage.layer });
+        return {
+          headVjp: await createSession(encodeModel(hg.model), sessionOptions),
+          tailGrad: await createSession(encodeModel(tg.model), sessionOptions),
+          h: { grad: hg.grad, cotangent: hg.cotangent! },
+          t: { grad: tg.grad, labels: tg.labels! },
+        };
+      })();
+      sessions.set(loss, p);
+    }
+    return p;
+  };
+  return {
+    surrogate: 'identity through the defense',
+    fn: async (x, n, labels, loss) => {
+      const s = await get(loss);
+      const out = await defended.run(x, n, [DEFENSE_IO.activationOut]);
+      const h = out[DEFENSE_IO.activationOut];
+      const gT = (await s.tailGrad.run({ [stage.layer]: h, [s.t.labels]: labelTensor(labels) }, [s.t.grad]))[s.t.grad];
+      const gx = await s.headVjp.run({ [input]: new ort.Tensor('float32', x, [n, ...defended.sampleDims]), [s.h.cotangent]: gT }, [s.h.grad]);
+      return gx[s.h.grad].data as Float32Array;
+    },
+    release: async () => {
+      for (const p of sessions.values()) {
+        const s = await p;
+        await s.headVjp.release();
+        await s.tailGrad.release();
+      }
+    },
+  };
+}
+
+/**
+ * The true gradient of the defended model. Logit-scored defenses use the loss forms of the
+ * autodiff. For the dAE's scaled probabilities y~ = c · softmax(z), cross-entropy would cancel c
+ * (it renormalises), so the objective is the adaptive one: maximise log Σ_{j≠y} y~_j, the scaled
+ * probability mass on wrong classes, which needs the input misclassified AND confidently accepted.
+ */
+function directGradient(defended: DefendedClassifier): { fn: GradientFn; release(): Promise<void>; surrogate: string } {
+  const { input, sessionOptions, numClasses } = defended.parts;
+  const probabilities = defended.parts.stage.scores === 'probabilities';
+  const sessions = new Map<string, Promise<{ session: Session; grad: string; labels?: string; cotangent?: string; mask?: string }>>();
+  let shapes: Promise<Map<string, Dim[]>> | undefined;
+  const shapesOf = (m: ModelProto) => {
+    const bytes = encodeModel(m);
+    return inferShapes({ path: '(defended model)', sha256: sha256Hex(bytes), model: m, bytes }, sessionOptions.threads);
+  };
+  const get = (loss: LossKind) => {
+    const key = probabilities ? 'adaptive' : loss;
+    let p = sessions.get(key);
+    if (!p) {
+      p = (async () => {
+        if (!probabilities) {
+          shapes ??= shapesOf(defended.defended.model);
+          const g = buildGradientModel(defended.defended.model, await shapes, { kind: 'loss', loss }, { input, output: defended.defended.scores });
+          return { session: await createSession(encodeModel(g.model), sessionOptions), grad: g.grad, labels: g.labels };
+        }
+        const objective = adaptiveObjective(defended.defended, numClasses);
+        const g = buildGradientModel(objective.model, await shapesOf(objective.model), { kind: 'vjp' }, { input, output: objective.output });
+        return { session: await createSession(encodeModel(g.model), sessionOptions), grad: g.grad, cotangent: g.cotangent, mask: objective.mask };
+      })();
+      sessions.set(key, p);
+    }
+    return p;
+  };
+  return {
+    surrogate: probabilities ? 'true gradient of log Σ_{j≠y} c·softmax_j (through c)' : 'true gradient of the defended model',
+    fn: async (x, n, labels, loss) => {
+      const s = await get(loss);
+      const feeds: Record<string, ort.Tensor> = { [input]: new ort.Tensor('float32', x, [n, ...defended.sampleDims]) };
+      if (s.labels) feeds[s.labels] = labelTensor(labels);
+      if (s.mask) {
+        const mask = new Float32Array(n * numClasses).fill(1);
+        labels.forEach((y, i) => (mask[i * numClasses + y] = 0));
+        feeds[s.mask] = new ort.Tensor('float32', mask, [n, numClasses]);
+        feeds[s.cotangent!] = new ort.Tensor('float32', new Float32Array(n).fill(1), [n]);
+      }
+      return (await s.session.run(feeds, [s.grad]))[s.grad].data as Float32Array;
+    },
+    release: async () => {
+      for (const p of sessions.values()) await (await p).session.release();
+    },
+  };
+}
+
+/** Appends objective_i = log(Σ_j mask_ij · scores_ij + floor) to the defended model; mask is an input. */
+function adaptiveObjective(defended: DefendedModel, numClasses: number): { model: ModelProto; output: string; mask: string } {
+  const b = new GraphBuilder('adaptive/');
+  const mask = 'adaptive_wrong_class_mask';
+  const masked = b.op('Mul', [defended.scores, mask]);
+  const mass = b.op('ReduceSum', [masked, b.int64Const('axes', [1])], { keepdims: 0 });
+  const output = 'adaptive_objective';
+  b.node('Log', [b.op('Add', [mass, b.scalar(PROBABILITY_FLOOR)])], {}, [output]);
+  const g = defended.model.graph!;
+  return {
+    model: {
+      ...defended.model,
+      graph: {
+        ...g,
+        node: [...(g.node ?? []), ...b.nodes],
+        initializer: [...(g.initializer ?? []), ...b.initializers],
+        input: [...(g.input ?? []), tensorValueInfo(mask, ['N', numClasses])],
+        output: [{ name: output }],
+      },
+    },
+    output,
+    mask,
+  };
+}

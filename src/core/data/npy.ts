@@ -89,3 +89,20 @@ function parseShape(header: string, path: string): number[] {
   if (!m) throw new UserError(`${path} has a malformed .npy header: no 'shape' entry in ${header.trim()}.`, 'Save the array with numpy.save().');
   return m[1].split(',').map((s) => s.trim()).filter((s) => s !== '').map((s) => Number(s.replace(/L$/, '')));
 }
+
+/** A float32 array as .npy bytes (format 1.0, little-endian, C order). */
+export function encodeNpyFloat32(data: Float32Array, shape: readonly number[]): Uint8Array {
+  const shapeText = shape.length === 1 ? `(${shape[0]},)` : `(${shape.join(', ')})`;
+  let header = `{'descr': '<f4', 'fortran_order': False, 'shape': ${shapeText}, }`;
+  // Magic (6) + version (2) + header length (2) + header + '\n', padded to a multiple of 64.
+  const unpadded = 10 + header.length + 1;
+  header = header + ' '.repeat((64 - (unpadded % 64)) % 64) + '\n';
+  const out = new Uint8Array(10 + header.length + data.byteLength);
+  out.set(NPY_MAGIC, 0);
+  out[6] = 1;
+  out[7] = 0;
+  new DataView(out.buffer).setUint16(8, header.length, true);
+  out.set(new TextEncoder().encode(header), 10);
+  out.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), 10 + header.length);
+  return out;
+}

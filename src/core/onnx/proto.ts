@@ -94,23 +94,29 @@ export interface ModelProto {
   trainingInfo?: unknown[];
 }
 
-let modelType: protobuf.Type | undefined;
-function onnxModelType(): protobuf.Type {
-  modelType ??= protobuf.parse(ONNX_PROTO).root.lookupType('onnx.ModelProto');
-  return modelType;
+let schemaRoot: protobuf.Root | undefined;
+function onnxType(name: 'ModelProto' | 'TensorProto'): protobuf.Type {
+  schemaRoot ??= protobuf.parse(ONNX_PROTO).root;
+  return schemaRoot.lookupType(`onnx.${name}`);
 }
 
 const toObjectOptions: protobuf.IConversionOptions = { longs: Number, enums: Number, bytes: Uint8Array as never, defaults: false, arrays: false };
 
 /** Decodes a serialised ModelProto. Throws protobufjs' error for bytes that are not one. */
 export function decodeModel(bytes: Uint8Array): ModelProto {
-  const type = onnxModelType();
+  const type = onnxType('ModelProto');
   return type.toObject(type.decode(bytes), toObjectOptions) as ModelProto;
 }
 
 export function encodeModel(model: ModelProto): Uint8Array {
-  const type = onnxModelType();
+  const type = onnxType('ModelProto');
   return type.encode(type.fromObject(model as Record<string, unknown>)).finish();
+}
+
+/** Decodes a serialised TensorProto (the .pb files of the ONNX test data). */
+export function decodeTensor(bytes: Uint8Array): TensorProto {
+  const type = onnxType('TensorProto');
+  return type.toObject(type.decode(bytes), toObjectOptions) as TensorProto;
 }
 
 /** The default-domain opset version the model imports (the one its op semantics follow). */

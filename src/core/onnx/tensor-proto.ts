@@ -21,7 +21,7 @@ export function dataTypeName(dt: number | undefined): string {
 
 /** Copies `bytes` into a fresh, aligned buffer (raw_data views may sit at any offset). */
 function aligned(bytes: Uint8Array): ArrayBuffer {
-  return bytes.slice().buffer;
+  return new Uint8Array(bytes).buffer; // a copy: protobufjs hands out views into a shared pool
 }
 
 /**

@@ -1,0 +1,178 @@
+/**
+ * Which nodes lie on a differentiable path from the input to the output, and which of those the
+ * rules cannot differentiate. Runs before any backward node is emitted.
+ *
+ * Every tensor gets a state: 'diff' (depends differentiably on the input), 'nondiff' (depends on it
+ * only piecewise-constantly: comparisons, ArgMax, integer casts, MaxPool indices) or none (a
+ * constant: initializers, Constant nodes and anything computed from shapes only, e.g. Shape →
+ * Gather → Concat → Reshape). Nodes are on the path when a needed output is 'diff' and some input
+ * is 'diff'; walking back from the output marks every 'diff' input of such a node as needed, so a
+ * node that only feeds indices to a Gather is found too.
+ */
+import { UserError } from '../../errors';
+import { attrInt } from '../attributes';
+import { dataInputs } from '../graph-utils';
+import { DataType, opsetVersion, type ModelProto, type NodeProto } from '../proto';
+import type { CheckInfo, GradientOptions, GradRule, State, UnsupportedOp } from './types';
+
+/** Ops whose output depends on the input's shape only: the gradient stops there. */
+const SHAPE_ONLY = new Set(['Shape', 'Size', 'ConstantOfShape', 'EyeLike', 'RandomNormalLike', 'RandomUniformLike']);
+
+/** Ops whose outputs are piecewise constant in their inputs (booleans, indices). */
+const PIECEWISE_CONSTANT = new Set([
+  'ArgMax', 'ArgMin', 'Equal', 'Greater', 'Less', 'GreaterOrEqual', 'LessOrEqual', 'Not', 'And', 'Or', 'Xor',
+  'IsNaN', 'IsInf', 'NonZero', 'BitShift', 'BitwiseAnd', 'BitwiseOr', 'BitwiseXor', 'BitwiseNot',
+]);
+
+const FLOAT_TYPES = new Set<number>([DataType.FLOAT, DataType.DOUBLE, DataType.FLOAT16, 16 /* BFLOAT16 */]);
+
+export interface Analysis {
+  input: string;
+  output: string;
+  states: Map<string, State>;
+  /** Indices (in graph order) of the nodes on the differentiable path. */
+  path: number[];
+  /** Unsupported nodes with the reason (undefined: no rule for the op). */
+  unsupported: { index: number; node: NodeProto; reason?: string }[];
+}
+
+export function nodeLabel(node: NodeProto, index: number): string {
+  return node.name ? node.name : `${node.opType}_${index}`;
+}
+
+/** The input to differentiate with respect to and the output to differentiate. */
+export function resolveIO(model: ModelProto, options: GradientOptions): { input: string; output: string } {
+  const graph = model.graph;
+  if (!graph?.node?.length) throw new UserError('The model has no graph to differentiate.');
+  const inputs = dataInputs(graph);
+  let input = options.input;
+  if (input !== undefined) {
+    if (!inputs.some((v) => v.name === input)) {
+      throw new UserError(`The model has no input named '${input}'.`, `Its inputs: ${inputs.map((v) => v.name).join(', ')}.`);
+    }
+  } else {
+    const floats = inputs.filter((v) => (v.type?.tensorType?.elemType ?? DataType.FLOAT) === DataType.FLOAT);
+    if (floats.length !== 1) {
+      throw new UserError(
+        `Input gradients need one float input, but the model has ${floats.length} (${floats.map((v) => v.name).join(', ') || 'none'}).`,
+        'Name the input to differentiate with respect to.',
+      );
+    }
+    input = floats[0].name!;
+  }
+  const output = options.output ?? graph.output?.[0]?.name;
+  if (!output || !(graph.node ?? []).some((n) => n.output?.includes(output))) {
+    throw new UserError(`The model has no output tensor named '${output ?? ''}' computed by a node.`, `Its outputs: ${(graph.output ?? []).map((v) => v.name).join(', ')}.`);
+  }
+  return { input, output };
+}
+
+export function analyze(model: ModelProto, io: { input: string; output: string }, rules: ReadonlyMap<string, GradRule>, makeInfo: (states: Map<string, State>) => CheckInfo): Analysis {
+  const nodes = model.graph!.node ?? [];
+  const states = new Map<string, State>([[io.input, 'diff']]);
+  for (const node of nodes) {
+    // If/Loop/Scan bodies may read outer tensors without listing them as inputs.
+    const ins = [...(node.input ?? []), ...outerReads(node)].map((i) => (i ? states.get(i) : undefined));
+    if (!ins.some(Boolean) || SHAPE_ONLY.has(node.opType ?? '')) continue;
+    const anyDiff = ins.includes('diff');
+    const rule = rules.get(opKey(node));
+    (node.output ?? []).forEach((o, k) => {
+      if (!o) return;
+      const piecewise = PIECEWISE_CONSTANT.has(node.opType ?? '')
+        || (node.opType === 'Cast' && !FLOAT_TYPES.has(attrInt(node, 'to', DataType.FLOAT)))
+        || (rule?.nondiffOutputs?.includes(k) ?? false);
+      states.set(o, anyDiff && !piecewise ? 'diff' : 'nondiff');
+    });
+  }
+  if (states.get(io.output) !== 'diff') {
+    throw new UserError(
+      `Output '${io.output}' does not depend differentiably on input '${io.input}': its input gradient would be zero everywhere.`,
+      'Choose the logits output; a model that ends in ArgMax or a comparison has no useful gradient (use --attack spsa,square).',
+    );
+  }
+
+  const needed = new Set([io.output]);
+  const path: number[] = [];
+  for (let i = nodes.length - 1; i >= 0; i--) {
+    const node = nodes[i];
+    if (!(node.output ?? []).some((o) => o && needed.has(o) && states.get(o) === 'diff')) continue;
+    const reads = [...(node.input ?? []), ...outerReads(node)];
+    if (!reads.some((inp) => inp && states.get(inp) === 'diff')) continue;
+    path.push(i);
+    for (const inp of reads) if (inp && states.get(inp) === 'diff') needed.add(inp);
+  }
+  path.reverse();
+
+  const info = makeInfo(states);
+  const unsupported: Analysis['unsupported'] = [];
+  for (const index of path) {
+    const node = nodes[index];
+    const rule = rules.get(opKey(node));
+    const reason = rule ? ruleRefusal(node, rule, states, needed, info) : undefined;
+    if (!rule || reason) unsupported.push({ index, node, reason });
+  }
+  return { ...io, states, path, unsupported };
+}
+
+/** Tensors of the enclosing graph that a node's subgraphs (If/Loop/Scan bodies) read. */
+function outerReads(node: NodeProto): string[] {
+  const reads: string[] = [];
+  for (const attr of node.attribute ?? []) {
+    for (const g of [attr.g, ...(attr.graphs ?? [])]) {
+      if (!g) continue;
+      const local = new Set([...(g.input ?? []).map((v) => v.name), ...(g.initializer ?? []).map((t) => t.name), ...(g.node ?? []).flatMap((n) => n.output ?? [])]);
+      for (const n of g.node ?? []) for (const i of [...(n.input ?? []), ...outerReads(n)]) if (i && !local.has(i)) reads.push(i);
+    }
+  }
+  return reads;
+}
+
+function opKey(node: NodeProto): string {
+  return node.domain && node.domain !== 'ai.onnx' ? `${node.domain}::${node.opType}` : node.opType ?? '';
+}
+
+function ruleRefusal(node: NodeProto, rule: GradRule, states: Map<string, State>, needed: Set<string>, info: CheckInfo): string | undefined {
+  const inputs = node.input ?? [];
+  for (let k = 0; k < inputs.length; k++) {
+    const s = inputs[k] ? states.get(inputs[k]) : undefined;
+    if (s === 'diff' && rule.diff !== 'all' && !rule.diff.includes(k)) return `its input ${k} ('${inputs[k]}') depends on the model input, which this rule cannot differentiate`;
+    if (s && rule.constant?.includes(k)) return `its input ${k} ('${inputs[k]}') must be constant but depends on the model input`;
+  }
+  const outputs = node.output ?? [];
+  for (let k = 0; k < outputs.length; k++) {
+    const o = outputs[k];
+    if (o && needed.has(o) && states.get(o) === 'diff' && rule.outputs && !rule.outputs.includes(k)) return `its output ${k} ('${o}') is used on the differentiable path`;
+  }
+  try {
+    return rule.check?.(node, info);
+  } catch (e) {
+    return (e as Error).message;
+  }
+}
+
+/** Groups the unsupported nodes by op type (in order of first appearance). */
+export function groupUnsupported(a: Analysis): UnsupportedOp[] {
+  const byOp = new Map<string, string[]>();
+  for (const u of a.unsupported) {
+    const op = u.node.opType ?? '?';
+    if (!byOp.has(op)) byOp.set(op, []);
+    byOp.get(op)!.push(nodeLabel(u.node, u.index));
+  }
+  return [...byOp].map(([op, nodes]) => ({ op, nodes }));
+}
+
+/** The one error naming every unsupported op and node, with the gradient-free way out. */
+export function unsupportedError(a: Analysis, model: ModelProto): UserError {
+  const lines = groupUnsupported(a).map(({ op, nodes }) => {
+    const details = nodes.map((label) => {
+      const u = a.unsupported.find((x) => nodeLabel(x.node, x.index) === label && x.node.opType === op)!;
+      return u.reason ? `${label} (${u.reason})` : label;
+    });
+    return `  ${op}: ${details.join(', ')}`;
+  });
+  const count = a.unsupported.length;
+  return new UserError(
+    `Cannot build input gradients (opset ${opsetVersion(model)}): ${count} node${count === 1 ? '' : 's'} on the differentiable path from '${a.input}' to '${a.output}' ha${count === 1 ? 's' : 've'} no gradient rule:\n${lines.join('\n')}`,
+    'Gradient-based attacks need input gradients; the gradient-free attacks work for every model: --attack spsa,square',
+  );
+}

@@ -1,0 +1,30 @@
+/**
+ * ONNX autodiff: from a forward ONNX classifier, one model of standard ONNX ops that computes the
+ * forward output and the input gradient (of a loss, or a vector-Jacobian product) in a single
+ * onnxruntime run, on any execution provider.
+ *
+ * Layout: analysis.ts (differentiable path, one error for every unsupported node) → build.ts
+ * (reverse-mode walker, model assembly) with rules/ (op → gradient rule, one module per op
+ * family), context.ts / emitter.ts (shared broadcasting, per-axis linear maps, opset-aware op
+ * forms), geometry.ts (window ops), constants.ts (build-time constant folding), opset.ts, loss.ts.
+ *
+ * Supported (every opset from 7): Conv, ConvTranspose, Gemm, MatMul, Add, Sub, Mul, Div, Sum,
+ * Where, Expand, Neg, Abs, Relu, LeakyRelu, PRelu, Elu, Selu, Sigmoid, Tanh, Softplus, HardSigmoid,
+ * HardSwish, Clip, Sqrt, Exp, Log, Reciprocal, Pow, Cast, Identity, Dropout, MaxPool, AveragePool,
+ * GlobalAveragePool, GlobalMaxPool, BatchNormalization, InstanceNormalization, LayerNormalization,
+ * Flatten, Reshape, Transpose, Squeeze, Unsqueeze, Concat, Split, Slice, Pad, Gather, Softmax,
+ * LogSoftmax, ReduceMean, ReduceSum, Resize, Upsample; anything computed from shapes or constants.
+ * Refused (listed by unsupportedGradientOps): weights, biases, PRelu slopes, Clip bounds or Pow
+ * exponents that depend on the input; non-constant Gather indices, Slice starts/ends/axes/steps,
+ * Pad pads or Resize scales; slicing, gathering, concatenating or reflect/edge-padding along the
+ * symbolic batch axis; BatchNormalization/Dropout in training mode; LayerNormalization's Mean or
+ * InvStdDev outputs used downstream; Resize cubic, tf_crop_and_resize, antialias,
+ * keep_aspect_ratio_policy ≠ stretch, or resizing other than the last two axes; Cast to a type
+ * other than float32.
+ */
+export type { GradientModel, GradientOptions, GradientTarget, LossKind, UnsupportedOp } from './types';
+export { buildGradientModel, unsupportedGradientOps } from './build';
+export { supportedGradientOps } from './rules';
+export { gradcheck, type GradcheckInput, type GradcheckOptions, type GradcheckResult } from './gradcheck';
+export { computeGradient, type ComputeGradientOptions } from './compute';
+export { loadInputTensor, type FloatTensor } from './tensor-file';

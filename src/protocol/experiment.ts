@@ -19,6 +19,8 @@ export interface EvaluationConfig {
   defense?: DefensePlan;
   /** Folder for cached defense fits (default: .rlab-cache next to the model). */
   cacheDir?: string;
+  /** The fooling generator of the dAE paper, on the undefended model and on the dAE-scaled one. */
+  fooling?: FoolingPlan;
   /** Where to write the RunResult JSON (atomically); nothing is written when absent. */
   out?: string;
 }
@@ -42,6 +44,18 @@ export interface AttackPlan {
 
 export const DEFAULT_CONFIG = { batchSize: 100, threads: 0, ep: 'auto', seed: 0 } as const;
 
+export interface FoolingPlan {
+  /** Target classes (default: every class). */
+  targets?: number[];
+  /** Seeds per target (default 1). */
+  seeds?: number;
+  /** Step limit per run (default 1000). */
+  maxSteps?: number;
+  /** Confidence thresholds to reach (default 0.9 and 0.99). */
+  thresholds?: number[];
+  learningRate?: number;
+}
+
 export type ThreatModel = 'transfer' | 'bpda' | 'direct' | 'gradient-free';
 export const THREAT_MODELS: readonly ThreatModel[] = ['transfer', 'bpda', 'direct', 'gradient-free'];
 
@@ -55,9 +69,19 @@ export interface DefensePlan {
   referenceLimit?: number;
   /** Threat models to attack the defended model under (default: all). */
   threats?: ThreatModel[];
+  /** Seed of the fit (initial weights, projections, shuffling); default: the run's seed. */
+  seed?: number;
   lesci?: { mode?: 'vq' | 'vote'; k?: number; tProjection?: number; pcaDims?: number; distance?: 'cosine' | 'l2'; reject?: boolean };
   dae?: { hidden?: number; sigma?: number; epochs?: number; alpha?: number; beta?: number; thresholds?: number[] };
-  retrieval?: { neighbours?: number; projectionDim?: number; search?: 'exact' | 'lsh'; head?: 'tail' | 'paper'; tables?: number; bits?: number; probes?: number };
+  retrieval?: {
+    head?: 'tail' | 'paper';
+    neighbours?: number;
+    projectionDims?: number;
+    distance?: 'cosine' | 'l2';
+    /** How the paper head's leave-one-out training retrieves; the ONNX pipeline always searches exactly. */
+    search?: 'exact' | 'lsh';
+    lsh?: { tables?: number; bits?: number; probes?: number };
+  };
 }
 
 /**
@@ -73,6 +97,7 @@ export interface ExperimentFile {
   seed?: number;
   attacks?: AttackPlan;
   defense?: DefensePlan;
+  fooling?: FoolingPlan;
 }
 
 /** A phase of a run, for progress displays. */

@@ -233,6 +233,8 @@ add(
   { name: 'Pad edge', opset: 13, dims: ['N', 2, 3, 3], build: (b, x) => t(b, b.op('Pad', [x, b.int64Const('p', [0, 0, 1, 2, 0, 0, 2, 0])], { mode: 'edge' })) },
   { name: 'Gather constant indices with repeats', opset: 13, dims: ['N', 4, 3], build: (b, x) => t(b, b.op('Gather', [x, b.int64Const('i', [3, 0, 3, -1], [2, 2])], { axis: 1 })) },
   { name: 'Gather scalar index', opset: 13, dims: ['N', 4, 3], build: (b, x) => t(b, b.op('Gather', [x, b.int64Const('i', [2], [])], { axis: 2 })) },
+  { name: 'TopK values along axis 1 (indices not differentiated)', opset: 13, dims: ['N', 5, 3], x: noTies, build: (b, x) => t(b, b.node('TopK', [x, b.int64Const('k', [2])], { axis: 1 }, 2)[0]) },
+  { name: 'TopK at opset 11, last axis, smallest', opset: 11, dims: ['N', 2, 6], x: noTies, build: (b, x) => t(b, b.node('TopK', [x, b.int64Const('k', [3])], { axis: -1, largest: 0 }, 2)[0]) },
 );
 
 // ---------------------------------------------------------------- Resize / Upsample
@@ -329,7 +331,8 @@ for (const kind of ['ce-sum', 'ce-mean', 'cw'] as LossKind[]) {
 test('unsupported ops: one error naming every op and node, pointing to the gradient-free attacks', async () => {
   const b = new GraphBuilder();
   const [values, indices] = b.node('TopK', ['x', b.int64Const('k', [3])], { axis: 1 }, ['topk_values', 'topk_indices']);
-  b.nodes[b.nodes.length - 1].name = 'my_topk';
+  const summed = b.op('CumSum', [values, b.int64Const('axis', [1], [])]);
+  b.nodes[b.nodes.length - 1].name = 'my_cumsum';
   const gathered = b.op('Gather', ['x', indices], { axis: 1 }); // [N, N, 3]: indices depend on x
   b.nodes[b.nodes.length - 1].name = 'my_gather';
   const einsum = b.op('Einsum', ['x', 'x'], { equation: 'ij,ij->i' });
@@ -337,19 +340,19 @@ test('unsupported ops: one error naming every op and node, pointing to the gradi
   // A piecewise-constant branch (ArgMax) and a constant Gather are fine.
   const arg = b.op('Cast', [b.op('ArgMax', ['x'], { axis: 1, keepdims: 1 })], { to: DataType.FLOAT });
   const picked = b.op('Gather', ['x', b.int64Const('i', [0, 2])], { axis: 1 });
-  const parts = [values, b.op('ReduceSum', [gathered, b.int64Const('a', [1])], { keepdims: 0 }), b.op('Unsqueeze', [einsum, b.int64Const('u', [1])]), arg, picked];
+  const parts = [summed, b.op('ReduceSum', [gathered, b.int64Const('a', [1])], { keepdims: 0 }), b.op('Unsqueeze', [einsum, b.int64Const('u', [1])]), arg, picked];
   b.node('Concat', parts, { axis: 1 }, ['out']);
   const model = makeModel(b.graph('bad', [tensorValueInfo('x', ['N', 6])], [{ name: 'out' }]), 13);
 
   const listed = unsupportedGradientOps(model);
-  assert.deepEqual(listed.map((u) => u.op).sort(), ['Einsum', 'Gather', 'TopK']);
+  assert.deepEqual(listed.map((u) => u.op).sort(), ['CumSum', 'Einsum', 'Gather']);
   assert.deepEqual(listed.find((u) => u.op === 'Gather')!.nodes, ['my_gather']);
-  assert.deepEqual(listed.find((u) => u.op === 'TopK')!.nodes, ['my_topk']);
+  assert.deepEqual(listed.find((u) => u.op === 'CumSum')!.nodes, ['my_cumsum']);
 
   const shapes = await shapesOf(model);
   assert.throws(() => buildGradientModel(model, shapes, { kind: 'loss', loss: 'ce-sum' }), (e: unknown) => {
     assert.ok(e instanceof UserError);
-    for (const s of ['TopK', 'my_topk', 'Gather', 'my_gather', 'Einsum', 'my_einsum', '--attack spsa,square']) assert.ok(e.message.includes(s), `message lacks '${s}':\n${e.message}`);
+    for (const s of ['CumSum', 'my_cumsum', 'Gather', 'my_gather', 'Einsum', 'my_einsum', '--attack spsa,square']) assert.ok(e.message.includes(s), `message lacks '${s}':\n${e.message}`);
     assert.ok(/indices|input 1/.test(e.message), 'says why the Gather is refused');
     return true;
   });

@@ -655,17 +655,8 @@ export function daeAcceptance(scores: Float32Array, threshold: number, numClasse
   return out;
 }
 
-export interface ThresholdRow {
-  threshold: number;
-  /** Accuracy among the accepted samples (null when none is accepted). */
-  acceptedAccuracy: number | null;
-  /** Fraction of all samples rejected. */
-  rejectionRate: number;
-  /** Correct and accepted, over all samples (a rejection counts as an error). */
-  accuracyOverAll: number;
-  accepted: number;
-  total: number;
-}
+export type { ThresholdRow } from '../../protocol/run-result';
+import type { ThresholdRow } from '../../protocol/run-result';
 
 /** Per threshold: accuracy among accepted samples, rejection rate and accuracy over all samples. */
 export function thresholdTable(scores: Float32Array, labels: ArrayLike<number>, thresholds: readonly number[]): ThresholdRow[] {

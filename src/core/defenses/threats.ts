@@ -10,6 +10,7 @@
  */
 import * as ort from 'onnxruntime-node';
 import type { Classifier, LossKind } from '../attacks/types';
+import { UserError } from '../errors';
 import { inferShapes, type Dim } from '../model/shapes';
 import { buildGradientModel } from '../onnx/autodiff';
 import { GraphBuilder } from '../onnx/builder';
@@ -170,7 +171,7 @@ function bpdaGradient(defended: DefendedClassifier): { fn: GradientFn; release()
 function directGradient(defended: DefendedClassifier): { fn: GradientFn; release(): Promise<void>; surrogate: string } {
   const { input, sessionOptions, numClasses } = defended.parts;
   const probabilities = defended.parts.stage.scores === 'probabilities';
-  const sessions = new Map<string, Promise<{ session: Session; grad: string; labels?: string; cotangent?: string; mask?: string }>>();
+  const sessions = new Map<string, Promise<{ session: Session; grad: string; labels?: string; cotangent?: string; mask?: string } | 'zero'>>();
   let shapes: Promise<Map<string, Dim[]>> | undefined;
   const shapesOf = (m: ModelProto) => {
     const bytes = encodeModel(m);
@@ -183,7 +184,14 @@ function directGradient(defended: DefendedClassifier): { fn: GradientFn; release
       p = (async () => {
         if (!probabilities) {
           shapes ??= shapesOf(defended.defended.model);
-          const g = buildGradientModel(defended.defended.model, await shapes, { kind: 'loss', loss }, { input, output: defended.defended.scores });
+          let g;
+          try {
+            g = buildGradientModel(defended.defended.model, await shapes, { kind: 'loss', loss }, { input, output: defended.defended.scores });
+          } catch (e) {
+            // Through an argmin (LESCI vq) the output is piecewise constant: its true gradient is zero.
+            if (e instanceof UserError && /does not depend differentiably/.test(e.message)) return 'zero' as const;
+            throw e;
+          }
           return { session: await createSession(encodeModel(g.model), sessionOptions), grad: g.grad, labels: g.labels };
         }
         const objective = adaptiveObjective(defended.defended, numClasses);
@@ -198,6 +206,7 @@ function directGradient(defended: DefendedClassifier): { fn: GradientFn; release
     surrogate: probabilities ? 'true gradient of log Σ_{j≠y} c·softmax_j (through c)' : 'true gradient of the defended model',
     fn: async (x, n, labels, loss) => {
       const s = await get(loss);
+      if (s === 'zero') return new Float32Array(x.length);
       const feeds: Record<string, ort.Tensor> = { [input]: new ort.Tensor('float32', x, [n, ...defended.sampleDims]) };
       if (s.labels) feeds[s.labels] = labelTensor(labels);
       if (s.mask) {
@@ -209,7 +218,10 @@ function directGradient(defended: DefendedClassifier): { fn: GradientFn; release
       return (await s.session.run(feeds, [s.grad]))[s.grad].data as Float32Array;
     },
     release: async () => {
-      for (const p of sessions.values()) await (await p).session.release();
+      for (const p of sessions.values()) {
+        const s = await p;
+        if (s !== 'zero') await s.session.release();
+      }
     },
   };
 }

@@ -3,14 +3,18 @@
  * attacks and defenses), and assemble the RunResult. Front ends call this and render the result.
  */
 import { parseAttackList, runAttack, type AttackConfig } from '../attacks/run';
-import type { Norm } from '../attacks/types';
+import type { AttackName, Classifier, Norm } from '../attacks/types';
 import { loadDataset, preprocess, inferInputSpec } from '../data';
 import type { RawImageSet } from '../data/types';
 import { UserError } from '../errors';
 import { writeJsonAtomic } from '../fs-atomic';
 import { TOOL_VERSION } from '../version';
+import { checkLayer } from '../defenses/fit';
+import type { DefendedClassifier } from '../defenses/threats';
 import { OnnxClassifier } from '../runtime/onnx-classifier';
-import { RUN_RESULT_SCHEMA_VERSION, type AttackResult, type DatasetDescription, type RunResult } from '../../protocol/run-result';
+import { runDefense } from './defended-run';
+import { runFooling } from './fooling-run';
+import { RUN_RESULT_SCHEMA_VERSION, type AttackResult, type DatasetDescription, type ExampleImage, type RunResult } from '../../protocol/run-result';
 import type { AttackPlan, EvaluationConfig, Progress } from '../../protocol/experiment';
 import { argmaxRows, classifierLogits, openClassifier, type ClassifierModel } from './model-session';
 
@@ -37,6 +41,8 @@ export interface PreparedData {
   labels: Int32Array;
   count: number;
   description: DatasetDescription;
+  /** The undefended model's clean predictions, once computed. */
+  cleanPredictions?: Int32Array;
 }
 
 export interface DataSource {
@@ -97,13 +103,8 @@ export async function runEvaluation(config: EvaluationConfig, hooks: RunHooks = 
       throwIfCancelled(hooks.signal);
     });
     const predictions = argmaxRows(logits, model.numClasses);
+    data.cleanPredictions = predictions;
     const tClean = performance.now();
-    const confusion = Array.from({ length: model.numClasses }, () => new Array<number>(model.numClasses).fill(0));
-    let correct = 0;
-    for (let i = 0; i < data.count; i++) {
-      confusion[data.labels[i]][predictions[i]]++;
-      if (predictions[i] === data.labels[i]) correct++;
-    }
     const cleanSeconds = (tClean - tLoaded) / 1000;
     const result: RunResult = {
       schemaVersion: RUN_RESULT_SCHEMA_VERSION,
@@ -113,21 +114,31 @@ export async function runEvaluation(config: EvaluationConfig, hooks: RunHooks = 
       dataset: data.description,
       seed: config.seed,
       runtime: { executionProvider: model.session.provider, requested: config.ep, fallbackReason: model.session.fallbackReason, threads: config.threads, batchSize: model.fixedBatch ?? config.batchSize },
-      timings: { loadSeconds: (tLoaded - t0) / 1000, cleanSeconds, totalSeconds: (performance.now() - t0) / 1000, cleanImagesPerSecond: data.count / Math.max(cleanSeconds, 1e-9) },
-      clean: { accuracy: data.count ? correct / data.count : 0, correct, count: data.count, confusion },
+      timings: { loadSeconds: (tLoaded - t0) / 1000, cleanSeconds, totalSeconds: 0, cleanImagesPerSecond: data.count / Math.max(cleanSeconds, 1e-9) },
+      clean: accuracyAndConfusion(predictions, data.labels, model.numClasses),
     };
-    if (config.attacks) {
-      const classifier = new OnnxClassifier({
-        model: model.loaded.model, shapes: model.graph.shapes, session: model.session, input: model.input, output: model.output,
-        sampleDims: model.sampleDims, numClasses: model.numClasses, fixedBatch: model.fixedBatch, sessionOptions: { ep: config.ep, threads: config.threads },
-      });
-      try {
-        result.attacks = await runAttackPlan(classifier, data, config.attacks, 'whitebox', { seed: config.seed, batchSize: model.fixedBatch ?? config.batchSize }, hooks);
-      } finally {
-        await classifier.release();
+    const classifier = new OnnxClassifier({
+      model: model.loaded.model, shapes: model.graph.shapes, session: model.session, input: model.input, output: model.output,
+      sampleDims: model.sampleDims, numClasses: model.numClasses, fixedBatch: model.fixedBatch, sessionOptions: { ep: config.ep, threads: config.threads },
+    });
+    let defended: DefendedClassifier | undefined;
+    try {
+      if (config.defense) checkLayer(model.graph, config.defense.layer); // before any attack runs
+      if (config.attacks) {
+        const examples: ExampleImage[] = [];
+        result.attacks = await runAttackPlan(classifier, data, config.attacks, 'whitebox', {
+          seed: config.seed, batchSize: model.fixedBatch ?? config.batchSize, target: 'baseline',
+          examples: { count: EXAMPLES_PER_RUN, into: examples, onlyEps: Math.max(...config.attacks.eps) },
+        }, hooks);
+        result.examples = examples;
       }
-      result.timings.totalSeconds = (performance.now() - t0) / 1000;
+      if (config.defense) defended = await runDefense(config, model, classifier, data, result, hooks);
+      if (config.fooling) await runFooling(config, classifier, defended, result, hooks);
+    } finally {
+      await defended?.release();
+      await classifier.release();
     }
+    result.timings.totalSeconds = (performance.now() - t0) / 1000;
     throwIfCancelled(hooks.signal);
     if (config.out) writeJsonAtomic(config.out, result);
     return result;
@@ -136,16 +147,36 @@ export async function runEvaluation(config: EvaluationConfig, hooks: RunHooks = 
   }
 }
 
+/** Input/adversarial pairs kept per attack at the largest epsilon, for the results view. */
+const EXAMPLES_PER_RUN = 4;
+
+export function accuracyAndConfusion(predictions: Int32Array, labels: Int32Array, classes: number): RunResult['clean'] {
+  const confusion = Array.from({ length: classes }, () => new Array<number>(classes).fill(0));
+  let correct = 0;
+  for (let i = 0; i < labels.length; i++) {
+    confusion[labels[i]][predictions[i]]++;
+    if (predictions[i] === labels[i]) correct++;
+  }
+  return { accuracy: labels.length ? correct / labels.length : 0, correct, count: labels.length, confusion };
+}
+
+export interface AttackPlanOptions {
+  seed: number;
+  batchSize: number;
+  target: 'baseline' | 'defended';
+  /** Keep every adversarial input and let the caller add to the entry (rejection metrics). */
+  inspect?(entry: AttackResult, adversarial: Float32Array, predictions: Int32Array): Promise<void>;
+  /** Samples whose clean and adversarial inputs go into the result's examples. */
+  examples?: { count: number; into: ExampleImage[]; onlyEps?: number };
+}
+
 /** Every attack of the plan at every epsilon, as result entries with the given threat model. */
-export async function runAttackPlan(
-  classifier: OnnxClassifier,
-  data: PreparedData,
-  plan: AttackPlan,
-  threat: string,
-  options: { seed: number; batchSize: number },
-  hooks: RunHooks,
-): Promise<AttackResult[]> {
+export async function runAttackPlan(classifier: Classifier, data: PreparedData, plan: AttackPlan, threat: string, options: AttackPlanOptions, hooks: RunHooks): Promise<AttackResult[]> {
   const names = parseAttackList(plan.names.join(','));
+  return runAttacks(classifier, data, plan, names, threat, options, hooks);
+}
+
+export async function runAttacks(classifier: Classifier, data: PreparedData, plan: AttackPlan, names: AttackName[], threat: string, options: AttackPlanOptions, hooks: RunHooks): Promise<AttackResult[]> {
   const badEps = plan.eps.find((e) => !(e >= 0) || !Number.isFinite(e));
   if (badEps !== undefined || plan.eps.length === 0) throw new UserError(`Epsilons must be non-negative numbers, got [${plan.eps.join(', ')}].`, 'Pass e.g. --eps 0.01,0.02,0.05');
   const results: AttackResult[] = [];
@@ -155,12 +186,14 @@ export async function runAttackPlan(
         attack, eps, norm: plan.norm as Norm, steps: plan.steps, stepSize: plan.stepSize, restarts: plan.restarts,
         randomStart: plan.randomStart, queries: plan.queries, loss: plan.loss, targeted: plan.targeted ? 'random' : undefined,
       };
-      const phase = `${attack} (${plan.norm}) at eps ${eps}`;
+      const phase = `${options.target === 'defended' ? `${threat}: ` : ''}${attack} (${plan.norm}) at eps ${eps}`;
       hooks.onLog?.(`Attack ${phase}`);
+      const wantExamples = options.examples && (options.examples.onlyEps === undefined || options.examples.onlyEps === eps) ? options.examples.count : 0;
       let metrics;
       try {
         metrics = await runAttack(classifier, data, config, {
           batchSize: options.batchSize, seed: options.seed, signal: hooks.signal,
+          keepExamples: options.inspect ? data.count : wantExamples,
           onProgress: (done, total) => hooks.onProgress?.({ phase: `Attack ${phase}`, done, total }),
         });
       } catch (e) {
@@ -168,13 +201,34 @@ export async function runAttackPlan(
         throw e;
       }
       const params = Object.fromEntries(Object.entries(config).filter(([k, v]) => v !== undefined && !['attack', 'eps', 'norm'].includes(k)));
-      results.push({
-        attack, threat, norm: metrics.norm, eps, accuracy: metrics.accuracy, successRate: metrics.successRate,
+      const entry: AttackResult = {
+        target: options.target, attack, threat, norm: metrics.norm, eps, accuracy: metrics.accuracy, successRate: metrics.successRate,
         meanPerturbation: metrics.meanPerturbation, maxPerturbation: metrics.maxPerturbation,
         gradientEvaluations: metrics.gradientEvaluations, queries: metrics.queries, seconds: metrics.seconds, params,
-      });
+      };
+      if (options.inspect && metrics.adversarialExamples) await options.inspect(entry, metrics.adversarialExamples, metrics.predictions);
+      if (wantExamples && metrics.adversarialExamples) {
+        options.examples!.into.push(...exampleImages(data, metrics.adversarialExamples, metrics.predictions, wantExamples, { attack, eps, threat, target: options.target }, classifier.sampleDims));
+      }
+      results.push(entry);
       hooks.onLog?.(`  robust accuracy ${(100 * metrics.accuracy).toFixed(2)}%, success rate ${(100 * metrics.successRate).toFixed(2)}%, ${metrics.seconds.toFixed(1)} s`);
     }
   }
   return results;
+}
+
+/** The first samples' clean and adversarial inputs, rounded to keep result files small. */
+function exampleImages(data: PreparedData, adversarial: Float32Array, predictions: Int32Array, count: number, run: Pick<ExampleImage, 'attack' | 'eps' | 'threat' | 'target'>, sampleDims: readonly number[]): ExampleImage[] {
+  const d = sampleDims.reduce((a, b) => a * b, 1);
+  const round = (v: number) => Math.round(v * 1000) / 1000;
+  return Array.from({ length: Math.min(count, data.count) }, (_, i) => ({
+    index: i,
+    label: data.labels[i],
+    cleanPrediction: data.cleanPredictions?.[i] ?? -1,
+    ...run,
+    adversarialPrediction: predictions[i],
+    shape: [...sampleDims],
+    clean: Array.from(data.x.subarray(i * d, (i + 1) * d), round),
+    adversarial: Array.from(adversarial.subarray(i * d, (i + 1) * d), round),
+  }));
 }

@@ -220,4 +220,21 @@ export const shapeRules: Record<string, GradRule> = {
       return [ctx.axisAdjoint(shaped, rank, axis, m, k, L)];
     },
   },
+  // TopK: the values are picks of the input along the axis, so their gradient scatters back to the
+  // picked positions; the picks are distinct, so nothing collides. The indices carry no gradient
+  // (kNN defenses use only them, and their true gradient through the argmin is zero).
+  TopK: {
+    diff: [0],
+    constant: [1],
+    nondiffOutputs: [1],
+    outputs: [0],
+    check: (_node, info) => (info.modelOpset < 11 ? 'TopK gradients need ScatterElements (opset 11 or newer)' : undefined),
+    backward(node, [g], ctx) {
+      const x = node.input![0];
+      const dims = ctx.dims(x);
+      const axis = normAxis(attrInt(node, 'axis', -1), dims.length);
+      const indices = ctx.forwardOutput(node, 1, 'topk_indices');
+      return [ctx.e.op('ScatterElements', [ctx.e.zerosLike(x, dims), indices, g!], { axis })];
+    },
+  },
 };

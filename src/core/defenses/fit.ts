@@ -1,0 +1,93 @@
+/**
+ * Fitting a defense from a plan: reference activations at the layer, the fit itself, and the
+ * workspace cache that makes a second run with the same model, data and parameters instant.
+ */
+import path from 'node:path';
+import { UserError } from '../errors';
+import type { ModelGraph } from '../model/graph';
+import type { LoadedModel } from '../onnx/load';
+import type { DefensePlan } from '../../protocol/experiment';
+import { referenceActivations } from './activations';
+import { loadCachedDefense, saveDefense, type DefenseCacheKey } from './cache';
+import { fitDae } from './dae';
+import { fitLesci } from './lesci';
+import { fitRetrieval } from './retrieval';
+import type { DefenseStage } from './types';
+
+/** Bump when a fit changes, so that cached fits of the old algorithm are not reused. */
+const FIT_VERSION = 1;
+
+export interface FitContext {
+  loaded: LoadedModel;
+  graph: ModelGraph;
+  reference: { x: Float32Array; labels: Int32Array; count: number; sha256: string };
+  seed: number;
+  cacheDir: string;
+  threads: number;
+  batchSize: number;
+  signal?: AbortSignal;
+  log(line: string): void;
+}
+
+export interface FittedDefense {
+  stage: DefenseStage;
+  fitSeconds: number;
+  cached: boolean;
+  cacheFile: string;
+}
+
+export function defaultCacheDir(modelPath: string): string {
+  return path.join(path.dirname(path.resolve(modelPath)), '.rlab-cache');
+}
+
+/** The insertion point is checked before any work: the error lists the valid ones. */
+export function checkLayer(graph: ModelGraph, layer: string): void {
+  if (graph.insertionTensors.includes(layer)) return;
+  const insideBlock = graph.layers.some((l) => l.outputs.includes(layer));
+  const valid = graph.insertionTensors.slice(0, 12).join(', ') + (graph.insertionTensors.length > 12 ? ', …' : '');
+  throw new UserError(
+    insideBlock
+      ? `Tensor '${layer}' is not an insertion point: another path from the input to the output bypasses it (a residual connection).`
+      : `The model has no tensor named '${layer}'.`,
+    `Pick one of the insertion points (robustness-lab inspect lists them): ${valid}`,
+  );
+}
+
+export async function fitDefense(plan: DefensePlan, ctx: FitContext): Promise<FittedDefense> {
+  checkLayer(ctx.graph, plan.layer);
+  const seed = plan.seed ?? ctx.seed;
+  const params = { lesci: plan.lesci, dae: plan.dae, retrieval: plan.retrieval }[plan.kind] ?? {};
+  const key: DefenseCacheKey = {
+    kind: plan.kind, layer: plan.layer, modelSha256: ctx.loaded.sha256, referenceSha256: ctx.reference.sha256,
+    referenceCount: ctx.reference.count, params, seed, fitVersion: FIT_VERSION,
+  };
+  const cached = loadCachedDefense(ctx.cacheDir, key);
+  if (cached) {
+    ctx.log(`Reusing the ${plan.kind} fit cached in ${ctx.cacheDir} (fitted in ${cached.fitSeconds.toFixed(1)} s).`);
+    return { ...cached, cached: true, cacheFile: ctx.cacheDir };
+  }
+  const t0 = performance.now();
+  ctx.log(`Computing reference activations at '${plan.layer}' for ${ctx.reference.count} images…`);
+  const ref = await referenceActivations(ctx, plan.layer, ctx.reference.x, ctx.reference.count, ctx.reference.labels, { threads: ctx.threads, batchSize: ctx.batchSize, ep: 'cpu' });
+  if (ctx.signal?.aborted) throw new DOMException('The fit was cancelled.', 'AbortError');
+  let stage: DefenseStage;
+  switch (plan.kind) {
+    case 'lesci':
+      stage = await fitLesci(ref, { mode: 'vq', ...plan.lesci, pca: { seed, threads: ctx.threads } });
+      break;
+    case 'dae':
+      stage = await fitDae({ activations: ref.activations, n: ref.n, dims: ref.dims, layer: plan.layer }, { ...plan.dae, seed, numClasses: ref.numClasses, signal: ctx.signal, log: ctx.log });
+      break;
+    case 'retrieval': {
+      const r = plan.retrieval ?? {};
+      stage = await fitRetrieval(ref, { head: r.head ?? 'tail', neighbours: r.neighbours, projectionDims: r.projectionDims, distance: r.distance, seed, lsh: r.lsh, training: r.search ? { search: r.search } : undefined });
+      break;
+    }
+    default:
+      throw new UserError(`Unknown defense '${(plan as { kind: string }).kind}'.`, 'Choose lesci, dae or retrieval.');
+  }
+  const fitSeconds = (performance.now() - t0) / 1000;
+  const cacheFile = saveDefense(ctx.cacheDir, key, stage, fitSeconds);
+  ctx.log(`Fitted ${plan.kind} at '${plan.layer}' in ${fitSeconds.toFixed(1)} s; cached in ${cacheFile}.`);
+  return { stage, fitSeconds, cached: false, cacheFile };
+}

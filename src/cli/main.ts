@@ -6,6 +6,7 @@ import { UserError } from '../core/errors';
 import { CancelledError } from '../core/eval/evaluate';
 import { TOOL_VERSION } from '../core/version';
 import { EVALUATE_USAGE, evaluateCommand } from './commands/evaluate';
+import { EXPORT_USAGE, exportCommand } from './commands/export';
 import { GRADCHECK_USAGE, GRADIENT_USAGE, gradcheckCommand, gradientCommand } from './commands/gradient';
 import { INSPECT_USAGE, inspectCommand } from './commands/inspect';
 
@@ -16,6 +17,8 @@ Usage:
   ${EVALUATE_USAGE}
   ${GRADIENT_USAGE}
   ${GRADCHECK_USAGE}
+  ${EXPORT_USAGE}
+  robustness-lab fool --model <model.onnx> --data <images> --labels <file> [--defense dae ...] [--fool-targets ...]
 
 Datasets: IDX (raw or .gz), .npy, .npz, or a folder with one sub-folder of PNG/JPEG images per class.
 Run 'robustness-lab <command> --help' for the flags of one command.`;
@@ -25,6 +28,9 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   evaluate: evaluateCommand,
   gradient: gradientCommand,
   gradcheck: gradcheckCommand,
+  export: exportCommand,
+  // The fooling generator of the dAE paper: an evaluation with --fool and no attacks.
+  fool: (argv) => evaluateCommand([...argv, '--fool']),
 };
 
 async function main(argv: string[]): Promise<number> {

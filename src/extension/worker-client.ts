@@ -1,76 +1,212 @@
-/** Starts the compute process and runs evaluations in it; survives the process dying. */
+/**
+ * The extension's side of the compute process (dist/worker.js, forked). Everything that touches
+ * onnxruntime (inspection included) runs there: a native fault or running out of memory ends that
+ * process, the pending requests fail with the end of its log, and the extension carries on.
+ *
+ * Evaluations get a process of their own (cancel = ask, then kill if it does not stop promptly);
+ * inspections share one that exits after a while without work.
+ */
 import { fork, type ChildProcess } from 'node:child_process';
-import path from 'node:path';
-import type { EvaluationConfig, Progress } from '../protocol/experiment';
-import type { RunResult } from '../protocol/run-result';
-import type { FromWorker, ToWorker } from '../protocol/worker-messages';
+import type { Progress } from '../protocol/experiment';
+import type { FromWorker, ModelSummary, ToWorker, WorkerAnswers } from '../protocol/worker-messages';
 
-export interface RunCallbacks {
-  onProgress(p: Progress): void;
-  onLog(line: string): void;
+/** A failed request. `cancelled`: stopped on request; `userError`: a message for people, no stack. */
+export class WorkerError extends Error {
+  constructor(
+    message: string,
+    readonly kind: 'user' | 'internal' | 'cancelled' | 'died',
+    /** The last lines the process logged, for errors where it died. */
+    readonly logTail: string[] = [],
+  ) {
+    super(message);
+    this.name = 'WorkerError';
+  }
 }
 
-export class WorkerClient {
+export interface RequestCallbacks {
+  onProgress?(p: Progress): void;
+  onLog?(line: string): void;
+}
+
+type DistributiveOmit<T, K extends keyof T> = T extends unknown ? Omit<T, K> : never;
+/** A request as the caller writes it; the id is added when it is sent. */
+type RequestBody = DistributiveOmit<Extract<ToWorker, { type: keyof WorkerAnswers }>, 'id'>;
+
+interface Pending extends RequestCallbacks {
+  resolve(value: unknown): void;
+  reject(error: WorkerError): void;
+  cancelled: boolean;
+}
+
+const TAIL_LINES = 40;
+
+/** One forked compute process with typed requests. */
+export class WorkerProcess {
   private child: ChildProcess | undefined;
+  private readonly pending = new Map<number, Pending>();
   private nextId = 1;
   private readonly tail: string[] = [];
+  private idleTimer: NodeJS.Timeout | undefined;
 
-  constructor(private readonly distDir: string) {}
+  /**
+   * @param script dist/worker.js
+   * @param role shown in the process list (`worker.js --role=evaluate`), so people can tell processes apart
+   * @param idleMs exit after this long without pending requests (0: never by itself)
+   * @param onOutput the process's own stdout/stderr lines (onnxruntime warnings, crashes)
+   */
+  constructor(
+    private readonly script: string,
+    private readonly role: 'evaluate' | 'inspect' | 'export',
+    private readonly idleMs = 0,
+    private readonly onOutput: (line: string) => void = () => {},
+  ) {}
 
-  /** Runs one evaluation; rejects with the worker's message (and the end of its log if it died). */
-  run(config: EvaluationConfig, callbacks: RunCallbacks, token: { onCancel(listener: () => void): void }): Promise<RunResult> {
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  request<K extends keyof WorkerAnswers>(body: Extract<RequestBody, { type: K }>, callbacks: RequestCallbacks = {}): { id: number; result: Promise<WorkerAnswers[K]> } {
     const child = this.ensureChild();
     const id = this.nextId++;
-    return new Promise<RunResult>((resolve, reject) => {
-      const onMessage = (m: FromWorker) => {
-        if (m.id !== id) return;
-        if (m.type === 'progress') callbacks.onProgress(m.progress);
-        else if (m.type === 'log') {
-          this.remember(m.line);
-          callbacks.onLog(m.line);
-        } else {
-          cleanup();
-          if (m.type === 'result') resolve(m.result);
-          else reject(Object.assign(new Error(m.message), { cancelled: m.cancelled, userError: m.userError }));
-        }
-      };
-      const onExit = (code: number | null, signal: string | null) => {
-        cleanup();
-        this.child = undefined;
-        reject(new Error(`The compute process stopped (${signal ?? `exit code ${code}`}). Last log lines:\n${this.tail.join('\n')}`));
-      };
-      const cleanup = () => {
-        child.off('message', onMessage);
-        child.off('exit', onExit);
-      };
-      child.on('message', onMessage);
-      child.on('exit', onExit);
-      token.onCancel(() => this.send({ type: 'cancel', id }));
-      this.send({ type: 'evaluate', id, config });
+    clearTimeout(this.idleTimer);
+    const result = new Promise<WorkerAnswers[K]>((resolve, reject) => {
+      this.pending.set(id, { ...callbacks, resolve: resolve as (v: unknown) => void, reject, cancelled: false });
     });
+    child.send({ ...body, id } as ToWorker);
+    return { id, result };
+  }
+
+  /** Asks the request to stop; kills the process if it has not stopped after `graceMs`. */
+  cancel(id: number, graceMs = 2000): void {
+    const p = this.pending.get(id);
+    if (!p || !this.child) return;
+    p.cancelled = true;
+    this.child.send({ type: 'cancel', id } satisfies ToWorker);
+    // onnxruntime cannot be interrupted inside a batch, and a batch can take long on a big model.
+    const child = this.child;
+    setTimeout(() => {
+      if (this.pending.has(id) && this.child === child) child.kill('SIGKILL');
+    }, graceMs).unref();
   }
 
   dispose(): void {
-    this.child?.kill();
-    this.child = undefined;
-  }
-
-  private remember(line: string): void {
-    this.tail.push(line);
-    if (this.tail.length > 40) this.tail.shift();
-  }
-
-  private send(message: ToWorker): void {
-    this.child?.send(message);
+    clearTimeout(this.idleTimer);
+    this.child?.kill('SIGKILL');
   }
 
   private ensureChild(): ChildProcess {
     if (this.child) return this.child;
-    const child = fork(path.join(this.distDir, 'worker.js'), [], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
-    const capture = (chunk: Buffer) => chunk.toString().split('\n').filter(Boolean).forEach((l) => this.remember(l));
+    // execArgv: []: do not inherit the extension host's --inspect flags and the like.
+    const child = fork(this.script, [`--role=${this.role}`], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'], execArgv: [], env: { ...process.env, ELECTRON_RUN_AS_NODE: '1' } });
+    let partial = '';
+    const capture = (chunk: Buffer) => {
+      const lines = (partial + chunk.toString()).split('\n');
+      partial = lines.pop() ?? '';
+      for (const line of lines.filter((l) => l.trim())) {
+        this.remember(line);
+        this.onOutput(line);
+      }
+    };
     child.stdout?.on('data', capture);
     child.stderr?.on('data', capture);
+    child.on('message', (m: FromWorker) => this.onMessage(m));
+    child.on('error', (e) => this.onGone(child, `could not start (${e.message})`));
+    child.on('exit', (code, signal) => {
+      if (partial.trim()) this.remember(partial);
+      this.onGone(child, signal ? `was killed by ${signal}` : `exited with code ${code}`);
+    });
     this.child = child;
     return child;
+  }
+
+  private onMessage(m: FromWorker): void {
+    const p = this.pending.get(m.id);
+    if (!p) return;
+    switch (m.type) {
+      case 'progress':
+        p.onProgress?.(m.progress);
+        return;
+      case 'log':
+        this.remember(m.line);
+        p.onLog?.(m.line);
+        return;
+      case 'result':
+        this.settle(m.id, () => p.resolve(m.result));
+        return;
+      case 'inspected':
+        this.settle(m.id, () => p.resolve(m.model));
+        return;
+      case 'exported':
+        this.settle(m.id, () => p.resolve(m.path));
+        return;
+      case 'error': {
+        const kind = m.cancelled ? 'cancelled' : m.userError ? 'user' : 'internal';
+        this.settle(m.id, () => p.reject(new WorkerError(m.message, kind)));
+        return;
+      }
+    }
+  }
+
+  private settle(id: number, action: () => void): void {
+    this.pending.delete(id);
+    action();
+    if (this.pending.size === 0 && this.idleMs > 0) {
+      this.idleTimer = setTimeout(() => this.dispose(), this.idleMs);
+      this.idleTimer.unref();
+    }
+  }
+
+  private onGone(child: ChildProcess, how: string): void {
+    if (this.child !== child) return;
+    this.child = undefined;
+    const tail = [...this.tail];
+    for (const [id, p] of this.pending) {
+      this.pending.delete(id);
+      p.reject(
+        p.cancelled
+          ? new WorkerError('The evaluation was cancelled.', 'cancelled')
+          : new WorkerError(`The compute process ${how}.`, 'died', tail),
+      );
+    }
+  }
+
+  private remember(line: string): void {
+    this.tail.push(line);
+    if (this.tail.length > TAIL_LINES) this.tail.shift();
+  }
+}
+
+/** A long request (evaluation, export) running in a process of its own. */
+export interface JobHandle<T> {
+  result: Promise<T>;
+  cancel(): void;
+}
+
+export function startJob<K extends 'evaluate' | 'exportDefended'>(
+  script: string,
+  body: Extract<RequestBody, { type: K }>,
+  callbacks: RequestCallbacks & { onOutput?(line: string): void },
+): JobHandle<WorkerAnswers[K]> {
+  const worker = new WorkerProcess(script, (body as RequestBody).type === 'evaluate' ? 'evaluate' : 'export', 0, callbacks.onOutput);
+  const { id, result } = worker.request<K>(body, callbacks);
+  // The process is single-use: end it once the answer is in (or the request failed).
+  const done = result.finally(() => worker.dispose());
+  return { result: done, cancel: () => worker.cancel(id) };
+}
+
+/** Model inspection in a shared process that exits after a minute without work. */
+export class Inspector {
+  private readonly worker: WorkerProcess;
+
+  constructor(script: string, onOutput?: (line: string) => void) {
+    this.worker = new WorkerProcess(script, 'inspect', 60_000, onOutput);
+  }
+
+  inspect(modelPath: string): Promise<ModelSummary> {
+    return this.worker.request({ type: 'inspect', model: modelPath }).result;
+  }
+
+  dispose(): void {
+    this.worker.dispose();
   }
 }

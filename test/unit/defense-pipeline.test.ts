@@ -59,7 +59,7 @@ for (const [name, plan] of Object.entries(plans)) {
       for (let i = 0; i < ours.length; i++) worst = Math.max(worst, Math.abs(ours[i] - reference.scores[i]) / Math.max(1, Math.abs(reference.scores[i])));
       assert.ok(worst < 1e-4, `${name}: scores differ by ${worst}`);
       assert.deepEqual(Array.from(argmaxRows(ours, 10)), Array.from(argmaxRows(reference.scores, 10)));
-      if (reference.accepted) assert.deepEqual(Array.from(ran['defense_accepted'].data as ArrayLike<boolean>, Number), Array.from(reference.accepted));
+      if (reference.accepted) assert.deepEqual(Array.from(ran['defense_accepted'].data as unknown as ArrayLike<boolean>, Number), Array.from(reference.accepted));
       const meta = decodeModel(readFileSync(out)).metadataProps!.find((p) => p.key === 'robustness_lab.defense')!;
       assert.equal(JSON.parse(meta.value!).kind, plan.kind);
     } finally {

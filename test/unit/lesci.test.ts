@@ -4,11 +4,12 @@
  * the reduced vectors (checked in JS), the vote agrees with a JS re-implementation, projection
  * rates, clean accuracies, determinism and save/load.
  */
+import { argmaxRows } from '../../src/core/tensor';
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import * as ort from 'onnxruntime-node';
 import { loadDataset, preprocess } from '../../src/core/data';
-import { CutRunner, argmax, referenceActivations, selectReference, type InspectedModel, type ReferenceActivations } from '../../src/core/defenses/activations';
+import { CutRunner, referenceActivations, selectReference, type InspectedModel, type ReferenceActivations } from '../../src/core/defenses/activations';
 import { knnSearch, pairDistance } from '../../src/core/defenses/knn';
 import { LESCI_DEFAULTS, fitLesci, minimumVotes, type LesciOptions } from '../../src/core/defenses/lesci';
 import { fitPca, pcaTransform } from '../../src/core/defenses/pca';
@@ -168,7 +169,7 @@ before(async () => {
 });
 
 function accuracy(scores: Float32Array, labels: Int32Array): number {
-  const p = argmax(scores, 10);
+  const p = argmaxRows(scores, 10);
   return p.filter((v, i) => v === labels[i]).length / labels.length;
 }
 
@@ -241,7 +242,7 @@ for (const [layer, distance] of [[POOL2, 'cosine'], [FC1, 'cosine'], [FC1, 'l2']
       const scores = Array.from(run.scores.subarray(a * 10, (a + 1) * 10));
       if (got) {
         projectedCount++;
-        assert.deepEqual(scores, scores.map((_, c) => (c === argmax(Float32Array.from(scores), 10)[0] ? 30 : 0)), 'a one-hot of 30');
+        assert.deepEqual(scores, scores.map((_, c) => (c === argmaxRows(Float32Array.from(scores), 10)[0] ? 30 : 0)), 'a one-hot of 30');
       } else {
         assert.deepEqual(scores, Array.from(run.logits.subarray(a * 10, (a + 1) * 10)), 'fallback: the model logits');
       }
@@ -254,7 +255,7 @@ for (const [layer, distance] of [[POOL2, 'cosine'], [FC1, 'cosine'], [FC1, 'l2']
     const base = accuracy(run.logits, testSet.labels);
     // Accuracy among projected samples (the vote) and overall (with fallback).
     let projCorrect = 0;
-    const pred = argmax(run.scores, 10);
+    const pred = argmaxRows(run.scores, 10);
     for (let a = 0; a < testSet.count; a++) if (run.projected![a] && pred[a] === testSet.labels[a]) projCorrect++;
     t.diagnostic(`vote ${distance} at ${layer}: clean accuracy ${clean.toFixed(3)} (undefended ${base.toFixed(3)}), projection rate ${rate.toFixed(3)}, accuracy when projected ${(projCorrect / Math.max(projectedCount, 1)).toFixed(3)}`);
     assert.ok(clean > base - 0.1);

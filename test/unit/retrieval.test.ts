@@ -3,11 +3,12 @@
  * against the JS implementation (α sums to 1, h̄ = Σ α h_n), clean accuracy of the 'tail' and
  * 'paper' heads, LSH recall and JS-LSH vs ONNX-exact predictions, determinism and save/load.
  */
+import { argmaxRows } from '../../src/core/tensor';
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import * as ort from 'onnxruntime-node';
 import { loadDataset, preprocess } from '../../src/core/data';
-import { CutRunner, argmax, referenceActivations, type InspectedModel, type ReferenceActivations } from '../../src/core/defenses/activations';
+import { CutRunner, referenceActivations, type InspectedModel, type ReferenceActivations } from '../../src/core/defenses/activations';
 import { knnSearch, pairDistance } from '../../src/core/defenses/knn';
 import { RETRIEVAL_TENSORS, buildRetrievalIndex, fitRetrieval, leaveOneOutFeatures, retrievalAttend, retrievalForward, retrievalSearch } from '../../src/core/defenses/retrieval';
 import { deserializeDefense, serializeDefense } from '../../src/core/defenses/serialize';
@@ -50,7 +51,7 @@ after(async () => {
 });
 
 function accuracy(scores: Float32Array, labels: Int32Array): number {
-  const p = argmax(scores, 10);
+  const p = argmaxRows(scores, 10);
   return p.filter((v, i) => v === labels[i]).length / labels.length;
 }
 
@@ -178,9 +179,9 @@ test('retrieval LSH: recall against exact search, and the JS LSH path predicts l
   // JS LSH search → JS attention → tail (a session) vs the ONNX exact defense composed by sessions.
   const stage = await fitRetrieval(ref, { head: 'tail', neighbours: N });
   const runner = runners.get(layer)!;
-  const onnx = argmax((await runner.runStage(stage, act, testSet.count)).scores, 10);
+  const onnx = argmaxRows((await runner.runStage(stage, act, testSet.count)).scores, 10);
   const { hbar } = retrievalForward(generous.index, act, testSet.count, { method: 'lsh' });
-  const js = argmax(await runner.tailLogits(hbar, testSet.count), 10);
+  const js = argmaxRows(await runner.tailLogits(hbar, testSet.count), 10);
   const agree = js.filter((p, i) => p === onnx[i]).length / testSet.count;
   t.diagnostic(`JS LSH path (16 tables × 32 probes) vs ONNX exact path: same prediction on ${(100 * agree).toFixed(1)}%`);
   assert.ok(agree >= 0.95, `agreement ${agree}`);

@@ -9,6 +9,7 @@
  */
 import * as ort from 'onnxruntime-node';
 import { UserError } from '../errors';
+import { argmaxRows } from '../tensor';
 import type { ModelGraph } from '../model/graph';
 import { cutModel } from '../onnx/cut';
 import type { LoadedModel } from '../onnx/load';
@@ -78,7 +79,7 @@ export async function referenceActivations(
     const act = await runBatched(head, feed, head.outputNames[0], batchSize);
     const logits = await runBatched(full, feed, full.outputNames[0], batchSize);
     const numClasses = logits.sampleSize;
-    const predictions = argmax(logits.data, numClasses);
+    const predictions = argmaxRows(logits.data, numClasses);
     const shape = graph.shapes.get(layer);
     const dims = shape && shape.slice(1).every((d) => typeof d === 'number') ? (shape.slice(1) as number[]) : [act.sampleSize];
     if (dims.reduce((a, b) => a * b, 1) !== act.sampleSize) throw new Error(`activation size ${act.sampleSize} does not match the shape of '${layer}' [${dims.join(', ')}]`);
@@ -99,16 +100,6 @@ export async function referenceActivations(
   }
 }
 
-export function argmax(logits: ArrayLike<number>, classes: number): Int32Array {
-  const n = Math.floor(logits.length / classes);
-  const out = new Int32Array(n);
-  for (let i = 0; i < n; i++) {
-    let best = 0;
-    for (let c = 1; c < classes; c++) if (logits[i * classes + c] > logits[i * classes + best]) best = c;
-    out[i] = best;
-  }
-  return out;
-}
 
 /** A subset of reference activations (rows `keep`, in that order). */
 export function selectReference(ref: ReferenceActivations, keep: ArrayLike<number>): ReferenceActivations {

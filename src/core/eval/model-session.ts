@@ -7,6 +7,7 @@ import { buildModelGraph, type ModelGraph } from '../model/graph';
 import { inferShapes } from '../model/shapes';
 import { loadModel, type LoadedModel } from '../onnx/load';
 import { createSession, runBatched, type Session, type SessionOptions } from '../runtime/session';
+export { argmaxRows } from '../tensor';
 
 export interface ClassifierModel {
   loaded: LoadedModel;
@@ -62,13 +63,3 @@ export async function classifierLogits(m: ClassifierModel, x: Float32Array, coun
   return data;
 }
 
-export function argmaxRows(logits: Float32Array, classes: number): Int32Array {
-  const n = logits.length / classes;
-  const out = new Int32Array(n);
-  for (let i = 0; i < n; i++) {
-    let best = 0;
-    for (let c = 1; c < classes; c++) if (logits[i * classes + c] > logits[i * classes + best]) best = c;
-    out[i] = best;
-  }
-  return out;
-}

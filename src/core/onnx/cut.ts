@@ -4,7 +4,7 @@
  */
 import { UserError } from '../errors';
 import type { Dim } from '../model/shapes';
-import { dataInputs, initializerNames, producerMap } from './graph-utils';
+import { dataInputs, initializerNames, producerMap, subgraphReads } from './graph-utils';
 import { DataType, type ModelProto, type NodeProto, type ValueInfoProto } from './proto';
 
 export function tensorValueInfo(name: string, dims: Dim[] | undefined, elemType = DataType.FLOAT): ValueInfoProto {
@@ -29,7 +29,7 @@ export function extractModel(model: ModelProto, inputs: string[], outputs: strin
   // crosses the cut on another path (nodes are in topological order).
   const downstream = new Set([...inputs, ...inits]);
   for (const node of nodes) {
-    const reads = [...(node.input ?? []), ...subgraphFreeInputs(node)].filter(Boolean);
+    const reads = [...(node.input ?? []), ...subgraphReads(node)].filter(Boolean);
     const dependsOnInput = reads.some((i) => inputSet.has(i) || (downstream.has(i) && !constantTensors.has(i)));
     const constantOnly = reads.every((i) => inits.has(i) || (downstream.has(i) && constantTensors.has(i)));
     if (constantOnly) for (const o of node.output ?? []) constantTensors.add(o);
@@ -43,7 +43,7 @@ export function extractModel(model: ModelProto, inputs: string[], outputs: strin
     const p = producers.get(t);
     if (p === undefined || keep.has(p)) continue; // an initializer, or done
     keep.add(p);
-    for (const i of [...(nodes[p].input ?? []), ...subgraphFreeInputs(nodes[p])]) {
+    for (const i of [...(nodes[p].input ?? []), ...subgraphReads(nodes[p])]) {
       if (!i || inputSet.has(i) || visited.has(i)) continue;
       if (!downstream.has(i)) {
         throw new UserError(
@@ -56,7 +56,7 @@ export function extractModel(model: ModelProto, inputs: string[], outputs: strin
     }
   }
   const kept: NodeProto[] = nodes.filter((_, i) => keep.has(i));
-  const used = new Set(kept.flatMap((n) => [...(n.input ?? []), ...subgraphFreeInputs(n)]));
+  const used = new Set(kept.flatMap((n) => [...(n.input ?? []), ...subgraphReads(n)]));
   const originalInputs = new Map(dataInputs(graph).map((v) => [v.name ?? '', v]));
   const originalOutputs = new Map((graph.output ?? []).map((v) => [v.name ?? '', v]));
   // A tensor that is both an input and an output of the piece (an empty head or tail) passes
@@ -80,20 +80,6 @@ export function extractModel(model: ModelProto, inputs: string[], outputs: strin
   };
 }
 
-/** Tensors from the enclosing scope that an If/Loop/Scan body reads. */
-function subgraphFreeInputs(node: NodeProto): string[] {
-  const free: string[] = [];
-  for (const attr of node.attribute ?? []) {
-    for (const g of [attr.g, ...(attr.graphs ?? [])]) {
-      if (!g) continue;
-      const local = new Set([...(g.input ?? []).map((v) => v.name), ...(g.initializer ?? []).map((t) => t.name), ...(g.node ?? []).flatMap((n) => n.output ?? [])]);
-      for (const n of g.node ?? []) {
-        for (const i of [...(n.input ?? []), ...subgraphFreeInputs(n)]) if (i && !local.has(i)) free.push(i);
-      }
-    }
-  }
-  return free;
-}
 
 export interface CutModels {
   tensor: string;

@@ -1,5 +1,5 @@
 /** Small queries on an ONNX graph shared by the inspector, the cutter and autodiff. */
-import type { GraphProto, ValueInfoProto } from './proto';
+import type { GraphProto, NodeProto, ValueInfoProto } from './proto';
 
 export function initializerNames(graph: GraphProto): Set<string> {
   return new Set((graph.initializer ?? []).map((t) => t.name ?? ''));
@@ -32,4 +32,17 @@ export function producerMap(graph: GraphProto): Map<string, number> {
     for (const out of node.output ?? []) if (out) producers.set(out, i);
   });
   return producers;
+}
+
+/** Tensors of the enclosing graph that a node's subgraphs (If/Loop/Scan bodies) read without listing them as inputs. */
+export function subgraphReads(node: NodeProto): string[] {
+  const reads: string[] = [];
+  for (const attr of node.attribute ?? []) {
+    for (const g of [attr.g, ...(attr.graphs ?? [])]) {
+      if (!g) continue;
+      const local = new Set([...(g.input ?? []).map((v) => v.name), ...(g.initializer ?? []).map((t) => t.name), ...(g.node ?? []).flatMap((n) => n.output ?? [])]);
+      for (const n of g.node ?? []) for (const i of [...(n.input ?? []), ...subgraphReads(n)]) if (i && !local.has(i)) reads.push(i);
+    }
+  }
+  return reads;
 }

@@ -11,7 +11,7 @@
  */
 import { UserError } from '../../errors';
 import { attrInt } from '../attributes';
-import { dataInputs } from '../graph-utils';
+import { dataInputs, subgraphReads } from '../graph-utils';
 import { DataType, opsetVersion, type ModelProto, type NodeProto } from '../proto';
 import type { CheckInfo, GradientOptions, GradRule, State, UnsupportedOp } from './types';
 
@@ -72,7 +72,7 @@ export function analyze(model: ModelProto, io: { input: string; output: string }
   const states = new Map<string, State>([[io.input, 'diff']]);
   for (const node of nodes) {
     // If/Loop/Scan bodies may read outer tensors without listing them as inputs.
-    const ins = [...(node.input ?? []), ...outerReads(node)].map((i) => (i ? states.get(i) : undefined));
+    const ins = [...(node.input ?? []), ...subgraphReads(node)].map((i) => (i ? states.get(i) : undefined));
     if (!ins.some(Boolean) || SHAPE_ONLY.has(node.opType ?? '')) continue;
     const anyDiff = ins.includes('diff');
     const rule = rules.get(opKey(node));
@@ -96,7 +96,7 @@ export function analyze(model: ModelProto, io: { input: string; output: string }
   for (let i = nodes.length - 1; i >= 0; i--) {
     const node = nodes[i];
     if (!(node.output ?? []).some((o) => o && needed.has(o) && states.get(o) === 'diff')) continue;
-    const reads = [...(node.input ?? []), ...outerReads(node)];
+    const reads = [...(node.input ?? []), ...subgraphReads(node)];
     if (!reads.some((inp) => inp && states.get(inp) === 'diff')) continue;
     path.push(i);
     for (const inp of reads) if (inp && states.get(inp) === 'diff') needed.add(inp);
@@ -114,18 +114,6 @@ export function analyze(model: ModelProto, io: { input: string; output: string }
   return { ...io, states, path, unsupported };
 }
 
-/** Tensors of the enclosing graph that a node's subgraphs (If/Loop/Scan bodies) read. */
-function outerReads(node: NodeProto): string[] {
-  const reads: string[] = [];
-  for (const attr of node.attribute ?? []) {
-    for (const g of [attr.g, ...(attr.graphs ?? [])]) {
-      if (!g) continue;
-      const local = new Set([...(g.input ?? []).map((v) => v.name), ...(g.initializer ?? []).map((t) => t.name), ...(g.node ?? []).flatMap((n) => n.output ?? [])]);
-      for (const n of g.node ?? []) for (const i of [...(n.input ?? []), ...outerReads(n)]) if (i && !local.has(i)) reads.push(i);
-    }
-  }
-  return reads;
-}
 
 function opKey(node: NodeProto): string {
   return node.domain && node.domain !== 'ai.onnx' ? `${node.domain}::${node.opType}` : node.opType ?? '';

@@ -8,7 +8,7 @@ import { UserError } from '../../src/core/errors';
 import { buildModelGraph } from '../../src/core/model/graph';
 import { insertionPoints } from '../../src/core/model/insertion-points';
 import { inferShapes } from '../../src/core/model/shapes';
-import { cutModel } from '../../src/core/onnx/cut';
+import { cutModel, tensorValueInfo } from '../../src/core/onnx/cut';
 import { loadModel } from '../../src/core/onnx/load';
 import { decodeModel, encodeModel, DataType } from '../../src/core/onnx/proto';
 import { residualModel, seededValues } from '../helpers/models';
@@ -107,4 +107,16 @@ test('a file that is not ONNX gets an error naming it', () => {
   assert.throws(() => loadModel(file), (e: unknown) => e instanceof UserError && e.message.includes(file));
   assert.throws(() => loadModel(path.join(dir, 'missing.onnx')), (e: unknown) => e instanceof UserError && /Cannot read the model file/.test(e.message));
   assert.equal(DataType.FLOAT, 1);
+});
+
+test('shapes come from value_info where the model carries it (no probe run needed for those tensors)', async () => {
+  const { model, names } = residualModel();
+  // Deliberately distinctive symbolic names: a probe would report 'N' instead.
+  model.graph!.valueInfo = (model.graph!.node ?? []).filter((n) => n.output![0] !== 'logits').map((n) => tensorValueInfo(n.output![0], n.output![0] === names.pool ? ['B', 4, 1, 1] : n.output![0] === names.flat ? ['B', 4] : ['B', 4, 8, 8]));
+  const dir = tmp();
+  writeFileSync(path.join(dir, 'vi.onnx'), encodeModel(model));
+  const shapes = await inferShapes(loadModel(path.join(dir, 'vi.onnx')));
+  assert.deepEqual(shapes.get(names.c1), ['B', 4, 8, 8]);
+  assert.deepEqual(shapes.get(names.flat), ['B', 4]);
+  assert.deepEqual(shapes.get('logits'), ['N', 3], 'graph outputs keep their declared shape');
 });

@@ -40,6 +40,6 @@ echo "Installing code-server $VERSION (about 3 minutes) …"
   export npm_config_nodedir="$HEADERS"
   npm install --no-audit --no-fund --loglevel=error "code-server@$VERSION"
 )
-"$DIR/node_modules/.bin/code-server" --version >/dev/null 2>&1 || PATH="$NODE_BIN:$PATH" "$DIR/node_modules/.bin/code-server" --version
+"$NODE_BIN/node" "$DIR/node_modules/code-server/out/node/entry.js" --version
 touch "$MARKER"
 echo "code-server $VERSION installed in $DIR"

@@ -8,18 +8,18 @@ import * as vscode from 'vscode';
 import type { DefensePlan } from '../protocol/experiment';
 import type { PanelRun } from '../protocol/webview-messages';
 import { basename } from '../report/analysis';
-import { insertDefense } from './defense-wizard';
+import { DEFENSES, insertDefense } from './defense-wizard';
 import { openDemo } from './demo';
 import { EXPERIMENT_SUFFIX, experimentToConfig } from './experiment-file';
 import { experimentName, ExperimentsProvider, readExperiment, type ExperimentNode } from './experiments-view';
 import { exportReport, pickReportFormat } from './export';
 import { insertionTarget, ModelsProvider, type InsertionTarget, type ModelTreeNode } from './models-view';
 import { pickAttacks, pickDataset, pickLabels, pickModel } from './pickers';
-import { ResultsPanel, type PanelActions } from './results-panel';
+import { panelRun, ResultsPanel, type PanelActions } from './results-panel';
 import { Runner } from './runner';
 import { loadRun, RunsProvider, type RunNode } from './runs-view';
 import { resultsFolder } from './settings';
-import { requireTrust } from './trust';
+import { explainRestrictedMode, requireTrust, RESTRICTED_MESSAGE } from './trust';
 import { Inspector } from './worker-client';
 
 /** Tree nodes, explorer and editor arguments all carry a Uri one way or another. */
@@ -40,7 +40,10 @@ export function activate(context: vscode.ExtensionContext): void {
   const modelsView = vscode.window.createTreeView('robustnessLab.models', { treeDataProvider: models, showCollapseAll: true });
   const experimentsView = vscode.window.createTreeView('robustnessLab.experiments', { treeDataProvider: experiments });
   const runsView = vscode.window.createTreeView('robustnessLab.runs', { treeDataProvider: runs, canSelectMany: true });
-  models.attach(modelsView);
+  context.subscriptions.push(
+    explainRestrictedMode(modelsView, RESTRICTED_MESSAGE),
+    explainRestrictedMode(runsView, 'Restricted Mode: past runs can be read; running needs a trusted workspace.'),
+  );
   context.subscriptions.push(output, inspector, runner, models, experiments, runs, modelsView, experimentsView, runsView);
   context.subscriptions.push(runner.onDidFinish(() => runs.refresh()));
   context.subscriptions.push(
@@ -90,7 +93,7 @@ export function activate(context: vscode.ExtensionContext): void {
       return;
     }
     const outcome = await runner.run({ title: experimentName(node), config: experimentToConfig(node.experiment!, uri.fsPath), scope: uri });
-    if (outcome) showRuns([{ ...(await loadRun(outcome.file)) }]);
+    if (outcome) showRuns([panelRun(outcome.file, outcome.result)]);
   }
 
   async function chooseExperiment(arg: unknown, filter: (n: ExperimentNode) => boolean, title: string): Promise<vscode.Uri | undefined> {
@@ -132,17 +135,18 @@ export function activate(context: vscode.ExtensionContext): void {
   }
 
   async function insertAt(kind: DefensePlan['kind'] | undefined, arg: unknown): Promise<void> {
-    const target = await chooseInsertionTarget(arg);
+    let target: InsertionTarget | undefined;
+    try {
+      target = await chooseInsertionTarget(arg);
+    } catch (e) {
+      return void vscode.window.showErrorMessage(`Robustness Lab: cannot inspect the model: ${(e as Error).message.split('\n')[0]}`);
+    }
     if (!target) return;
     const chosenKind =
       kind ??
       (
         await vscode.window.showQuickPick(
-          [
-            { label: 'LESCI', description: 'vector quantization / k-NN vote on a large embedding of reference activations', defense: 'lesci' as const },
-            { label: 'dAE', description: 'denoising autoencoder: reconstruction-based confidence, rejects what it cannot reconstruct', defense: 'dae' as const },
-            { label: 'Retrieval', description: 'nearest reference images by projected features replace the input', defense: 'retrieval' as const },
-          ],
+          (Object.keys(DEFENSES) as DefensePlan['kind'][]).map((k) => ({ label: DEFENSES[k].title, description: DEFENSES[k].description, defense: k })),
           { title: `Insert a defense after ${target.label}`, placeHolder: 'Which defense?' },
         )
       )?.defense;
@@ -159,7 +163,7 @@ export function activate(context: vscode.ExtensionContext): void {
     }
   }
 
-  const register = (id: string, fn: (...args: any[]) => unknown) => context.subscriptions.push(vscode.commands.registerCommand(id, fn));
+  const register = (id: string, fn: Parameters<typeof vscode.commands.registerCommand>[1]) => context.subscriptions.push(vscode.commands.registerCommand(id, fn));
 
   register('robustnessLab.openModel', async (arg?: unknown) => {
     const uri = uriOf(arg) ?? (await vscode.window.showOpenDialog({ title: 'Open Model', canSelectMany: false, filters: { 'ONNX models': ['onnx'] } }))?.[0];
@@ -190,7 +194,7 @@ export function activate(context: vscode.ExtensionContext): void {
       config: { model: model.fsPath, data: data.fsPath, labels: labels.uri?.fsPath, attacks: attacks.plan },
       scope: model,
     });
-    if (outcome) showRuns([await loadRun(outcome.file)]);
+    if (outcome) showRuns([panelRun(outcome.file, outcome.result)]);
   });
 
   register('robustnessLab.runExperiment', async (arg?: unknown) => {
@@ -244,11 +248,18 @@ export function activate(context: vscode.ExtensionContext): void {
   });
 
   register('robustnessLab.exportReport', async (arg?: unknown) => {
+    // A run from the tree or explorer, else what the results panel shows, else a run the user picks.
     const uri = uriOf(arg);
-    const shown = uri ? [await loadRun(uri)] : ResultsPanel.active ? [...ResultsPanel.active.shownRuns] : [await pickRun('Export the report of which run?')];
-    if (!shown[0]) return;
+    let shown: PanelRun[];
+    try {
+      const picked = uri ? await loadRun(uri) : ResultsPanel.active ? undefined : await pickRun('Export the report of which run?');
+      shown = picked ? [picked] : [...(ResultsPanel.active?.shownRuns ?? [])];
+    } catch (e) {
+      return void vscode.window.showErrorMessage(`Robustness Lab: ${(e as Error).message}`);
+    }
+    if (shown.length === 0) return;
     const format = await pickReportFormat();
-    if (format) await exportReport(shown as PanelRun[], format, resultsFolder(context, fileUri(shown[0])));
+    if (format) await exportReport(shown, format, resultsFolder(context, fileUri(shown[0])));
   });
 
   register('robustnessLab.cancelEvaluation', () => runner.cancel());

@@ -40,6 +40,27 @@ interface Pending extends RequestCallbacks {
 
 const TAIL_LINES = 40;
 
+/** How the process ended, in words, with what probably caused it. */
+export function describeExit(code: number | null, signal: NodeJS.Signals | null, tail: readonly string[]): string {
+  if (tail.some((l) => /heap out of memory|Allocation failed/i.test(l))) {
+    return `ran out of memory (${signal ?? `exit code ${code}`}); lower the batch size or the sample limit in the settings`;
+  }
+  switch (signal) {
+    case 'SIGSEGV':
+    case 'SIGBUS':
+    case 'SIGILL':
+    case 'SIGFPE':
+    case 'SIGABRT':
+      return `was killed by ${signal}, a crash in native code (onnxruntime)`;
+    case 'SIGKILL':
+      return 'was killed by SIGKILL, often the system running out of memory';
+    case null:
+      return `exited with code ${code}`;
+    default:
+      return `was killed by ${signal}`;
+  }
+}
+
 /** One forked compute process with typed requests. */
 export class WorkerProcess {
   private child: ChildProcess | undefined;
@@ -113,7 +134,7 @@ export class WorkerProcess {
     child.on('error', (e) => this.onGone(child, `could not start (${e.message})`));
     child.on('exit', (code, signal) => {
       if (partial.trim()) this.remember(partial);
-      this.onGone(child, signal ? `was killed by ${signal}` : `exited with code ${code}`);
+      this.onGone(child, describeExit(code, signal, this.tail));
     });
     this.child = child;
     return child;

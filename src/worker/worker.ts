@@ -4,7 +4,8 @@
  * It imports the engine; the extension itself never does.
  */
 import { UserError } from '../core/errors';
-import { CancelledError, runEvaluation } from '../core/eval/evaluate';
+import { CancelledError, runEvaluation, type RunHooks } from '../core/eval/evaluate';
+import { exportDefended } from '../core/eval/export';
 import { inspectModel } from '../core/eval/model-session';
 import type { FromWorker, ModelSummary, ToWorker } from '../protocol/worker-messages';
 
@@ -27,6 +28,19 @@ async function inspect(path: string): Promise<ModelSummary> {
   return summary;
 }
 
+/** Runs a cancellable request: its hooks report progress and log lines, its answer ends it. */
+function track(id: number, run: (hooks: RunHooks) => Promise<FromWorker>): void {
+  const controller = new AbortController();
+  running.set(id, controller);
+  run({
+    signal: controller.signal,
+    onProgress: (progress) => send({ type: 'progress', id, progress }),
+    onLog: (line) => send({ type: 'log', id, line }),
+  })
+    .then(send, (e: unknown) => fail(id, e))
+    .finally(() => running.delete(id));
+}
+
 process.on('message', (message: ToWorker) => {
   switch (message.type) {
     case 'cancel':
@@ -37,27 +51,19 @@ process.on('message', (message: ToWorker) => {
       inspect(message.model).then((model) => send({ type: 'inspected', id, model }), (e: unknown) => fail(id, e));
       return;
     }
-    case 'exportDefended':
-      // The engine has no export of defended models yet; the UI, protocol and progress are ready for it.
-      fail(
-        message.id,
-        new UserError(
-          'Exporting a defended model is not available in this version of the engine yet.',
-          'Run the experiment to evaluate the defense; export arrives with the defense engine.',
-        ),
-      );
-      return;
     case 'evaluate': {
       const { id, config } = message;
-      const controller = new AbortController();
-      running.set(id, controller);
-      runEvaluation(config, {
-        signal: controller.signal,
-        onProgress: (progress) => send({ type: 'progress', id, progress }),
-        onLog: (line) => send({ type: 'log', id, line }),
-      })
-        .then((result) => send({ type: 'result', id, result }), (e: unknown) => fail(id, e))
-        .finally(() => running.delete(id));
+      track(id, async (hooks) => ({ type: 'result', id, result: await runEvaluation(config, hooks) }));
+      return;
+    }
+    case 'exportDefended': {
+      const { id, config, out } = message;
+      track(id, async (hooks) => {
+        if (!config.defense) throw new UserError('The experiment has no defense to export.', 'Insert one at a layer first.');
+        const { model, defense, seed, threads, batchSize, cacheDir, preprocessing } = config;
+        const exported = await exportDefended({ model, defense, out, seed, threads, batchSize, cacheDir, preprocessing }, hooks);
+        return { type: 'exported', id, path: exported.out };
+      });
       return;
     }
   }

@@ -1,0 +1,252 @@
+/**
+ * The Models view: every *.onnx in the workspace (and models opened from elsewhere), each
+ * expanding to its inputs, outputs and layers as the compute process inspects them.
+ */
+import * as vscode from 'vscode';
+import type { GraphIO, Layer } from '../core/model/graph';
+import type { ModelSummary } from '../protocol/worker-messages';
+import { basename } from '../report/analysis';
+import type { Inspector } from './worker-client';
+
+export interface ModelNode {
+  kind: 'model';
+  uri: vscode.Uri;
+}
+export interface GroupNode {
+  kind: 'group';
+  model: ModelNode;
+  group: 'inputs' | 'outputs' | 'layers';
+  summary: ModelSummary;
+}
+/** A tensor a defense can be inserted after: a layer's output, or a model input. */
+export interface LayerNode {
+  kind: 'layer';
+  model: ModelNode;
+  layer: Layer;
+}
+export interface IoNode {
+  kind: 'io';
+  model: ModelNode;
+  role: 'input' | 'output';
+  io: GraphIO;
+  insertionPoint: boolean;
+}
+export interface MessageNode {
+  kind: 'message';
+  model: ModelNode;
+  text: string;
+  detail: string;
+}
+export type ModelTreeNode = ModelNode | GroupNode | LayerNode | IoNode | MessageNode;
+
+/** What the defense commands need from a tree node. */
+export interface InsertionTarget {
+  model: vscode.Uri;
+  /** The tensor T the defense goes after. */
+  tensor: string;
+  /** The layer's name, for titles. */
+  label: string;
+}
+
+export function insertionTarget(node: ModelTreeNode): InsertionTarget | undefined {
+  if (node.kind === 'layer' && node.layer.insertionPoint) return { model: node.model.uri, tensor: node.layer.outputs[0], label: node.layer.name };
+  if (node.kind === 'io' && node.insertionPoint) return { model: node.model.uri, tensor: node.io.name, label: `input ${node.io.name}` };
+  return undefined;
+}
+
+const EXCLUDE = '**/{node_modules,.git,.rlab-cache,.vscode-test}/**';
+const OPENED_KEY = 'robustnessLab.openedModels';
+
+function shape(dims: (number | string)[] | undefined): string {
+  return dims ? `[${dims.join(', ')}]` : '[?]';
+}
+
+export class ModelsProvider implements vscode.TreeDataProvider<ModelTreeNode>, vscode.Disposable {
+  private readonly changed = new vscode.EventEmitter<ModelTreeNode | undefined>();
+  readonly onDidChangeTreeData = this.changed.event;
+  private readonly models = new Map<string, ModelNode>();
+  private readonly inspections = new Map<string, { mtime: number; summary: Promise<ModelSummary> }>();
+  private readonly disposables: vscode.Disposable[] = [];
+
+  constructor(
+    private readonly context: vscode.ExtensionContext,
+    private readonly inspector: Inspector,
+  ) {
+    const watcher = vscode.workspace.createFileSystemWatcher('**/*.onnx');
+    this.disposables.push(
+      watcher,
+      watcher.onDidCreate(() => this.refresh()),
+      watcher.onDidDelete((uri) => {
+        this.inspections.delete(uri.toString());
+        this.refresh();
+      }),
+      watcher.onDidChange((uri) => {
+        this.inspections.delete(uri.toString());
+        const node = this.models.get(uri.toString());
+        this.changed.fire(node);
+      }),
+    );
+  }
+
+  refresh(): void {
+    this.inspections.clear();
+    this.changed.fire(undefined);
+  }
+
+  /** Adds a model from outside the workspace to the view; returns its node for reveal(). */
+  async open(uri: vscode.Uri): Promise<ModelNode> {
+    const opened = this.context.workspaceState.get<string[]>(OPENED_KEY, []);
+    if (!vscode.workspace.getWorkspaceFolder(uri) && !opened.includes(uri.toString())) {
+      await this.context.workspaceState.update(OPENED_KEY, [...opened, uri.toString()]);
+      this.changed.fire(undefined);
+    }
+    return this.modelNode(uri);
+  }
+
+  /** Every model the view lists. */
+  async findModels(): Promise<vscode.Uri[]> {
+    const inWorkspace = await vscode.workspace.findFiles('**/*.onnx', EXCLUDE);
+    const opened = this.context.workspaceState.get<string[]>(OPENED_KEY, []).map((s) => vscode.Uri.parse(s));
+    const all = [...new Map([...inWorkspace, ...opened].map((u) => [u.toString(), u])).values()];
+    return all.sort((a, b) => vscode.workspace.asRelativePath(a).localeCompare(vscode.workspace.asRelativePath(b)));
+  }
+
+  /** The model's inspection (cached until the file changes). */
+  async inspect(uri: vscode.Uri): Promise<ModelSummary> {
+    const key = uri.toString();
+    const mtime = (await vscode.workspace.fs.stat(uri)).mtime;
+    const cached = this.inspections.get(key);
+    if (cached && cached.mtime === mtime) return cached.summary;
+    const summary = this.inspector.inspect(uri.fsPath);
+    this.inspections.set(key, { mtime, summary });
+    summary.catch(() => this.inspections.delete(key)); // Retry on the next expand.
+    return summary;
+  }
+
+  modelNode(uri: vscode.Uri): ModelNode {
+    const key = uri.toString();
+    let node = this.models.get(key);
+    if (!node) this.models.set(key, (node = { kind: 'model', uri }));
+    return node;
+  }
+
+  async getChildren(node?: ModelTreeNode): Promise<ModelTreeNode[]> {
+    if (!node) {
+      const uris = await this.findModels();
+      void vscode.commands.executeCommand('setContext', 'robustnessLab.hasModels', uris.length > 0);
+      return uris.map((u) => this.modelNode(u));
+    }
+    switch (node.kind) {
+      case 'model': {
+        let summary: ModelSummary;
+        try {
+          summary = await this.inspect(node.uri);
+        } catch (e) {
+          const detail = (e as Error).message;
+          return [{ kind: 'message', model: node, text: `Cannot inspect: ${detail.split('\n')[0]}`, detail }];
+        }
+        return (['inputs', 'outputs', 'layers'] as const).map((group) => ({ kind: 'group', model: node, group, summary }));
+      }
+      case 'group': {
+        const { summary, model } = node;
+        const insertable = new Set(summary.insertionTensors);
+        if (node.group === 'layers') return summary.layers.map((layer) => ({ kind: 'layer', model, layer }));
+        const list = node.group === 'inputs' ? summary.inputs : summary.outputs;
+        const role = node.group === 'inputs' ? 'input' : 'output';
+        return list.map((io) => ({ kind: 'io', model, role, io, insertionPoint: role === 'input' && insertable.has(io.name) }));
+      }
+      default:
+        return [];
+    }
+  }
+
+  getParent(node: ModelTreeNode): ModelTreeNode | undefined {
+    if (node.kind === 'model') return undefined;
+    if (node.kind === 'group' || node.kind === 'message') return node.model;
+    return undefined; // Layers and tensors are revealed through their model only.
+  }
+
+  getTreeItem(node: ModelTreeNode): vscode.TreeItem {
+    const C = vscode.TreeItemCollapsibleState;
+    switch (node.kind) {
+      case 'model': {
+        const item = new vscode.TreeItem(basename(node.uri.fsPath), C.Collapsed);
+        item.id = `model:${node.uri.toString()}`;
+        const folder = vscode.workspace.getWorkspaceFolder(node.uri);
+        item.description = folder ? vscode.workspace.asRelativePath(node.uri, (vscode.workspace.workspaceFolders?.length ?? 0) > 1).replace(/\/?[^/]*$/, '') : 'outside the workspace';
+        item.tooltip = node.uri.fsPath;
+        item.resourceUri = node.uri;
+        item.accessibilityInformation = { label: `${basename(node.uri.fsPath)}, ONNX model${item.description ? ` in ${item.description}` : ''}` };
+        item.iconPath = new vscode.ThemeIcon('circuit-board');
+        item.contextValue = 'model';
+        return item;
+      }
+      case 'group': {
+        const s = node.summary;
+        const count = node.group === 'layers' ? s.layers.length : node.group === 'inputs' ? s.inputs.length : s.outputs.length;
+        const title = { inputs: 'Inputs', outputs: 'Outputs', layers: 'Layers' }[node.group];
+        const item = new vscode.TreeItem(title, node.group === 'layers' ? C.Expanded : C.Collapsed);
+        item.id = `group:${node.model.uri.toString()}:${node.group}`;
+        item.description =
+          node.group === 'layers'
+            ? `${count} · ${s.totalParams.toLocaleString('en-US')} params · ${s.insertionTensors.length} insertion points`
+            : String(count);
+        item.iconPath = new vscode.ThemeIcon({ inputs: 'sign-in', outputs: 'sign-out', layers: 'layers' }[node.group]);
+        item.contextValue = `group.${node.group}`;
+        return item;
+      }
+      case 'layer':
+        return this.layerItem(node);
+      case 'io': {
+        const item = new vscode.TreeItem(node.io.name, C.None);
+        item.id = `${node.role}:${node.model.uri.toString()}:${node.io.name}`;
+        item.description = `${node.io.elemType} ${shape(node.io.shape)}`;
+        const tip = new vscode.MarkdownString(`**${node.role === 'input' ? 'Input' : 'Output'}** \`${node.io.name}\`\n\n${node.io.elemType} ${shape(node.io.shape)}`);
+        if (node.insertionPoint) tip.appendMarkdown('\n\n$(target) **Insertion point**: a defense can go right on the input.');
+        tip.supportThemeIcons = true;
+        item.tooltip = tip;
+        item.iconPath = node.insertionPoint ? insertionIcon() : new vscode.ThemeIcon(node.role === 'input' ? 'arrow-right' : 'arrow-left');
+        item.contextValue = node.insertionPoint ? 'tensor.insertable' : 'tensor';
+        return item;
+      }
+      case 'message': {
+        const item = new vscode.TreeItem(node.text, C.None);
+        item.tooltip = node.detail;
+        item.iconPath = new vscode.ThemeIcon('error', new vscode.ThemeColor('errorForeground'));
+        item.contextValue = 'message';
+        return item;
+      }
+    }
+  }
+
+  private layerItem(node: LayerNode): vscode.TreeItem {
+    const l = node.layer;
+    const item = new vscode.TreeItem(l.name, vscode.TreeItemCollapsibleState.None);
+    item.id = `layer:${node.model.uri.toString()}:${l.index}`;
+    item.description = `${l.op} ${shape(l.shape)}${l.params ? ` · ${l.params.toLocaleString('en-US')} params` : ''}`;
+    const tip = new vscode.MarkdownString('', true);
+    tip.appendMarkdown(`**${l.name}** · ${l.op} (node ${l.index})\n\n`);
+    tip.appendMarkdown(`- inputs: ${l.inputs.map((i) => `\`${i}\``).join(', ') || '–'}\n`);
+    tip.appendMarkdown(`- outputs: ${l.outputs.map((o) => `\`${o}\``).join(', ') || '–'}\n`);
+    tip.appendMarkdown(`- output shape: ${shape(l.shape)}\n`);
+    tip.appendMarkdown(`- parameters: ${l.params.toLocaleString('en-US')}\n\n`);
+    tip.appendMarkdown(
+      l.insertionPoint
+        ? `$(target) **Insertion point**: every path from the input to the output passes through \`${l.outputs[0]}\`, so a defense can go right after this layer (right-click to insert one).`
+        : `Not an insertion point: some path to the output bypasses \`${l.outputs[0] ?? '?'}\` (e.g. a skip connection), so a defense here would not see everything.`,
+    );
+    item.tooltip = tip;
+    item.iconPath = l.insertionPoint ? insertionIcon() : new vscode.ThemeIcon('symbol-operator');
+    item.contextValue = l.insertionPoint ? 'layer.insertable' : 'layer';
+    return item;
+  }
+
+  dispose(): void {
+    for (const d of this.disposables) d.dispose();
+    this.changed.dispose();
+  }
+}
+
+function insertionIcon(): vscode.ThemeIcon {
+  return new vscode.ThemeIcon('target', new vscode.ThemeColor('charts.green'));
+}

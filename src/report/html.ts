@@ -1,0 +1,90 @@
+/** RunResult → one self-contained HTML file: inline CSS, the chart as inline SVG, images as data URIs. */
+import {
+  attackTable, confusionMatrices, defenseTables, defenseView, examplePixels, examples, foolingTable, formatNumber, percent, summaryRows, worstCaseTable,
+  type Matrix, type ReportRun, type Table,
+} from './analysis';
+import { pngDataUri } from './png';
+import { accuracyChartSvg, escapeXml as esc } from './svg-chart';
+
+function table(t: Table, caption?: string): string {
+  if (!t.rows.length) return '';
+  return `<table>${caption ? `<caption>${esc(caption)}</caption>` : ''}<thead><tr>${t.columns.map((c) => `<th>${esc(c)}</th>`).join('')}</tr></thead><tbody>${t.rows
+    .map((r) => `<tr>${r.map((c) => `<td>${esc(c)}</td>`).join('')}</tr>`)
+    .join('')}</tbody></table>`;
+}
+
+function confusion(m: Matrix): string {
+  const rows = m.counts
+    .map((row, i) => {
+      const total = row.reduce((s, v) => s + v, 0) || 1;
+      return `<tr><th>${esc(m.labels[i])}</th>${row.map((v, j) => `<td style="background: rgba(${i === j ? '44,160,44' : '214,39,40'}, ${(v / total).toFixed(3)})">${v}</td>`).join('')}</tr>`;
+    })
+    .join('');
+  return `<h3>${esc(m.title)}</h3><table class="confusion"><caption>rows: true class, columns: predicted</caption><thead><tr><th></th>${m.labels.map((l) => `<th>${esc(l)}</th>`).join('')}</tr></thead><tbody>${rows}</tbody></table>`;
+}
+
+function exampleGallery(run: ReportRun): string {
+  const ex = examples(run.result);
+  if (!ex.length) return '';
+  const figures = ex
+    .map((e) => {
+      const px = examplePixels(e);
+      const [, h, w] = e.shape;
+      const img = (data: Uint8ClampedArray, alt: string) => `<img src="${pngDataUri(data, w, h)}" alt="${esc(alt)}" width="${Math.max(84, w * 3)}">`;
+      return `<figure>${img(px.clean, 'clean')}${img(px.adversarial, 'adversarial')}${img(px.perturbation, 'perturbation (magnified)')}<figcaption>#${e.index}: label ${esc(e.label)}, clean → ${esc(e.cleanPrediction)}, ${esc(e.attack)} on ${esc(e.target)} (${esc(e.threat)}) eps ${formatNumber(e.eps)} → ${esc(e.adversarialPrediction)}</figcaption></figure>`;
+    })
+    .join('');
+  return `<h3>Examples</h3><p class="note">clean · adversarial · perturbation (magnified)</p><div class="examples">${figures}</div>`;
+}
+
+function runDetails(run: ReportRun): string {
+  const r = run.result;
+  const d = defenseView(r);
+  const parts = [table(worstCaseTable(r), 'Worst case over attacks'), table(attackTable(r), 'Attacks')];
+  if (d) {
+    parts.push(`<h3>Defense: ${esc(d.kind)} after <code>${esc(d.layer)}</code>${d.verdict ? ` (verdict: ${esc(d.verdict)})` : ''}</h3>`);
+    if (d.cleanAccuracy !== undefined) parts.push(`<p>Defended clean accuracy: <b>${percent(d.cleanAccuracy)}</b></p>`);
+    if (d.params.length) parts.push(table({ title: '', columns: ['parameter', 'value'], rows: d.params }));
+    for (const t of defenseTables(r)) parts.push(table(t, t.title));
+  }
+  const fooling = foolingTable(r);
+  if (fooling) parts.push(table(fooling, fooling.title));
+  parts.push(exampleGallery(run), ...confusionMatrices(r).map(confusion));
+  return parts.join('\n');
+}
+
+const STYLE = `
+body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: #1e1e1e; margin: 2rem auto; max-width: 1200px; padding: 0 1rem; }
+h1 { font-size: 1.6rem; } h2 { margin-top: 2rem; border-bottom: 1px solid #ddd; } h3 { margin-top: 1.5rem; }
+table { border-collapse: collapse; margin: 0.75rem 0; font-variant-numeric: tabular-nums; }
+caption { text-align: left; font-weight: 600; padding: 0.25rem 0; }
+th, td { border: 1px solid #ddd; padding: 0.25rem 0.6rem; text-align: left; }
+thead th { background: #f3f3f3; }
+.columns { display: grid; grid-template-columns: repeat(var(--runs), minmax(0, 1fr)); gap: 2rem; }
+.examples { display: flex; flex-wrap: wrap; gap: 1rem; }
+figure { margin: 0; } figure img { image-rendering: pixelated; margin-right: 4px; border: 1px solid #ccc; }
+figcaption, .note { font-size: 12px; color: #555; }
+.confusion td { text-align: right; min-width: 2.5rem; }
+`;
+
+export function renderHtml(runs: ReportRun[]): string {
+  const title = runs.length === 1 ? `Robustness report: ${runs[0].name}` : `Robustness comparison: ${runs.map((r) => r.name).join(' vs ')}`;
+  const summaries = runs.map((r) => summaryRows(r.result));
+  const keys = [...new Set(summaries.flatMap((s) => s.map(([k]) => k)))];
+  const summary = table({ title: '', columns: ['', ...runs.map((r) => r.name)], rows: keys.map((k) => [k, ...summaries.map((s) => s.find(([key]) => key === k)?.[1] ?? '–')]) });
+  const svg = accuracyChartSvg(runs);
+  return `<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>${esc(title)}</title><style>${STYLE}</style></head>
+<body>
+<h1>${esc(title)}</h1>
+${summary}
+${svg ? `<h2>Robust accuracy against epsilon</h2>\n${svg}` : '<p class="note">No attacks were run: only clean accuracy is reported.</p>'}
+<h2>Details</h2>
+<div class="columns" style="--runs: ${runs.length}">
+${runs.map((run) => `<section>${runs.length > 1 ? `<h2>${esc(run.name)}</h2>` : ''}${runDetails(run)}</section>`).join('\n')}
+</div>
+<p class="note">Generated by Robustness Lab from ${runs.map((r) => `${esc(r.result.tool?.name ?? '')} ${esc(r.result.tool?.version ?? '')} (${esc(r.result.createdAt ?? '')})`).join(', ')}.</p>
+</body></html>
+`;
+}

@@ -1,0 +1,194 @@
+/**
+ * The results webview: renders one RunResult, or two side by side, from what the extension posts
+ * (checked on receipt) or from the state VS Code kept across a reload. Talks back only through
+ * the typed messages of src/protocol/webview-messages.ts.
+ */
+import '@vscode-elements/elements/dist/vscode-button/index.js';
+import '@vscode-elements/elements/dist/vscode-badge/index.js';
+import '@vscode-elements/elements/dist/vscode-collapsible/index.js';
+import '@vscode-elements/elements/dist/vscode-table/index.js';
+import '@vscode-elements/elements/dist/vscode-table-header/index.js';
+import '@vscode-elements/elements/dist/vscode-table-header-cell/index.js';
+import '@vscode-elements/elements/dist/vscode-table-body/index.js';
+import '@vscode-elements/elements/dist/vscode-table-row/index.js';
+import '@vscode-elements/elements/dist/vscode-table-cell/index.js';
+import './styles.css';
+import type { Chart } from 'chart.js';
+import { isToWebview, isWebviewState, panelRunsProblems, type FromWebview, type PanelRun, type WebviewState } from '../../src/protocol/webview-messages';
+import {
+  attackTable, confusionMatrices, defenseTables, defenseView, examplePixels, examples, foolingTable, formatNumber, percent, summaryRows, worstCaseTable,
+  type ExampleView, type Matrix, type ReportRun,
+} from '../../src/report/analysis';
+import { accuracyChart } from './chart';
+import { dataTable, h, section } from './dom';
+
+interface VsCodeApi {
+  postMessage(message: FromWebview): void;
+  getState(): unknown;
+  setState(state: WebviewState): void;
+}
+declare function acquireVsCodeApi(): VsCodeApi;
+
+const vscode = acquireVsCodeApi();
+const app = document.getElementById('app')!;
+let shown: PanelRun[] | undefined;
+let charts: Chart[] = [];
+
+function post(message: FromWebview): void {
+  vscode.postMessage(message);
+}
+
+function button(label: string, message: FromWebview, options: { secondary?: boolean; icon?: string } = {}): HTMLElement {
+  const b = h('vscode-button', { secondary: options.secondary, 'data-action': message.type === 'export' ? `export-${message.format}` : message.type }, label);
+  b.addEventListener('click', () => post(message));
+  return b;
+}
+
+function toolbar(runs: PanelRun[]): HTMLElement {
+  return h(
+    'div',
+    { class: 'toolbar', role: 'toolbar' },
+    button('Export Markdown', { type: 'export', format: 'markdown' }),
+    button('Export HTML', { type: 'export', format: 'html' }, { secondary: true }),
+    button('Export JSON', { type: 'export', format: 'json' }, { secondary: true }),
+    runs.length === 1 ? button('Compare with…', { type: 'compare' }, { secondary: true }) : button('Close Comparison', { type: 'closeCompare' }, { secondary: true }),
+    ...runs.map((r, i) => (r.file ? button(runs.length > 1 ? `Open JSON ${i + 1}` : 'Open JSON', { type: 'openJson', run: i }, { secondary: true }) : undefined)),
+  );
+}
+
+function summary(runs: PanelRun[]): HTMLElement {
+  const rows = runs.map((r) => summaryRows(r.result));
+  const keys = [...new Set(rows.flatMap((s) => s.map(([k]) => k)))];
+  const table = h(
+    'table',
+    { class: 'summary' },
+    runs.length > 1 ? h('thead', {}, h('tr', {}, h('th', {}), ...runs.map((r) => h('th', {}, r.name)))) : undefined,
+    h('tbody', {}, ...keys.map((k) => h('tr', { 'data-key': k }, h('th', { scope: 'row' }, k), ...rows.map((s) => h('td', {}, s.find(([key]) => key === k)?.[1] ?? '–'))))),
+  );
+  return section('Summary', 'summary', table);
+}
+
+function chartSection(runs: ReportRun[]): HTMLElement {
+  const canvas = h('canvas', { 'aria-label': 'Robust accuracy against epsilon' });
+  const box = h('div', { class: 'chart-box' }, canvas);
+  const s = section('Robust accuracy against epsilon', 'chart', box);
+  // Drawn once the canvas is in the document and has a size.
+  queueMicrotask(() => {
+    const chart = accuracyChart(canvas, runs);
+    if (chart) charts.push(chart);
+    else box.replaceWith(h('p', { class: 'note' }, 'No attacks were run: only clean accuracy is reported. Add "attacks" to the experiment to see robust accuracy against epsilon.'));
+  });
+  return s;
+}
+
+function exampleFigure(e: ExampleView): HTMLElement {
+  const [, hgt, wid] = e.shape;
+  const px = examplePixels(e);
+  const canvas = (data: Uint8ClampedArray, label: string) => {
+    const c = h('canvas', { width: String(wid), height: String(hgt), class: 'pixels', title: label, 'aria-label': label });
+    c.getContext('2d')!.putImageData(new ImageData(new Uint8ClampedArray(data), wid, hgt), 0, 0);
+    return c;
+  };
+  const fooled = e.adversarialPrediction !== e.cleanPrediction;
+  return h(
+    'figure',
+    { class: fooled ? 'example fooled' : 'example' },
+    h('div', { class: 'triptych' }, canvas(px.clean, 'clean'), canvas(px.adversarial, 'adversarial'), canvas(px.perturbation, 'perturbation, magnified')),
+    h('figcaption', {}, `#${e.index} · label ${e.label}`, h('br'), `clean → ${e.cleanPrediction}`, h('br'), `${e.attack} on ${e.target} (${e.threat}) ε=${formatNumber(e.eps)} → ${e.adversarialPrediction}`),
+  );
+}
+
+function confusion(m: Matrix, id: string): HTMLElement {
+  const table = h(
+    'table',
+    { class: 'confusion' },
+    h('caption', {}, 'rows: true class · columns: predicted class'),
+    h('thead', {}, h('tr', {}, h('th', {}), ...m.labels.map((l) => h('th', { scope: 'col' }, l)))),
+    h(
+      'tbody',
+      {},
+      ...m.counts.map((row, i) => {
+        const total = row.reduce((s, v) => s + v, 0) || 1;
+        return h(
+          'tr',
+          {},
+          h('th', { scope: 'row' }, m.labels[i]),
+          ...row.map((v, j) => {
+            const td = h('td', { class: i === j ? 'diag' : 'off', title: `true ${m.labels[i]}, predicted ${m.labels[j]}: ${v} (${percent(v / total, 1)} of the row)` }, String(v));
+            td.style.setProperty('--share', String(v / total));
+            return td;
+          }),
+        );
+      }),
+    ),
+  );
+  return section(m.title, id, table);
+}
+
+function runColumn(run: PanelRun, compare: boolean): HTMLElement {
+  const r = run.result;
+  const worst = worstCaseTable(r);
+  const attacks = attackTable(r);
+  const d = defenseView(r);
+  const ex = examples(r);
+  const fooling = foolingTable(r);
+  return h(
+    'div',
+    { class: 'run' },
+    compare ? h('h2', {}, run.name) : undefined,
+    worst.rows.length ? section('Worst case over attacks', 'worst', dataTable(worst.columns, worst.rows)) : undefined,
+    attacks.rows.length ? section(`Attacks (${attacks.rows.length})`, 'attacks', dataTable(attacks.columns, attacks.rows)) : undefined,
+    d
+      ? section(
+          `Defense: ${d.kind} after ${d.layer}`,
+          'defense',
+          d.verdict ? h('p', {}, 'Verdict: ', h('vscode-badge', { class: `verdict ${d.verdict}` }, d.verdict)) : undefined,
+          d.cleanAccuracy !== undefined ? h('p', {}, 'Defended clean accuracy: ', h('strong', {}, percent(d.cleanAccuracy))) : undefined,
+          d.params.length ? dataTable(['parameter', 'value'], d.params) : undefined,
+          ...defenseTables(r).map((t) => h('div', { class: 'subtable' }, h('h4', {}, t.title), dataTable(t.columns, t.rows))),
+        )
+      : undefined,
+    fooling ? section('Fooling images', 'fooling', h('p', { class: 'note' }, fooling.title), dataTable(fooling.columns, fooling.rows)) : undefined,
+    ex.length ? section(`Examples (${ex.length})`, 'examples', h('p', { class: 'note' }, 'clean · adversarial · perturbation (magnified)'), h('div', { class: 'examples' }, ...ex.map(exampleFigure))) : undefined,
+    ...confusionMatrices(r).map((m, i) => confusion(m, `confusion-${i}`)),
+  );
+}
+
+function render(runs: PanelRun[]): void {
+  shown = runs;
+  for (const c of charts) c.destroy();
+  charts = [];
+  const compare = runs.length > 1;
+  const title = compare ? `Comparison: ${runs.map((r) => r.name).join(' vs ')}` : runs[0].name;
+  app.replaceChildren(
+    h('header', {}, h('h1', {}, title), toolbar(runs)),
+    summary(runs),
+    chartSection(runs.map((r) => ({ name: r.name, result: r.result }))),
+    h('div', { class: compare ? 'columns compare' : 'columns' }, ...runs.map((r) => runColumn(r, compare))),
+  );
+}
+
+function renderProblem(problems: string[]): void {
+  app.replaceChildren(h('div', { class: 'problem', role: 'alert' }, h('h1', {}, 'Cannot show these results'), h('ul', {}, ...problems.map((p) => h('li', {}, p)))));
+}
+
+window.addEventListener('message', (event: MessageEvent<unknown>) => {
+  const m = event.data;
+  if (isToWebview(m)) {
+    vscode.setState({ runs: m.runs });
+    render(m.runs);
+  } else {
+    const problems = (m as { runs?: unknown })?.runs !== undefined ? panelRunsProblems((m as { runs: unknown }).runs) : ['unexpected message'];
+    renderProblem(problems);
+    post({ type: 'error', message: `rejected a message: ${problems.join('; ')}` });
+  }
+});
+
+window.addEventListener('error', (e) => post({ type: 'error', message: `${e.message} (${e.filename}:${e.lineno})` }));
+
+// Theme switches change the CSS variables the chart was drawn with.
+new MutationObserver(() => shown && render(shown)).observe(document.body, { attributes: true, attributeFilter: ['class'] });
+
+const saved = vscode.getState();
+if (isWebviewState(saved)) render(saved.runs);
+post({ type: 'ready' });

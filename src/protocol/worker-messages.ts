@@ -3,23 +3,12 @@
  * Every request carries an id; the worker answers each with exactly one terminal message
  * (`result`, `inspected` or `error`), after any number of `progress` and `log` messages.
  */
-import type { GraphIO, Layer } from '../core/model/graph';
+import type { ModelGraph } from '../core/model/graph';
 import type { EvaluationConfig, Progress } from './experiment';
 import type { RunResult } from './run-result';
 
 /** What the Models view shows of a model: ModelGraph without its Map, so that it survives IPC. */
-export interface ModelSummary {
-  path: string;
-  sha256: string;
-  opset: number;
-  producer: string;
-  inputs: GraphIO[];
-  outputs: GraphIO[];
-  layers: Layer[];
-  /** Every tensor that is a valid insertion point (graph inputs included). */
-  insertionTensors: string[];
-  totalParams: number;
-}
+export type ModelSummary = Omit<ModelGraph, 'shapes'>;
 
 export type ToWorker =
   | { type: 'evaluate'; id: number; config: EvaluationConfig }

@@ -38,6 +38,9 @@ echo "Installing code-server $VERSION (about 3 minutes) …"
   cd "$DIR"
   export PATH="$NODE_BIN:$PATH"
   export npm_config_nodedir="$HEADERS"
+  # Run from `npm test`, the parent npm exports its own user agent ("node/v20") and node path;
+  # code-server's postinstall reads the Node version from the user agent, so drop the parent's.
+  unset npm_config_user_agent npm_node_execpath NODE
   npm install --no-audit --no-fund --loglevel=error "code-server@$VERSION"
 )
 "$NODE_BIN/node" "$DIR/node_modules/code-server/out/node/entry.js" --version

@@ -42,14 +42,14 @@ export function cacheKeyHash(key: DefenseCacheKey): string {
   return createHash('sha256').update(canonical(key)).digest('hex').slice(0, 24);
 }
 
-export function loadCachedDefense(dir: string, key: DefenseCacheKey): { stage: DefenseStage; fitSeconds: number } | undefined {
+export function loadCachedDefense(dir: string, key: DefenseCacheKey): { stage: DefenseStage; fitSeconds: number; file: string } | undefined {
   const base = path.join(dir, `${key.kind}-${cacheKeyHash(key)}`);
   if (!existsSync(`${base}.json`)) return undefined;
   try {
     const entry = JSON.parse(readFileSync(`${base}.json`, 'utf8')) as CacheEntry;
     if (canonical(entry.key) !== canonical(key)) return undefined;
     const model = decodeModel(readFileSync(path.join(dir, entry.modelFile)));
-    return { stage: { ...entry.stage, model }, fitSeconds: entry.fitSeconds };
+    return { stage: { ...entry.stage, model }, fitSeconds: entry.fitSeconds, file: `${base}.json` };
   } catch {
     return undefined; // An unreadable entry is refitted and overwritten.
   }

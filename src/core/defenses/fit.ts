@@ -63,8 +63,8 @@ export async function fitDefense(plan: DefensePlan, ctx: FitContext): Promise<Fi
   };
   const cached = loadCachedDefense(ctx.cacheDir, key);
   if (cached) {
-    ctx.log(`Reusing the ${plan.kind} fit cached in ${ctx.cacheDir} (fitted in ${cached.fitSeconds.toFixed(1)} s).`);
-    return { ...cached, cached: true, cacheFile: ctx.cacheDir };
+    ctx.log(`Reusing the ${plan.kind} fit cached in ${cached.file} (fitted in ${cached.fitSeconds.toFixed(1)} s).`);
+    return { stage: cached.stage, fitSeconds: cached.fitSeconds, cached: true, cacheFile: cached.file };
   }
   const t0 = performance.now();
   ctx.log(`Computing reference activations at '${plan.layer}' for ${ctx.reference.count} images…`);

@@ -10,7 +10,7 @@ import { test } from 'node:test';
 import { runEvaluation } from '../../src/core/eval/evaluate';
 import { openClassifier } from '../../src/core/eval/model-session';
 import { OnnxClassifier } from '../../src/core/runtime/onnx-classifier';
-import { loadDataset, preprocess } from '../../src/core/data';
+import { demoImages, relativeL2 } from '../helpers/demo-data';
 import { cli, DEMO_MODEL, DEMO_TEST_IMAGES, DEMO_TEST_LABELS, ROOT } from '../helpers/cli';
 
 interface Curve { eps: number; accuracy: number; predictions: number[] }
@@ -27,21 +27,12 @@ function refAccuracy(curve: Curve, n: number): number {
   return correct / n;
 }
 
-function relativeL2(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let num = 0, den = 0;
-  for (let i = 0; i < a.length; i++) {
-    num += (a[i] - b[i]) ** 2;
-    den += b[i] ** 2;
-  }
-  return Math.sqrt(num / den);
-}
 
 test('input gradients of cross-entropy and CW margin equal PyTorch autograd on the demo model', async () => {
   const m = await openClassifier(DEMO_MODEL, { ep: 'cpu', threads: 1 });
   const c = new OnnxClassifier({ model: m.loaded.model, shapes: m.graph.shapes, session: m.session, input: m.input, output: m.output, sampleDims: m.sampleDims, numClasses: m.numClasses, sessionOptions: { ep: 'cpu', threads: 1 } });
   try {
-    const raw = await loadDataset({ path: DEMO_TEST_IMAGES, labelsPath: DEMO_TEST_LABELS, limit: 4 });
-    const x = preprocess(raw, { layout: 'NCHW', channels: 1, height: 28, width: 28 });
+    const { x } = await demoImages(DEMO_TEST_IMAGES, DEMO_TEST_LABELS, 4);
     const labels = Int32Array.from(ref.gradLabels);
     const ce = await c.lossGradient(x, 4, labels, 'ce-sum');
     assert.ok(relativeL2(ce.grad, ref.ceSumGradFirst4) < 1e-4, `CE gradient relative error ${relativeL2(ce.grad, ref.ceSumGradFirst4)}`);

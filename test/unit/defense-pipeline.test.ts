@@ -89,6 +89,18 @@ test('fits are cached by model, data and parameters, written atomically, and reu
   await model.session.release();
 });
 
+/** The demo model with one of the plans fitted (from the shared cache), undefended and defended. */
+async function defendedDemo(planName: string, limit: number) {
+  const { model, data } = await demo(limit);
+  const plan = plans[planName];
+  const ref = await prepareData({ data: DEMO_TRAIN_IMAGES, labels: DEMO_TRAIN_LABELS, limit: plan.referenceLimit }, model);
+  const fit = await fitDefense(plan, { loaded: model.loaded, graph: model.graph, reference: { x: ref.x, labels: ref.labels, count: ref.count, sha256: ref.description.sha256 }, seed: 0, cacheDir, threads: 1, batchSize: 100, log: () => {} });
+  const sessionOptions = { ep: 'cpu' as const, threads: 1 };
+  const undefended = new OnnxClassifier({ model: model.loaded.model, shapes: model.graph.shapes, session: model.session, input: 'input', output: 'logits', sampleDims: [1, 28, 28], numClasses: 10, sessionOptions });
+  const defended = new DefendedClassifier({ model: model.loaded.model, shapes: model.graph.shapes, input: 'input', sampleDims: [1, 28, 28], numClasses: 10, stage: fit.stage, sessionOptions, undefended });
+  return { model, data, undefended, defended };
+}
+
 /** Cross-entropy of one sample's logits, in float64. */
 function crossEntropy(logits: ArrayLike<number>, label: number): number {
   let max = -Infinity;
@@ -99,12 +111,7 @@ function crossEntropy(logits: ArrayLike<number>, label: number): number {
 }
 
 test('BPDA through LESCI vq is the gradient of L(tail(head(x) + c)) with c = E* − head(x0) held fixed (finite differences)', async () => {
-  const { model, data } = await demo(2);
-  const plan = plans['LESCI vq'];
-  const ref = await prepareData({ data: DEMO_TRAIN_IMAGES, labels: DEMO_TRAIN_LABELS, limit: plan.referenceLimit }, model);
-  const fit = await fitDefense(plan, { loaded: model.loaded, graph: model.graph, reference: { x: ref.x, labels: ref.labels, count: ref.count, sha256: ref.description.sha256 }, seed: 0, cacheDir, threads: 1, batchSize: 100, log: () => {} });
-  const undefended = new OnnxClassifier({ model: model.loaded.model, shapes: model.graph.shapes, session: model.session, input: 'input', output: 'logits', sampleDims: [1, 28, 28], numClasses: 10, sessionOptions: { ep: 'cpu', threads: 1 } });
-  const defended = new DefendedClassifier({ model: model.loaded.model, shapes: model.graph.shapes, input: 'input', sampleDims: [1, 28, 28], numClasses: 10, stage: fit.stage, sessionOptions: { ep: 'cpu', threads: 1 }, undefended });
+  const { model, data, undefended, defended } = await defendedDemo('LESCI vq', 2);
   const bpda = threatClassifier(defended, 'bpda');
   const direct = threatClassifier(defended, 'direct');
   const x = data.x.slice(0, 784);
@@ -140,12 +147,7 @@ test('BPDA through LESCI vq is the gradient of L(tail(head(x) + c)) with c = E* 
 });
 
 test('the direct gradient of the retrieval defense goes through the attention weights (finite differences of the defended model)', async () => {
-  const { model, data } = await demo(1);
-  const plan = plans['retrieval (tail head)'];
-  const ref = await prepareData({ data: DEMO_TRAIN_IMAGES, labels: DEMO_TRAIN_LABELS, limit: plan.referenceLimit }, model);
-  const fit = await fitDefense(plan, { loaded: model.loaded, graph: model.graph, reference: { x: ref.x, labels: ref.labels, count: ref.count, sha256: ref.description.sha256 }, seed: 0, cacheDir, threads: 1, batchSize: 100, log: () => {} });
-  const undefended = new OnnxClassifier({ model: model.loaded.model, shapes: model.graph.shapes, session: model.session, input: 'input', output: 'logits', sampleDims: [1, 28, 28], numClasses: 10, sessionOptions: { ep: 'cpu', threads: 1 } });
-  const defended = new DefendedClassifier({ model: model.loaded.model, shapes: model.graph.shapes, input: 'input', sampleDims: [1, 28, 28], numClasses: 10, stage: fit.stage, sessionOptions: { ep: 'cpu', threads: 1 }, undefended });
+  const { model, data, undefended, defended } = await defendedDemo('retrieval (tail head)', 1);
   const direct = threatClassifier(defended, 'direct');
   const x = data.x.slice(0, 784);
   const label = new Int32Array([data.labels[0]]);

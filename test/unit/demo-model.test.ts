@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import * as ort from 'onnxruntime-node';
-import { loadDataset, preprocess } from '../../src/core/data';
+import { demoImages } from '../helpers/demo-data';
 import { runEvaluation } from '../../src/core/eval/evaluate';
 import { inspectModel } from '../../src/core/eval/model-session';
 import { cutModel } from '../../src/core/onnx/cut';
@@ -24,10 +24,7 @@ const reference = JSON.parse(readFileSync(path.join(ROOT, 'test', 'fixtures', 'd
   logitsFirst8: number[][];
 };
 
-async function demoImages(limit?: number): Promise<{ x: Float32Array; labels: Int32Array; count: number }> {
-  const raw = await loadDataset({ path: DEMO_TEST_IMAGES, labelsPath: DEMO_TEST_LABELS, limit });
-  return { x: preprocess(raw, { layout: 'NCHW', channels: 1, height: 28, width: 28 }), labels: raw.labels!, count: raw.count };
-}
+const demoTestImages = (limit?: number) => demoImages(DEMO_TEST_IMAGES, DEMO_TEST_LABELS, limit);
 
 async function runModel(bytes: Uint8Array, input: string, x: Float32Array, dims: number[], fetch?: string): Promise<ort.Tensor> {
   const s = await ort.InferenceSession.create(bytes);
@@ -48,7 +45,7 @@ test('demo model: parse, serialise, parse gives the same graph, and onnxruntime 
   const parsed = decodeModel(bytes);
   const reserialised = encodeModel(parsed);
   assert.deepEqual(decodeModel(reserialised), parsed);
-  const { x } = await demoImages(16);
+  const { x } = await demoTestImages(16);
   const a = await runModel(bytes, 'input', x, [16, 1, 28, 28]);
   const b = await runModel(reserialised, 'input', x, [16, 1, 28, 28]);
   assert.deepEqual(Array.from(b.data as Float32Array), Array.from(a.data as Float32Array));
@@ -72,7 +69,7 @@ test('demo model: layer listing with shapes, parameters and insertion points', a
 
 test('demo model: head followed by tail reproduces the outputs to 1e-5 at every insertion point', async () => {
   const { loaded, graph } = await inspectModel(DEMO_MODEL);
-  const { x } = await demoImages(64);
+  const { x } = await demoTestImages(64);
   const dims = [64, 1, 28, 28];
   const full = (await runModel(loaded.bytes, 'input', x, dims)).data as Float32Array;
   assert.equal(graph.insertionTensors.length, 11);

@@ -4,28 +4,19 @@ import { mkdtempSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { loadDataset, preprocess } from '../../src/core/data';
 import { encodeNpyFloat32, parseNpy } from '../../src/core/data/npy';
 import { GraphBuilder, makeModel } from '../../src/core/onnx/builder';
 import { tensorValueInfo } from '../../src/core/onnx/cut';
 import { encodeModel } from '../../src/core/onnx/proto';
+import { demoImages, relativeL2 } from '../helpers/demo-data';
 import { cli, DEMO_MODEL, DEMO_TEST_IMAGES, DEMO_TEST_LABELS, ROOT } from '../helpers/cli';
 
 const ref = JSON.parse(readFileSync(path.join(ROOT, 'test', 'fixtures', 'attack-reference.json'), 'utf8')) as { gradLabels: number[]; ceSumGradFirst4: number[]; cwGradFirst4: number[] };
 
-function relativeL2(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let num = 0, den = 0;
-  for (let i = 0; i < a.length; i++) {
-    num += (a[i] - b[i]) ** 2;
-    den += b[i] ** 2;
-  }
-  return Math.sqrt(num / den);
-}
 
 test('CLI gradient writes the CE and CW input gradients that PyTorch computes; vjp with a cotangent', async () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'rlab-grad-'));
-  const raw = await loadDataset({ path: DEMO_TEST_IMAGES, labelsPath: DEMO_TEST_LABELS, limit: 4 });
-  const x = preprocess(raw, { layout: 'NCHW', channels: 1, height: 28, width: 28 });
+  const { x } = await demoImages(DEMO_TEST_IMAGES, DEMO_TEST_LABELS, 4);
   writeFileSync(path.join(dir, 'x.npy'), encodeNpyFloat32(x, [4, 1, 28, 28]));
   writeFileSync(path.join(dir, 'y.txt'), ref.gradLabels.join('\n'));
   for (const [loss, expected] of [['ce-sum', ref.ceSumGradFirst4], ['cw', ref.cwGradFirst4]] as const) {

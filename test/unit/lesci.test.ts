@@ -5,10 +5,10 @@
  * rates, clean accuracies, determinism and save/load.
  */
 import { argmaxRows } from '../../src/core/tensor';
+import { demoImages } from '../helpers/demo-data';
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import * as ort from 'onnxruntime-node';
-import { loadDataset, preprocess } from '../../src/core/data';
 import { CutRunner, referenceActivations, selectReference, type InspectedModel, type ReferenceActivations } from '../../src/core/defenses/activations';
 import { knnSearch, pairDistance } from '../../src/core/defenses/knn';
 import { LESCI_DEFAULTS, fitLesci, minimumVotes, type LesciOptions } from '../../src/core/defenses/lesci';
@@ -154,10 +154,7 @@ const testActs = new Map<string, Float32Array>();
 
 before(async () => {
   model = await inspectModel(DEMO_MODEL);
-  const load = async (p: string, l: string, limit: number) => {
-    const raw = await loadDataset({ path: p, labelsPath: l, limit });
-    return { x: preprocess(raw, { layout: 'NCHW', channels: 1, height: 28, width: 28 }), labels: raw.labels!, count: raw.count };
-  };
+  const load = demoImages;
   train = await load(DEMO_TRAIN_IMAGES, DEMO_TRAIN_LABELS, 1000);
   testSet = await load(DEMO_TEST_IMAGES, DEMO_TEST_LABELS, 300);
   for (const layer of [POOL1, POOL2, FC1]) {

@@ -4,10 +4,10 @@
  * 'paper' heads, LSH recall and JS-LSH vs ONNX-exact predictions, determinism and save/load.
  */
 import { argmaxRows } from '../../src/core/tensor';
+import { demoImages } from '../helpers/demo-data';
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import * as ort from 'onnxruntime-node';
-import { loadDataset, preprocess } from '../../src/core/data';
 import { CutRunner, referenceActivations, type InspectedModel, type ReferenceActivations } from '../../src/core/defenses/activations';
 import { knnSearch, pairDistance } from '../../src/core/defenses/knn';
 import { RETRIEVAL_TENSORS, buildRetrievalIndex, fitRetrieval, leaveOneOutFeatures, retrievalAttend, retrievalForward, retrievalSearch } from '../../src/core/defenses/retrieval';
@@ -31,10 +31,7 @@ const testActs = new Map<string, Float32Array>();
 
 before(async () => {
   model = await inspectModel(DEMO_MODEL);
-  const load = async (p: string, l: string, limit: number) => {
-    const raw = await loadDataset({ path: p, labelsPath: l, limit });
-    return { x: preprocess(raw, { layout: 'NCHW', channels: 1, height: 28, width: 28 }), labels: raw.labels!, count: raw.count };
-  };
+  const load = demoImages;
   const train = await load(DEMO_TRAIN_IMAGES, DEMO_TRAIN_LABELS, 4000);
   testSet = await load(DEMO_TEST_IMAGES, DEMO_TEST_LABELS, 400);
   large = await referenceActivations(model, POOL2, train.x, train.count, train.labels, { threads: 2 });

@@ -164,25 +164,17 @@ export function knnSearch(
         }
       }
       // Insert into the sorted top list (strictly smaller only: earlier indices win ties).
-      if (filled < kk) {
-        let p = filled++;
-        while (p > 0 && bestD[p - 1] > dist) {
-          bestD[p] = bestD[p - 1];
-          bestI[p] = bestI[p - 1];
-          p--;
-        }
-        bestD[p] = dist;
-        bestI[p] = i;
-      } else if (dist < bestD[kk - 1]) {
-        let p = kk - 1;
-        while (p > 0 && bestD[p - 1] > dist) {
-          bestD[p] = bestD[p - 1];
-          bestI[p] = bestI[p - 1];
-          p--;
-        }
-        bestD[p] = dist;
-        bestI[p] = i;
+      let p: number;
+      if (filled < kk) p = filled++;
+      else if (dist < bestD[kk - 1]) p = kk - 1;
+      else continue;
+      while (p > 0 && bestD[p - 1] > dist) {
+        bestD[p] = bestD[p - 1];
+        bestI[p] = bestI[p - 1];
+        p--;
       }
+      bestD[p] = dist;
+      bestI[p] = i;
     }
     for (let p = 0; p < kk; p++) {
       indices[a * k + p] = bestI[p];

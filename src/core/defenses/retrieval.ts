@@ -7,7 +7,7 @@
  *    (`neighbours`; paper: 5 and 10) nearest database rows are searched for in that projected
  *    space, under `distance` ('l2' default, or 'cosine').
  *  - Attention: α_n = softmax_n(β_n) with β_n = s · hᵀ U h_n on the FULL vectors h, h_n (as in the
- *    paper; U = identity — learning U is not implemented). The paper has no scale s; raw dot
+ *    paper; U = identity — a learned U is left out). The paper has no scale s; raw dot
  *    products of un-normalised activations are in the hundreds to thousands, which makes the
  *    softmax a hard arg-max of the dot product (favouring large-norm rows, not the nearest ones).
  *    `attentionScale`: 'inv-sqrt-d' (default, s = 1/√D as in scaled dot-product attention) or a

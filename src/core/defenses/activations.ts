@@ -10,6 +10,7 @@
 import * as ort from 'onnxruntime-node';
 import { UserError } from '../errors';
 import { argmaxRows } from '../tensor';
+import { modelInput } from '../eval/model-session';
 import type { ModelGraph } from '../model/graph';
 import { cutModel } from '../onnx/cut';
 import type { LoadedModel } from '../onnx/load';
@@ -47,16 +48,6 @@ export interface RunOptions {
   ep?: ProviderChoice;
 }
 
-/** Input name, per-sample dims and fixed batch of a single-input image classifier. */
-export function modelInput(graph: ModelGraph): { name: string; sampleDims: number[]; fixedBatch?: number } {
-  const input = graph.inputs[0];
-  if (!input) throw new UserError('The model has no input.');
-  const dims = input.shape;
-  if (dims.slice(1).some((d) => typeof d !== 'number' || d <= 0)) {
-    throw new UserError(`Input '${input.name}' has shape [${dims.join(', ')}]; every dimension but the batch must be fixed.`);
-  }
-  return { name: input.name, sampleDims: dims.slice(1) as number[], fixedBatch: typeof dims[0] === 'number' && dims[0] > 0 ? dims[0] : undefined };
-}
 
 /** Activations at `layer` of `count` images, labels and the full model's predictions. */
 export async function referenceActivations(

@@ -28,17 +28,22 @@ export async function inspectModel(modelPath: string, threads = 1): Promise<{ lo
   return { loaded, graph: buildModelGraph(loaded, shapes) };
 }
 
+/** Input name, per-sample dims and fixed batch (if any) of a single-input image classifier. */
+export function modelInput(graph: ModelGraph): { name: string; sampleDims: number[]; fixedBatch?: number } {
+  if (graph.inputs.length !== 1) {
+    throw new UserError(`'${graph.path}' has ${graph.inputs.length} inputs (${graph.inputs.map((i) => i.name).join(', ')}); an image classifier has one.`);
+  }
+  const { name, shape: dims } = graph.inputs[0];
+  if (dims.length < 2 || dims.slice(1).some((d) => typeof d !== 'number' || d <= 0)) {
+    throw new UserError(`Input '${name}' of '${graph.path}' has shape [${dims.join(', ')}]; every dimension but the batch must be fixed.`, 'Re-export the model with fixed image dimensions.');
+  }
+  return { name, sampleDims: dims.slice(1) as number[], fixedBatch: typeof dims[0] === 'number' && dims[0] > 0 ? dims[0] : undefined };
+}
+
 export async function openClassifier(modelPath: string, options: SessionOptions): Promise<ClassifierModel> {
   const { loaded, graph } = await inspectModel(modelPath, options.threads);
-  if (graph.inputs.length !== 1) {
-    throw new UserError(`'${modelPath}' has ${graph.inputs.length} inputs (${graph.inputs.map((i) => i.name).join(', ')}); an image classifier has one.`);
-  }
-  const input = graph.inputs[0];
+  const input = modelInput(graph);
   const output = graph.outputs[0];
-  const dims = input.shape;
-  if (dims.length < 2 || dims.slice(1).some((d) => typeof d !== 'number' || d <= 0)) {
-    throw new UserError(`Input '${input.name}' of '${modelPath}' has shape [${dims.join(', ')}]; every dimension but the batch must be fixed.`, 'Re-export the model with fixed image dimensions.');
-  }
   const outShape = graph.shapes.get(output.name) ?? output.shape;
   const numClasses = outShape[outShape.length - 1];
   if (typeof numClasses !== 'number' || numClasses < 2) {
@@ -51,8 +56,8 @@ export async function openClassifier(modelPath: string, options: SessionOptions)
     session,
     input: input.name,
     output: output.name,
-    sampleDims: dims.slice(1) as number[],
-    fixedBatch: typeof dims[0] === 'number' && dims[0] > 0 ? dims[0] : undefined,
+    sampleDims: input.sampleDims,
+    fixedBatch: input.fixedBatch,
     numClasses,
   };
 }

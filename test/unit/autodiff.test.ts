@@ -23,7 +23,7 @@ import type { Dim } from '../../src/core/model/shapes';
 import { floatAttr, GraphBuilder, makeModel } from '../../src/core/onnx/builder';
 import { tensorValueInfo } from '../../src/core/onnx/cut';
 import { loadModel } from '../../src/core/onnx/load';
-import { AttributeType, DataType, encodeModel, opsetVersion, type ModelProto } from '../../src/core/onnx/proto';
+import { AttributeType, DataType, encodeModel, opsetVersion, type ModelProto, type NodeProto } from '../../src/core/onnx/proto';
 import { floatTensor } from '../../src/core/onnx/tensor-proto';
 import { awayFrom, centralDifferences, distinct, dotWith, f32, relativeL2, scaledMaxError, session, shapesOf } from '../helpers/gradcheck';
 import { seededValues } from '../helpers/models';
@@ -48,6 +48,8 @@ interface OpCase {
   /** Ops the generated backward must (not) contain, to pin the construction used. */
   expectOps?: string[];
   avoidOps?: string[];
+  /** Ops the forward part of the gradient model must contain (after the exact rewrites of rewrite.ts). */
+  expectForwardOps?: string[];
   expectOpset?: number;
   /** Stack the perturbed copies along the batch (false when the model mixes samples). */
   stack?: boolean;
@@ -56,6 +58,8 @@ interface OpCase {
 const smooth = (n: number) => seededValues(n, 11, 1);
 const noKinkAt = (...kinks: number[]) => (n: number) => awayFrom(n, 13, 1, kinks, 0.05);
 const noTies = (n: number) => distinct(n, 17, 0.05);
+/** No ties and no value within 0.025 of ReLU's kink. */
+const noTiesOffZero = (n: number) => distinct(n, 17, 0.05).map((v) => v + 0.025);
 
 /** Builds x → case → y, differentiates it, and compares with finite differences of the forward model. */
 async function checkCase(c: OpCase): Promise<void> {
@@ -66,9 +70,13 @@ async function checkCase(c: OpCase): Promise<void> {
   const gm = buildGradientModel(model, shapes, { kind: 'vjp' });
   assert.equal(gm.input, 'x');
   assert.equal(gm.output, y);
-  const ops = new Set(gm.model.graph!.node!.slice(model.graph!.node!.length).map((n) => n.opType!));
+  // Backward nodes write tensors under the builder's 'grad/' prefix; the forward keeps the model's names.
+  const isBackward = (n: NodeProto) => (n.output ?? []).some((o) => o.startsWith('grad/'));
+  const ops = new Set(gm.model.graph!.node!.filter(isBackward).map((n) => n.opType!));
+  const forwardOps = new Set(gm.model.graph!.node!.filter((n) => !isBackward(n)).map((n) => n.opType!));
   for (const op of c.expectOps ?? []) assert.ok(ops.has(op), `${c.name}: backward should use ${op} (has ${[...ops].join(', ')})`);
   for (const op of c.avoidOps ?? []) assert.ok(!ops.has(op), `${c.name}: backward should not use ${op}`);
+  for (const op of c.expectForwardOps ?? []) assert.ok(forwardOps.has(op), `${c.name}: forward should be rewritten to use ${op} (has ${[...forwardOps].join(', ')})`);
   if (c.expectOpset) assert.equal(opsetVersion(gm.model), c.expectOpset);
 
   const symbolic = typeof c.dims[0] === 'string';
@@ -128,6 +136,19 @@ add(
   { name: 'GlobalAveragePool', opset: 13, dims: ['N', 3, 4, 5], build: (b, x) => b.op('GlobalAveragePool', [x]) },
   { name: 'GlobalAveragePool at opset 7 (Tile instead of Expand)', opset: 7, dims: ['N', 3, 4, 5], build: (b, x) => b.op('GlobalAveragePool', [x]), expectOps: ['Tile'] },
   { name: 'GlobalMaxPool', opset: 13, dims: ['N', 3, 4, 4], x: noTies, build: (b, x) => b.op('GlobalMaxPool', [x]) },
+);
+
+// ---------------------------------------------------------------- the exact forward rewrites (rewrite.ts), Max and Min
+const convReluPool = (c: number, k: number, pads: number[], pool: number[]) => (b: GraphBuilder, x: string) =>
+  b.op('MaxPool', [b.op('Relu', [b.op('Conv', [x, w(b, [3, c, k, k], 70), w(b, [3], 71)], { pads })])], { kernel_shape: pool, strides: pool });
+add(
+  { name: 'Relu → MaxPool overlapping with pads (Relu moved after the pool)', opset: 13, dims: ['N', 2, 7, 7], x: noTiesOffZero, build: (b, x) => b.op('MaxPool', [b.op('Relu', [x])], { kernel_shape: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1] }), expectOps: ['ScatterElements'] },
+  { name: 'Conv → Relu → MaxPool 2x2 with floor-mode leftovers (fused: strided Conv, Split, Max)', opset: 13, dims: ['N', 2, 7, 7], build: convReluPool(2, 3, [1, 1, 1, 1], [2, 2]), expectForwardOps: ['Max', 'Split'], avoidOps: ['ScatterElements', 'ArgMax'] },
+  { name: 'Conv → MaxPool 3x2 windows at opset 9 (fused)', opset: 9, dims: ['N', 1, 8, 9], build: (b, x) => b.op('MaxPool', [b.op('Conv', [x, w(b, [2, 1, 2, 3], 72)])], { kernel_shape: [3, 2], strides: [3, 2] }), expectForwardOps: ['Max', 'Split'], avoidOps: ['ArgMax'] },
+  { name: 'Conv → MaxPool 1-D at opset 18 (fused, Split num_outputs)', opset: 18, dims: ['N', 2, 11], build: (b, x) => b.op('MaxPool', [b.op('Conv', [x, w(b, [3, 2, 3], 73), w(b, [3], 74)], { pads: [1, 1] })], { kernel_shape: [2], strides: [2] }), expectForwardOps: ['Max', 'Split'], avoidOps: ['ScatterElements'] },
+  { name: 'Conv with 16 input channels → Relu → MaxPool (too costly to fuse: scatter)', opset: 13, dims: ['N', 16, 6, 6], build: convReluPool(16, 3, [1, 1, 1, 1], [2, 2]), expectOps: ['ScatterElements'] },
+  { name: 'Max of three with broadcasting', opset: 13, dims: ['N', 3, 2, 4], x: noKinkAt(-0.8, -0.5, -0.2, 0, 0.2, 0.5, 0.8), build: (b, x) => t(b, b.op('Max', [x, b.op('Neg', [x]), b.floatConst('c', [3, 1, 1], [0.2, 0.5, 0.8])])) },
+  { name: 'Min with a broadcast constant row at opset 8', opset: 8, dims: ['N', 3, 4], x: noKinkAt(0.1, -0.2, 0.3, 0.6), build: (b, x) => b.op('Tanh', [b.op('Min', [b.floatConst('c', [4], [0.1, -0.2, 0.3, 0.6]), b.op('Mul', [x, b.scalar(1)])])]) },
 );
 
 // ---------------------------------------------------------------- Gemm / MatMul
@@ -274,6 +295,41 @@ add(
 );
 
 for (const c of cases) test(`gradient of ${c.name}`, () => checkCase(c));
+
+test('max ties: the gradient goes to the first maximum of each window (hand-computed), for MaxPool, the fused Conv → Relu → MaxPool and Max', async () => {
+  // One 4x6 image, 2x2 windows. Row-major window contents and where the gradient must go:
+  //   [5 5 | 1 3 | 0 2]      window 0: all tie → (0,0); window 1: 3 and 3 tie → (0,1); window 2: 7s tie → (1,0)
+  //   [5 5 | 3 2 | 7 7]
+  //   [-1 -1 | 4 9 | 9 9]    window 3: all negative → Relu gives 0 gradient (when a Relu is present), else (0,0)
+  //   [-1 -1 | 9 9 | 9 9]    window 4: 9s tie → (0,1); window 5: all tie → (0,0)
+  const x = Float32Array.from([5, 5, 1, 3, 0, 2, 5, 5, 3, 2, 7, 7, -1, -1, 4, 9, 9, 9, -1, -1, 9, 9, 9, 9]);
+  const dy = Float32Array.from([1, 2, 3, 4, 5, 6]);
+  const expected = (relu: boolean) => {
+    const g = new Float32Array(24);
+    const at = (r: number, c: number, v: number) => (g[r * 6 + c] = v);
+    at(0, 0, 1); at(0, 3, 2); at(1, 4, 3); if (!relu) at(2, 0, 4); at(2, 3, 5); at(2, 4, 6);
+    return g;
+  };
+  const models: [string, boolean, (b: GraphBuilder) => string][] = [
+    ['MaxPool', false, (b) => b.op('MaxPool', ['x'], { kernel_shape: [2, 2], strides: [2, 2] })],
+    // A 1x1 identity Conv: cheap enough to be fused into a strided Conv + Max, with the Relu moved after the pool.
+    ['Conv → Relu → MaxPool', true, (b) => b.op('MaxPool', [b.op('Relu', [b.op('Conv', ['x', b.floatConst('one', [1, 1, 1, 1], [1]), b.floatConst('zero', [1], [0])])])], { kernel_shape: [2, 2], strides: [2, 2] })],
+    // The same windows written as Max over the four strided slices, in row-major window order.
+    ['Max of window slices', false, (b) => b.op('Max', [[0, 0], [0, 1], [1, 0], [1, 1]].map(([r, c]) =>
+      b.op('Slice', ['x', b.int64Const('s', [r, c]), b.int64Const('e', [4, 6]), b.int64Const('a', [2, 3]), b.int64Const('st', [2, 2])])))],
+  ];
+  for (const [name, relu, build] of models) {
+    const b = new GraphBuilder();
+    const y = build(b);
+    const model = makeModel(b.graph('ties', [tensorValueInfo('x', [1, 1, 4, 6])], [{ name: y }]), 13);
+    const gm = buildGradientModel(model, await shapesOf(model), { kind: 'vjp' });
+    if (relu) assert.ok(gm.model.graph!.node!.some((n) => n.opType === 'Max'), `${name}: the Conv and pool should be fused`);
+    const s = await session(gm.model);
+    const out = await s.run({ x: f32(x, [1, 1, 4, 6]), [gm.cotangent!]: f32(dy, [1, 1, 2, 3]) });
+    assert.deepEqual(Array.from(out[gm.grad].data as Float32Array), Array.from(expected(relu)), name);
+    await s.release();
+  }
+});
 
 // ---------------------------------------------------------------- losses
 /** A small smooth classifier: conv → tanh → avg pool → flatten → gemm, 5 classes. */

@@ -46,3 +46,15 @@ export function subgraphReads(node: NodeProto): string[] {
   }
   return reads;
 }
+
+/** Every tensor and node name a graph uses. */
+export function tensorNames(graph: GraphProto): Set<string> {
+  const names = new Set<string>();
+  for (const v of [...(graph.input ?? []), ...(graph.output ?? []), ...(graph.valueInfo ?? [])]) names.add(v.name ?? '');
+  for (const t of graph.initializer ?? []) names.add(t.name ?? '');
+  for (const n of graph.node ?? []) {
+    for (const o of n.output ?? []) names.add(o);
+    if (n.name) names.add(n.name);
+  }
+  return names;
+}

@@ -16,7 +16,7 @@ import { UserError } from '../../errors';
 import type { Dim } from '../../model/shapes';
 import { GraphBuilder } from '../builder';
 import { tensorValueInfo } from '../cut';
-import { dataInputs } from '../graph-utils';
+import { dataInputs, tensorNames } from '../graph-utils';
 import { DataType, opsetVersion, type GraphProto, type ModelProto, type NodeProto } from '../proto';
 import { analyze, groupUnsupported, resolveIO, unsupportedError } from './analysis';
 import { ConstantValues } from './constants';
@@ -24,6 +24,7 @@ import { BackwardContext } from './context';
 import { Emitter } from './emitter';
 import { emitLoss } from './loss';
 import { plannedOpset, withOpset } from './opset';
+import { rewriteForGradient } from './rewrite';
 import { GRADIENT_RULES } from './rules';
 import type { CheckInfo, GradientModel, GradientOptions, GradientTarget, State, UnsupportedOp } from './types';
 
@@ -38,7 +39,8 @@ export function unsupportedGradientOps(model: ModelProto, options: GradientOptio
   return groupUnsupported(a);
 }
 
-export function buildGradientModel(model: ModelProto, shapes: Map<string, Dim[]>, target: GradientTarget, options: GradientOptions = {}): GradientModel {
+export function buildGradientModel(forwardModel: ModelProto, forwardShapes: Map<string, Dim[]>, target: GradientTarget, options: GradientOptions = {}): GradientModel {
+  const { model, shapes } = rewriteForGradient(forwardModel, forwardShapes);
   const graph = model.graph!;
   const io = resolveIO(model, options);
   const inputInfo = dataInputs(graph).find((v) => v.name === io.input);
@@ -131,17 +133,6 @@ function backward(nodes: NodeProto[], path: number[], states: Map<string, State>
   const g = contributions.get(io.input);
   if (!g) throw new Error(`autodiff: no gradient reached '${io.input}'`);
   return ctx.e.sum(g);
-}
-
-function tensorNames(graph: GraphProto): Set<string> {
-  const names = new Set<string>();
-  for (const v of [...(graph.input ?? []), ...(graph.output ?? []), ...(graph.valueInfo ?? [])]) names.add(v.name ?? '');
-  for (const t of graph.initializer ?? []) names.add(t.name ?? '');
-  for (const n of graph.node ?? []) {
-    for (const o of n.output ?? []) names.add(o);
-    if (n.name) names.add(n.name);
-  }
-  return names;
 }
 
 /** A name prefix no tensor or node of the model starts with. */

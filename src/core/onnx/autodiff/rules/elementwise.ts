@@ -32,6 +32,30 @@ function unary(f: (g: string, x: string, y: string, ctx: BackwardContext, node: 
   return { diff: [0], ...extra, backward: (node, [g], ctx) => [f(g!, inp(node, 0), out(node), ctx, node)] };
 }
 
+/**
+ * Max / Min: the gradient goes to the first input (in input order) that attains the extremum, the
+ * same tie rule as MaxPool and ArgMax, so a window max written as Max(x_0, …, x_k) differentiates
+ * like the MaxPool it replaces. "Attains" is ¬(x < y) for Max (¬(x > y) for Min): Equal on floats
+ * needs opset 11, Less/Greater work from opset 7.
+ */
+function extremum(beaten: 'Less' | 'Greater'): GradRule {
+  return {
+    diff: 'all',
+    backward(node, [g], ctx) {
+      const e = ctx.e;
+      const y = out(node);
+      const gd = ctx.dims(y);
+      let taken: string | undefined;
+      return (node.input ?? []).map((x) => {
+        const attains = e.op('Not', [e.op(beaten, [x, y])]);
+        const wins = taken ? e.and(attains, e.op('Not', [taken])) : attains;
+        taken = taken ? e.op('Or', [taken, attains]) : attains;
+        return ctx.needs(x) ? ctx.reduceTo(e.where(wins, g!), gd, x) : undefined;
+      });
+    },
+  };
+}
+
 const gt = (ctx: BackwardContext, a: string, v: number) => ctx.e.op('Greater', [a, ctx.e.scalar(v)]);
 const lt = (ctx: BackwardContext, a: string, v: number) => ctx.e.op('Less', [a, ctx.e.scalar(v)]);
 
@@ -61,6 +85,8 @@ export const elementwiseRules: Rules = {
       ];
     },
   },
+  Max: extremum('Less'),
+  Min: extremum('Greater'),
   Expand: { diff: [0], backward: (node, [g], ctx) => [ctx.reduceTo(g!, ctx.dims(out(node)), inp(node, 0))] },
   // Pow(x, p) with p not depending on the input: dx = g·p·x^(p-1).
   Pow: {

@@ -9,6 +9,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { runEvaluation } from '../../src/core/eval/evaluate';
 import { openClassifier } from '../../src/core/eval/model-session';
+import { bim } from '../../src/core/attacks';
 import { OnnxClassifier } from '../../src/core/runtime/onnx-classifier';
 import { demoImages, relativeL2 } from '../helpers/demo-data';
 import { cli, DEMO_MODEL, DEMO_TEST_IMAGES, DEMO_TEST_LABELS, ROOT } from '../helpers/cli';
@@ -70,6 +71,42 @@ test('FGSM (L∞ and L2) and BIM robust accuracy equal a PyTorch run on the same
   bimEps.forEach((curve, i) => {
     assert.ok(Math.abs(bim.attacks![i].accuracy - refAccuracy(curve, 300)) <= 0.005, `BIM eps ${curve.eps}: ${bim.attacks![i].accuracy} vs PyTorch ${refAccuracy(curve, 300)}`);
   });
+});
+
+test('the fused L∞ step equals x + α·sign(gradient) clipped to the ball and the range, and BIM through it matches BIM through the JavaScript step', async () => {
+  const m = await openClassifier(DEMO_MODEL, { ep: 'cpu', threads: 2 });
+  const c = new OnnxClassifier({ model: m.loaded.model, shapes: m.graph.shapes, session: m.session, input: m.input, output: m.output, sampleDims: m.sampleDims, numClasses: m.numClasses, sessionOptions: { ep: 'cpu', threads: 2 } });
+  try {
+    const n = 50;
+    const { x, labels } = await demoImages(DEMO_TEST_IMAGES, DEMO_TEST_LABELS, n);
+    // An iterate inside the ball (some coordinates at its edge) to step from; range [0.05, 0.9] so both clips bind.
+    const eps = 0.03;
+    const xt = x.map((v, i) => Math.min(0.9, Math.max(0.05, v + eps * Math.sin(i))));
+    for (const alpha of [0.01, -0.01]) {
+      const { next, logits } = await c.linfStep!(xt, x, n, labels, 'ce-sum', { alpha, eps, range: [0.05, 0.9] });
+      const { grad, logits: ref } = await c.lossGradient(xt, n, labels, 'ce-sum');
+      assert.deepEqual(Array.from(logits), Array.from(ref), 'logits at x_t');
+      let worst = 0;
+      for (let i = 0; i < xt.length; i++) {
+        const stepped = xt[i] + alpha * Math.sign(grad[i]);
+        const expected = Math.min(0.9, Math.max(0.05, Math.min(x[i] + eps, Math.max(x[i] - eps, stepped))));
+        worst = Math.max(worst, Math.abs(next[i] - expected));
+      }
+      assert.ok(worst < 1e-6, `alpha ${alpha}: fused step differs from the formula by ${worst}`);
+    }
+    // The same BIM with and without the fused step (a classifier view without linfStep takes the JavaScript path).
+    const jsOnly = { numClasses: c.numClasses, sampleDims: c.sampleDims, logits: c.logits.bind(c), lossGradient: c.lossGradient.bind(c) };
+    const options = { norm: 'linf' as const, eps: 0.05, steps: 10 };
+    const fused = await bim(c, x, labels, options);
+    const js = await bim(jsOnly, x, labels, options);
+    // Float32 in the graph against one rounding from float64 in JavaScript: a last-bit difference may
+    // flip a later sign, so allow one sample of 50 to end differently; the rest stop at the same step.
+    const same = Array.from(fused.fooled, (f, i) => f === js.fooled[i] && fused.gradientEvaluations[i] === js.gradientEvaluations[i]);
+    assert.ok(same.filter(Boolean).length >= n - 1, `BIM with and without the fused step agree on ${same.filter(Boolean).length}/${n} samples`);
+  } finally {
+    await c.release();
+    await m.session.release();
+  }
 });
 
 test('CLI: evaluate --attack prints the attack table and adds an attacks array to the result', () => {

@@ -107,10 +107,16 @@ test('a fixed batch dimension is respected: the last batch is padded and the pad
   const dir = mkdtempSync(path.join(tmpdir(), 'rlab-fixed-'));
   const file = path.join(dir, 'fixed.onnx');
   writeFileSync(file, encodeModel(fixed));
-  const result = await runEvaluation({ model: file, data: DEMO_TEST_IMAGES, labels: DEMO_TEST_LABELS, limit: 100, batchSize: 7, threads: 1, ep: 'cpu', seed: 0 });
+  // BIM goes through the fused L∞ step, whose x0 and labels are padded like the input.
+  const bim = { names: ['bim' as const], eps: [0.03], norm: 'linf' as const, steps: 3 };
+  const result = await runEvaluation({ model: file, data: DEMO_TEST_IMAGES, labels: DEMO_TEST_LABELS, limit: 100, batchSize: 7, threads: 1, ep: 'cpu', seed: 0, attacks: bim });
   assert.equal(result.runtime.batchSize, 32);
   const expectedCorrect = reference.subset.predictions.slice(0, 100).filter((p, i) => p === reference.subset.labels[i]).length;
   assert.equal(result.clean.correct, expectedCorrect);
+  // Rows are independent (the loss is summed), so padding changes nothing: same as the dynamic-batch model in batches of 32.
+  const dynamic = await runEvaluation({ model: DEMO_MODEL, data: DEMO_TEST_IMAGES, labels: DEMO_TEST_LABELS, limit: 100, batchSize: 32, threads: 1, ep: 'cpu', seed: 0, attacks: bim });
+  assert.equal(result.attacks![0].accuracy, dynamic.attacks![0].accuracy);
+  assert.ok(result.attacks![0].accuracy < result.clean.accuracy, 'BIM lowers the accuracy');
 });
 
 test('CLI: inspect --json lists inputs, outputs and layers with shapes and insertion points', () => {

@@ -254,6 +254,16 @@ export function allRows(n: number): Int32Array {
   return out;
 }
 
+/** The labels the loss is taken at for rows `idx`: the targets (targeted) or the true labels. */
+export function objectiveLabels(idx: Int32Array, ctx: AttackContext): Int32Array {
+  return gatherRows(ctx.targets ?? ctx.labels, idx, 1);
+}
+
+/** The classifier loss an attack loss follows: summed over the batch, so rows stay independent. */
+export function lossKind(loss: AttackLoss): 'ce-sum' | 'cw' {
+  return loss === 'cw' ? 'cw' : 'ce-sum';
+}
+
 /**
  * The gradient of the attack objective for rows `idx`, oriented so that ascending it helps the
  * attack, with the logits of the same forward pass. Untargeted: ∇ of the loss at the true label
@@ -268,8 +278,7 @@ export async function objectiveGradient(
   ctx: AttackContext,
 ): Promise<{ dir: Float32Array; logits: Float32Array }> {
   const m = idx.length;
-  const lossLabels = gatherRows(ctx.targets ?? ctx.labels, idx, 1);
-  const { grad, logits } = await gradient(xa, m, lossLabels, loss === 'cw' ? 'cw' : 'ce-sum');
+  const { grad, logits } = await gradient(xa, m, objectiveLabels(idx, ctx), lossKind(loss));
   if (grad.length !== m * ctx.d || logits.length !== m * ctx.k) {
     throw new Error(`classifier.lossGradient returned ${grad.length} gradient / ${logits.length} logit values for ${m} samples`);
   }

@@ -21,7 +21,9 @@ import {
   gatherRows,
   keptRows,
   logitsChunked,
+  lossKind,
   objectiveGradient,
+  objectiveLabels,
   project,
   randomStart,
   requireGradient,
@@ -128,6 +130,8 @@ async function iterate(
   const loss = options.loss ?? ATTACK_DEFAULTS[attack].loss;
   const { d } = ctx;
   const tracker = new BestTracker(ctx, x);
+  // Sign steps without momentum can run inside the runtime when the classifier offers it.
+  const fusedStep = ctx.norm === 'linf' && p.momentum === undefined ? classifier.linfStep?.bind(classifier) : undefined;
 
   for (let restart = 0; restart < p.restarts; restart++) {
     // Active rows: sample ids `idx`, clean rows x0, iterates xa, momentum g.
@@ -146,16 +150,26 @@ async function iterate(
         tracker.observe(idx, xa, await logitsChunked(classifier, xa, idx.length, ctx));
         break;
       }
-      const { dir, logits } = await objectiveGradient(gradient, xa, idx, loss, ctx);
-      tracker.countGradients(idx);
-      const { done } = tracker.observe(idx, xa, logits);
-      let step = dir;
-      if (g) {
-        accumulateMomentum(g, dir, p.momentum!, d);
-        step = g;
+      let done: Uint8Array;
+      if (fusedStep) {
+        // One runtime call: logits at x_t and x_{t+1}; targeted attacks descend the target's loss.
+        const alpha = ctx.targets ? -p.stepSize : p.stepSize;
+        const { next, logits } = await fusedStep(xa, x0, idx.length, objectiveLabels(idx, ctx), lossKind(loss), { alpha, eps: ctx.eps, range: [ctx.lo, ctx.hi] });
+        tracker.countGradients(idx);
+        done = tracker.observe(idx, xa, logits).done;
+        xa = next.slice();
+      } else {
+        const { dir, logits } = await objectiveGradient(gradient, xa, idx, loss, ctx);
+        tracker.countGradients(idx);
+        done = tracker.observe(idx, xa, logits).done;
+        let step = dir;
+        if (g) {
+          accumulateMomentum(g, dir, p.momentum!, d);
+          step = g;
+        }
+        ascentStep(xa, step, idx.length, p.stepSize, ctx);
+        project(xa, x0, idx.length, ctx);
       }
-      ascentStep(xa, step, idx.length, p.stepSize, ctx);
-      project(xa, x0, idx.length, ctx);
       // Samples fooled by x_t stop here (early stop); the others continue.
       if (done.includes(1)) {
         const keep = keptRows(Array.from(done, (f) => !f));

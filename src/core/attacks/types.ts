@@ -22,6 +22,20 @@ export interface Classifier {
     labels: Int32Array,
     loss: LossKind,
   ): Promise<{ grad: Float32Array; logits: Float32Array }>;
+  /**
+   * Optional fused L∞ step of BIM/PGD: the logits at x and next = clip(clip(x + α·sign(∇ₓL),
+   * x0 − eps, x0 + eps), lo, hi) from one call, the gradient never leaving the runtime. Same loss
+   * conventions as lossGradient; α < 0 descends (targeted). Attacks fall back to lossGradient and
+   * the JavaScript step when it is absent.
+   */
+  linfStep?(
+    x: Float32Array,
+    x0: Float32Array,
+    n: number,
+    labels: Int32Array,
+    loss: LossKind,
+    step: { alpha: number; eps: number; range: readonly [number, number] },
+  ): Promise<{ next: Float32Array; logits: Float32Array }>;
 }
 
 /** The attacks this module implements. */

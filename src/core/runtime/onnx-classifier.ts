@@ -5,8 +5,9 @@
 import * as ort from 'onnxruntime-node';
 import type { Classifier, LossKind } from '../attacks/types';
 import type { Dim } from '../model/shapes';
-import { buildGradientModel } from '../onnx/autodiff';
-import { encodeModel, type ModelProto } from '../onnx/proto';
+import { buildGradientModel, type GradientModel } from '../onnx/autodiff';
+import { withLinfStep, type LinfStepModel } from '../onnx/autodiff/step';
+import { encodeModel, opsetVersion, type ModelProto } from '../onnx/proto';
 import { createSession, type Session, type SessionOptions } from './session';
 
 export interface OnnxClassifierParts {
@@ -28,11 +29,16 @@ export class OnnxClassifier implements Classifier {
   /** Samples × gradient calls and samples × forward calls, for the attack bookkeeping. */
   gradientEvaluations = 0;
   forwardEvaluations = 0;
-  private readonly gradientSessions = new Map<LossKind, Promise<{ session: Session; grad: string; labels: string; output: string }>>();
+  /** Generated sessions by loss: the loss gradient alone, and with the fused L∞ step appended. */
+  private readonly gradientSessions = new Map<LossKind, Promise<{ session: Session; g: GradientModel }>>();
+  private readonly stepSessions = new Map<LossKind, Promise<{ session: Session; g: LinfStepModel }>>();
+  readonly linfStep?: Classifier['linfStep'];
 
   constructor(private readonly parts: OnnxClassifierParts) {
     this.numClasses = parts.numClasses;
     this.sampleDims = parts.sampleDims;
+    // The fused step needs Sign (opset 9); the generated model's opset is never below the model's.
+    if (opsetVersion(parts.model) >= 9) this.linfStep = (x, x0, n, labels, loss, step) => this.fusedLinfStep(x, x0, n, labels, loss, step);
   }
 
   async logits(x: Float32Array, n: number): Promise<Float32Array> {
@@ -53,34 +59,55 @@ export class OnnxClassifier implements Classifier {
   }
 
   async lossGradient(x: Float32Array, n: number, labels: Int32Array, loss: LossKind): Promise<{ grad: Float32Array; logits: Float32Array }> {
-    const g = await this.gradientSession(loss);
+    const { session, g } = await this.session(this.gradientSessions, loss, (m) => m);
     this.gradientEvaluations += n;
-    const { data, rows } = this.padded(x, n);
-    const labels64 = new BigInt64Array(rows);
-    labels.forEach((v, i) => (labels64[i] = BigInt(v)));
-    const feeds = {
-      [this.parts.input]: new ort.Tensor('float32', data, [rows, ...this.sampleDims]),
-      [g.labels]: new ort.Tensor('int64', labels64, [rows]),
-    };
-    const out = await g.session.run(feeds, [g.grad, g.output]);
+    const out = await session.run(this.lossFeeds(g, x, n, labels), [g.grad, g.output]);
     return { grad: (out[g.grad].data as Float32Array).subarray(0, x.length), logits: (out[g.output].data as Float32Array).subarray(0, n * this.numClasses) };
   }
 
-  private gradientSession(loss: LossKind) {
-    let pending = this.gradientSessions.get(loss);
+  private async fusedLinfStep(x: Float32Array, x0: Float32Array, n: number, labels: Int32Array, loss: LossKind, step: { alpha: number; eps: number; range: readonly [number, number] }) {
+    const { session, g } = await this.session(this.stepSessions, loss, (m) => {
+      const stepModel = withLinfStep(m, this.parts.shapes.get(this.parts.input) ?? ['N', ...this.sampleDims]);
+      if (!stepModel) throw new Error('the fused L∞ step needs opset 9');
+      return stepModel;
+    });
+    this.gradientEvaluations += n;
+    const scalar = (v: number) => new ort.Tensor('float32', Float32Array.of(v), []);
+    const { data, rows } = this.padded(x0, n);
+    const feeds = {
+      ...this.lossFeeds(g, x, n, labels),
+      [g.x0]: new ort.Tensor('float32', data, [rows, ...this.sampleDims]),
+      [g.alpha]: scalar(step.alpha), [g.eps]: scalar(step.eps), [g.lo]: scalar(step.range[0]), [g.hi]: scalar(step.range[1]),
+    };
+    const out = await session.run(feeds, [g.next, g.output]);
+    return { next: (out[g.next].data as Float32Array).subarray(0, x.length), logits: (out[g.output].data as Float32Array).subarray(0, n * this.numClasses) };
+  }
+
+  /** The input and int64 label feeds of a loss model, padded to the fixed batch if there is one. */
+  private lossFeeds(g: GradientModel, x: Float32Array, n: number, labels: Int32Array): Record<string, ort.Tensor> {
+    const { data, rows } = this.padded(x, n);
+    const labels64 = new BigInt64Array(rows);
+    labels.forEach((v, i) => (labels64[i] = BigInt(v)));
+    return { [this.parts.input]: new ort.Tensor('float32', data, [rows, ...this.sampleDims]), [g.labels!]: new ort.Tensor('int64', labels64, [rows]) };
+  }
+
+  /** The generated session for `loss` in `cache`, built on first use. */
+  private session<M extends GradientModel>(cache: Map<LossKind, Promise<{ session: Session; g: M }>>, loss: LossKind, extend: (g: GradientModel) => M) {
+    let pending = cache.get(loss);
     if (!pending) {
       pending = (async () => {
-        const g = buildGradientModel(this.parts.model, this.parts.shapes, { kind: 'loss', loss }, { input: this.parts.input, output: this.parts.output });
-        const session = await createSession(encodeModel(g.model), this.parts.sessionOptions);
-        return { session, grad: g.grad, labels: g.labels!, output: g.output };
+        const g = extend(buildGradientModel(this.parts.model, this.parts.shapes, { kind: 'loss', loss }, { input: this.parts.input, output: this.parts.output }));
+        return { session: await createSession(encodeModel(g.model), this.parts.sessionOptions), g };
       })();
-      this.gradientSessions.set(loss, pending);
+      cache.set(loss, pending);
     }
     return pending;
   }
 
   async release(): Promise<void> {
-    for (const p of this.gradientSessions.values()) await (await p).session.release();
-    this.gradientSessions.clear();
+    for (const cache of [this.gradientSessions, this.stepSessions]) {
+      for (const p of cache.values()) await (await p).session.release();
+      cache.clear();
+    }
   }
 }

@@ -3,13 +3,15 @@
  * forward output and the input gradient (of a loss, or a vector-Jacobian product) in a single
  * onnxruntime run, on any execution provider.
  *
- * Layout: analysis.ts (differentiable path, one error for every unsupported node) → build.ts
- * (reverse-mode walker, model assembly) with rules/ (op → gradient rule, one module per op
- * family), context.ts / emitter.ts (shared broadcasting, per-axis linear maps, opset-aware op
- * forms), geometry.ts (window ops), constants.ts (build-time constant folding), opset.ts, loss.ts.
+ * Layout: rewrite.ts (exact forward rewrites that make the backward cheaper) → analysis.ts
+ * (differentiable path, one error for every unsupported node) → build.ts (reverse-mode walker,
+ * model assembly) with rules/ (op → gradient rule, one module per op family), context.ts /
+ * emitter.ts (shared broadcasting, per-axis linear maps, opset-aware op forms), geometry.ts
+ * (window ops), constants.ts (build-time constant folding), opset.ts, loss.ts; step.ts appends
+ * the L∞ step of BIM/PGD to a loss model.
  *
  * Supported (every opset from 7): Conv, ConvTranspose, Gemm, MatMul, Add, Sub, Mul, Div, Sum,
- * Where, Expand, Neg, Abs, Relu, LeakyRelu, PRelu, Elu, Selu, Sigmoid, Tanh, Softplus, HardSigmoid,
+ * Max, Min, Where, Expand, Neg, Abs, Relu, LeakyRelu, PRelu, Elu, Selu, Sigmoid, Tanh, Softplus, HardSigmoid,
  * HardSwish, Clip, Sqrt, Exp, Log, Reciprocal, Pow, Cast, Identity, Dropout, MaxPool, AveragePool,
  * GlobalAveragePool, GlobalMaxPool, BatchNormalization, InstanceNormalization, LayerNormalization,
  * Flatten, Reshape, Transpose, Squeeze, Unsqueeze, Concat, Split, Slice, Pad, Gather, Softmax,

@@ -1,11 +1,12 @@
 /**
  * PGD-10 L∞ on the demo model: the generated forward+backward ONNX graph on onnxruntime beside the
- * same PGD in PyTorch (bench/torch_reference.py), same images, batch, threads and steps, in one run.
+ * same PGD in PyTorch (bench/torch_reference.py), same images, batch, threads and steps, in one run,
+ * the two sides alternating full passes over the images (each times its own work).
  * Both sides run the plain algorithm (random start, 10 sign steps, no early stopping), so the work
  * is identical. Ours takes each step with the engine's fused L∞ step (forward, backward and the
  * projected sign step in one onnxruntime run), as the library's BIM/PGD do; the library's PGD
  * (which also stops per sample once fooled) is timed as well.
- *   npm run bench:pgd -- [--threads 2] [--batch 100] [--limit 1000] [--eps 0.03] [--rounds 5]
+ *   npm run bench:pgd -- [--threads 2] [--batch 100] [--limit 1000] [--eps 0.03] [--rounds 5] [--pause-ms 500]
  */
 import { cpus } from 'node:os';
 import { readFileSync } from 'node:fs';
@@ -14,7 +15,7 @@ import { openClassifier, argmaxRows } from '../src/core/eval/model-session';
 import { buildGradientModel } from '../src/core/onnx/autodiff';
 import { OnnxClassifier } from '../src/core/runtime/onnx-classifier';
 import { Rng } from '../src/core/random';
-import { DEMO, demoData, flag, median, torchReference } from './common';
+import { DEMO, demoData, flag, median, TorchPgdServer } from './common';
 import { flopsPerSample } from './flops';
 
 async function main() {
@@ -27,36 +28,49 @@ async function main() {
   const warm = data.x.subarray(0, batch * d);
   await classifier.linfStep!(warm, warm, batch, data.labels.subarray(0, batch), 'ce-sum', { alpha, eps, range: [0, 1] }); // warm-up, builds the session
 
-  /** One timed run of plain PGD over all images; returns images/s and robust accuracy. */
-  const plainPgd = async () => {
-    const rng = new Rng(0);
-    const adv = new Float32Array(data.x.length);
+  /** Plain PGD on batch b (random start, `steps` fused steps) and the prediction on the result, timed. */
+  let rng = new Rng(0);
+  const oursBatch = async (b: number) => {
+    const start = b * batch, n = Math.min(batch, data.count - start);
+    const x = data.x.subarray(start * d, (start + n) * d);
+    const labels = data.labels.subarray(start, start + n);
     const t0 = performance.now();
-    for (let start = 0; start < data.count; start += batch) {
-      const n = Math.min(batch, data.count - start);
-      const x = data.x.subarray(start * d, (start + n) * d);
-      const labels = data.labels.subarray(start, start + n);
-      let xt: Float32Array = x.map((v) => Math.min(1, Math.max(0, v + (rng.next() * 2 - 1) * eps)));
-      for (let s = 0; s < steps; s++) xt = (await classifier.linfStep!(xt, x, n, labels, 'ce-sum', { alpha, eps, range: [0, 1] })).next;
-      adv.set(xt, start * d);
-    }
-    const imagesPerSecond = data.count / ((performance.now() - t0) / 1000);
-    const predictions = argmaxRows(await classifier.logits(adv, data.count), 10);
-    return { imagesPerSecond, accuracy: predictions.filter((p, i) => p === data.labels[i]).length / data.count };
+    let xt: Float32Array = x.map((v) => Math.min(1, Math.max(0, v + (rng.next() * 2 - 1) * eps)));
+    for (let s = 0; s < steps; s++) xt = (await classifier.linfStep!(xt, x, n, labels, 'ce-sum', { alpha, eps, range: [0, 1] })).next;
+    const predictions = argmaxRows(await classifier.logits(xt, n), 10);
+    return { seconds: (performance.now() - t0) / 1000, correct: predictions.filter((p, i) => p === labels[i]).length };
   };
 
-  // Rounds (default 5) alternate ours and PyTorch, so a noisy stretch of a shared machine hits both sides; the median ratio is the figure.
-  const torchArgs = ['--task', 'pgd', '--batch', String(batch), '--threads', String(threads), '--limit', String(data.count), '--steps', String(steps), '--eps', String(eps)];
+  // Rounds alternate a full pass of ours and a full pass of PyTorch (both warm, each timing its own
+  // work), and the median round is the figure: this shared machine's speed drifts by ±25% over
+  // seconds. A pause before each pass lets the other side's worker threads stop spinning (OpenMP
+  // and onnxruntime both busy-wait after parallel work), so neither starts on an occupied machine.
+  const idle = () => new Promise((resolve) => setTimeout(resolve, flag('pause-ms', 500)));
+  const torch = await TorchPgdServer.start(['--batch', String(batch), '--threads', String(threads), '--limit', String(data.count), '--steps', String(steps), '--eps', String(eps)]);
+  const batches = Math.ceil(data.count / batch);
   const rounds: { ours: number; torch?: number }[] = [];
-  let oursAccuracy = 0, torchAccuracy: number | undefined, torchVersion: string | undefined, skipped: string | undefined;
+  let oursCorrect = 0, torchCorrect = 0;
   for (let r = 0; r < flag('rounds', 5); r++) {
-    const ours = await plainPgd();
-    oursAccuracy = ours.accuracy;
-    const torch = torchReference(torchArgs);
-    if ('skipped' in torch) skipped = torch.skipped;
-    else [torchAccuracy, torchVersion] = [torch.accuracy, torch.torch];
-    rounds.push({ ours: ours.imagesPerSecond, torch: 'skipped' in torch ? undefined : torch.imagesPerSecond });
+    let oursSeconds = 0, torchSeconds = 0;
+    oursCorrect = torchCorrect = 0;
+    rng = new Rng(0); // the same random starts every round
+    await idle();
+    for (let b = 0; b < batches; b++) {
+      const ours = await oursBatch(b);
+      oursSeconds += ours.seconds;
+      oursCorrect += ours.correct;
+    }
+    if (torch instanceof TorchPgdServer) {
+      await idle();
+      for (let b = 0; b < batches; b++) {
+        const ref = await torch.pgd(b);
+        torchSeconds += ref.seconds;
+        torchCorrect += ref.correct;
+      }
+    }
+    rounds.push({ ours: data.count / oursSeconds, torch: torch instanceof TorchPgdServer ? data.count / torchSeconds : undefined });
   }
+  if (torch instanceof TorchPgdServer) torch.close();
 
   const t1 = performance.now();
   const library = await runAttack(classifier, data, { attack: 'pgd', norm: 'linf', eps, steps, restarts: 1 }, { batchSize: batch, seed: 0 });
@@ -72,13 +86,13 @@ async function main() {
   const ghz = Number(/cpu MHz\s*:\s*([\d.]+)/.exec(cpuinfo)?.[1] ?? cpus()[0].speed) / 1000;
   const peak = threads * ghz * simd * 2;
   const fmt = (v: number) => v.toFixed(0);
-  console.log(`PGD-${steps} L∞ eps ${eps} (step ${alpha}), demo model, ${data.count} images, batch ${batch}, ${threads} threads, ${rounds.length} rounds`);
-  console.log(`  robust accuracy: ours ${(100 * oursAccuracy).toFixed(1)}%${torchAccuracy === undefined ? '' : `, PyTorch ${(100 * torchAccuracy).toFixed(1)}%`} (random starts differ)`);
+  console.log(`PGD-${steps} L∞ eps ${eps} (step ${alpha}), demo model, ${data.count} images, batch ${batch}, ${threads} threads, ${rounds.length} rounds alternating with PyTorch`);
+  console.log(`  robust accuracy: ours ${(100 * oursCorrect / data.count).toFixed(1)}%${torch instanceof TorchPgdServer ? `, PyTorch ${(100 * torchCorrect / data.count).toFixed(1)}%` : ''} (random starts differ)`);
   console.log(`  robustness-lab (generated ONNX gradients, fused step): ${rounds.map((r) => fmt(r.ours)).join(' / ')} images/s`);
-  if (skipped) console.log(`  PyTorch reference: skipped (${skipped})`);
+  if (!(torch instanceof TorchPgdServer)) console.log(`  PyTorch reference: skipped (${torch.skipped})`);
   else {
     const ratios = rounds.map((r) => r.ours / r.torch!);
-    console.log(`  PyTorch ${torchVersion}: ${rounds.map((r) => fmt(r.torch!)).join(' / ')} images/s`);
+    console.log(`  PyTorch ${torch.version}: ${rounds.map((r) => fmt(r.torch!)).join(' / ')} images/s`);
     console.log(`  ratio per round: ${ratios.map((v) => v.toFixed(2)).join(' / ')}; median ${median(ratios).toFixed(2)}x`);
   }
   console.log(`  library PGD with per-sample early stopping: ${(data.count / librarySeconds).toFixed(0)} images/s, robust accuracy ${(100 * library.accuracy).toFixed(1)}%`);

@@ -7,6 +7,11 @@
 
 The torch module is rebuilt from the ONNX initializers. Prints ONE line of JSON to stdout:
     {"task","images","seconds","imagesPerSecond","accuracy","torch","threads", ...}
+
+--task pgd-serve keeps the model and data loaded and answers requests, one JSON line each way, so
+the TypeScript bench can alternate with it batch by batch (both sides then see the same stretches
+of a noisy shared machine): stdin {"batch": i} -> stdout {"seconds", "correct", "count"} for PGD
+on batch i plus the prediction on its result, timed here. The first line out is {"ready", "torch"}.
 """
 import argparse
 import json
@@ -34,9 +39,26 @@ def pgd_linf(net, x, y, eps, steps, alpha):
     return x_adv.detach()
 
 
+def serve(net, batches, args):
+    alpha = 2.5 * args.eps / args.steps
+    sys.stdout.write(json.dumps({"ready": True, "torch": torch.__version__, "threads": torch.get_num_threads()}) + "\n")
+    sys.stdout.flush()
+    for line in sys.stdin:
+        i = json.loads(line)["batch"]
+        xb, yb = batches[i]
+        torch.manual_seed(args.seed + i)
+        t0 = time.perf_counter()
+        xa = pgd_linf(net, xb, yb, args.eps, args.steps, alpha)
+        with torch.no_grad():
+            pred = net(xa).argmax(1)
+        seconds = time.perf_counter() - t0
+        sys.stdout.write(json.dumps({"seconds": seconds, "correct": int((pred == yb).sum()), "count": len(yb)}) + "\n")
+        sys.stdout.flush()
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--task", choices=["forward", "pgd"], required=True)
+    ap.add_argument("--task", choices=["forward", "pgd", "pgd-serve"], required=True)
     ap.add_argument("--model", default="demo/fashion-cnn.onnx")
     ap.add_argument("--images", default="demo/data/t10k-images-idx3-ubyte.gz")
     ap.add_argument("--labels", default="demo/data/t10k-labels-idx1-ubyte.gz")
@@ -64,9 +86,12 @@ def main():
     with torch.no_grad():
         for xb, _ in batches[:2]:
             net(xb)
-    if args.task == "pgd":
+    if args.task in ("pgd", "pgd-serve"):
         xb, yb = batches[0]
         pgd_linf(net, xb, yb, args.eps, 1, args.eps)
+    if args.task == "pgd-serve":
+        serve(net, batches, args)
+        return
 
     correct = 0
     if args.task == "forward":

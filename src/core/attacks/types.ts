@@ -34,8 +34,15 @@ export interface Classifier {
     n: number,
     labels: Int32Array,
     loss: LossKind,
-    step: { alpha: number; eps: number; range: readonly [number, number] },
+    step: LinfStep,
   ): Promise<{ next: Float32Array; logits: Float32Array }>;
+}
+
+/** One L∞ step: size α (negative descends), ball radius eps around x0, valid range [lo, hi]. */
+export interface LinfStep {
+  alpha: number;
+  eps: number;
+  range: readonly [number, number];
 }
 
 /** The attacks this module implements. */

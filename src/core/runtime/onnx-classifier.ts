@@ -1,9 +1,10 @@
 /**
- * An onnxruntime classifier as attacks see it: logits from the forward session and input gradients
- * from a generated forward+backward model, one session per loss kind, built on first use.
+ * An onnxruntime classifier as attacks see it: logits from the forward session, input gradients
+ * from a generated forward+backward model, and the fused L∞ step (the same model with BIM/PGD's
+ * projected sign step appended). One session per loss kind and use, built on first use.
  */
 import * as ort from 'onnxruntime-node';
-import type { Classifier, LossKind } from '../attacks/types';
+import type { Classifier, LinfStep, LossKind } from '../attacks/types';
 import type { Dim } from '../model/shapes';
 import { buildGradientModel, type GradientModel } from '../onnx/autodiff';
 import { withLinfStep, type LinfStepModel } from '../onnx/autodiff/step';
@@ -65,7 +66,7 @@ export class OnnxClassifier implements Classifier {
     return { grad: (out[g.grad].data as Float32Array).subarray(0, x.length), logits: (out[g.output].data as Float32Array).subarray(0, n * this.numClasses) };
   }
 
-  private async fusedLinfStep(x: Float32Array, x0: Float32Array, n: number, labels: Int32Array, loss: LossKind, step: { alpha: number; eps: number; range: readonly [number, number] }) {
+  private async fusedLinfStep(x: Float32Array, x0: Float32Array, n: number, labels: Int32Array, loss: LossKind, step: LinfStep) {
     const { session, g } = await this.session(this.stepSessions, loss, (m) => {
       const stepModel = withLinfStep(m, this.parts.shapes.get(this.parts.input) ?? ['N', ...this.sampleDims]);
       if (!stepModel) throw new Error('the fused L∞ step needs opset 9');

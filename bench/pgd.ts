@@ -6,13 +6,16 @@
  * is identical. Ours takes each step with the engine's fused L∞ step (forward, backward and the
  * projected sign step in one onnxruntime run), as the library's BIM/PGD do; the library's PGD
  * (which also stops per sample once fooled) is timed as well.
- *   npm run bench:pgd -- [--threads 2] [--batch 100] [--limit 1000] [--eps 0.03] [--rounds 5] [--pause-ms 500]
+ *   npm run bench:pgd -- [--threads 2] [--batch 100] [--limit 1000] [--eps 0.03] [--rounds 5] [--pause-ms 500] [--lanes 2]
  */
 import { cpus } from 'node:os';
 import { readFileSync } from 'node:fs';
 import { runAttack } from '../src/core/attacks/run';
 import { openClassifier, argmaxRows } from '../src/core/eval/model-session';
 import { buildGradientModel } from '../src/core/onnx/autodiff';
+import type { Classifier } from '../src/core/attacks/types';
+import { encodeModel } from '../src/core/onnx/proto';
+import { OnnxLanes } from '../src/core/runtime/lanes';
 import { OnnxClassifier } from '../src/core/runtime/onnx-classifier';
 import { Rng } from '../src/core/random';
 import { DEMO, demoData, flag, median, TorchPgdServer } from './common';
@@ -25,20 +28,38 @@ async function main() {
   const m = await openClassifier(DEMO.model, { ep: 'cpu', threads });
   const classifier = new OnnxClassifier({ model: m.loaded.model, shapes: m.graph.shapes, session: m.session, input: m.input, output: m.output, sampleDims: m.sampleDims, numClasses: m.numClasses, sessionOptions: { ep: 'cpu', threads } });
   const d = 784;
+  // Our side runs in lanes (worker threads with their own single-threaded sessions, as
+  // `evaluate --lanes` does), each taking the next batch when free; --lanes 1 is one session on all threads.
+  const laneCount = flag('lanes', 2);
+  const pool = laneCount > 1
+    ? await OnnxLanes.start({ model: encodeModel(m.loaded.model), shapes: [...m.graph.shapes], input: m.input, output: m.output, sampleDims: [...m.sampleDims], numClasses: m.numClasses, sessionOptions: { ep: 'cpu', threads: Math.max(1, Math.floor(threads / laneCount)) } }, laneCount)
+    : undefined;
+  const engines: Classifier[] = pool ? [...pool.lanes] : [classifier];
   const warm = data.x.subarray(0, batch * d);
-  await classifier.linfStep!(warm, warm, batch, data.labels.subarray(0, batch), 'ce-sum', { alpha, eps, range: [0, 1] }); // warm-up, builds the session
+  for (const engine of engines) await engine.linfStep!(warm, warm, batch, data.labels.subarray(0, batch), 'ce-sum', { alpha, eps, range: [0, 1] }); // builds the sessions
 
-  /** Plain PGD on batch b (random start, `steps` fused steps) and the prediction on the result, timed. */
-  let rng = new Rng(0);
-  const oursBatch = async (b: number) => {
+  /** Plain PGD on batch b (random start from the batch's own stream, `steps` fused steps) and the prediction on the result. */
+  const oursBatch = async (engine: Classifier, b: number) => {
     const start = b * batch, n = Math.min(batch, data.count - start);
     const x = data.x.subarray(start * d, (start + n) * d);
     const labels = data.labels.subarray(start, start + n);
-    const t0 = performance.now();
+    const rng = new Rng(0).fork(b);
     let xt: Float32Array = x.map((v) => Math.min(1, Math.max(0, v + (rng.next() * 2 - 1) * eps)));
-    for (let s = 0; s < steps; s++) xt = (await classifier.linfStep!(xt, x, n, labels, 'ce-sum', { alpha, eps, range: [0, 1] })).next;
-    const predictions = argmaxRows(await classifier.logits(xt, n), 10);
-    return { seconds: (performance.now() - t0) / 1000, correct: predictions.filter((p, i) => p === labels[i]).length };
+    for (let s = 0; s < steps; s++) xt = (await engine.linfStep!(xt, x, n, labels, 'ce-sum', { alpha, eps, range: [0, 1] })).next;
+    const predictions = argmaxRows(await engine.logits(xt, n), 10);
+    return predictions.filter((p, i) => p === labels[i]).length;
+  };
+  /** One timed pass over all batches; returns its wall seconds and the robust count. */
+  const oursPass = async () => {
+    let next = 0, correct = 0;
+    const t0 = performance.now();
+    await Promise.all(engines.map(async (engine) => {
+      while (next < batches) {
+        const robust = await oursBatch(engine, next++); // not `correct += await …`: that reads `correct` before the await
+        correct += robust;
+      }
+    }));
+    return { seconds: (performance.now() - t0) / 1000, correct };
   };
 
   // Rounds alternate a full pass of ours and a full pass of PyTorch (both warm, each timing its own
@@ -46,20 +67,17 @@ async function main() {
   // seconds. A pause before each pass lets the other side's worker threads stop spinning (OpenMP
   // and onnxruntime both busy-wait after parallel work), so neither starts on an occupied machine.
   const idle = () => new Promise((resolve) => setTimeout(resolve, flag('pause-ms', 500)));
-  const torch = await TorchPgdServer.start(['--batch', String(batch), '--threads', String(threads), '--limit', String(data.count), '--steps', String(steps), '--eps', String(eps)]);
   const batches = Math.ceil(data.count / batch);
+  const torch = await TorchPgdServer.start(['--batch', String(batch), '--threads', String(threads), '--limit', String(data.count), '--steps', String(steps), '--eps', String(eps)]);
   const rounds: { ours: number; torch?: number }[] = [];
   let oursCorrect = 0, torchCorrect = 0;
   for (let r = 0; r < flag('rounds', 5); r++) {
     let oursSeconds = 0, torchSeconds = 0;
     oursCorrect = torchCorrect = 0;
-    rng = new Rng(0); // the same random starts every round
     await idle();
-    for (let b = 0; b < batches; b++) {
-      const ours = await oursBatch(b);
-      oursSeconds += ours.seconds;
-      oursCorrect += ours.correct;
-    }
+    const ours = await oursPass();
+    oursSeconds = ours.seconds;
+    oursCorrect = ours.correct;
     if (torch instanceof TorchPgdServer) {
       await idle();
       for (let b = 0; b < batches; b++) {
@@ -73,7 +91,7 @@ async function main() {
   if (torch instanceof TorchPgdServer) torch.close();
 
   const t1 = performance.now();
-  const library = await runAttack(classifier, data, { attack: 'pgd', norm: 'linf', eps, steps, restarts: 1 }, { batchSize: batch, seed: 0 });
+  const library = await runAttack(classifier, data, { attack: 'pgd', norm: 'linf', eps, steps, restarts: 1 }, { batchSize: batch, seed: 0, lanes: pool?.lanes });
   const librarySeconds = (performance.now() - t1) / 1000;
 
   const ours = median(rounds.map((r) => r.ours));
@@ -88,7 +106,7 @@ async function main() {
   const fmt = (v: number) => v.toFixed(0);
   console.log(`PGD-${steps} L∞ eps ${eps} (step ${alpha}), demo model, ${data.count} images, batch ${batch}, ${threads} threads, ${rounds.length} rounds alternating with PyTorch`);
   console.log(`  robust accuracy: ours ${(100 * oursCorrect / data.count).toFixed(1)}%${torch instanceof TorchPgdServer ? `, PyTorch ${(100 * torchCorrect / data.count).toFixed(1)}%` : ''} (random starts differ)`);
-  console.log(`  robustness-lab (generated ONNX gradients, fused step): ${rounds.map((r) => fmt(r.ours)).join(' / ')} images/s`);
+  console.log(`  robustness-lab (generated ONNX gradients, fused step, ${laneCount} lane${laneCount > 1 ? `s of ${Math.max(1, Math.floor(threads / laneCount))} thread(s)` : ` of ${threads} threads`}): ${rounds.map((r) => fmt(r.ours)).join(' / ')} images/s`);
   if (!(torch instanceof TorchPgdServer)) console.log(`  PyTorch reference: skipped (${torch.skipped})`);
   else {
     const ratios = rounds.map((r) => r.ours / r.torch!);
@@ -97,6 +115,7 @@ async function main() {
   }
   console.log(`  library PGD with per-sample early stopping: ${(data.count / librarySeconds).toFixed(0)} images/s, robust accuracy ${(100 * library.accuracy).toFixed(1)}%`);
   console.log(`  forward+backward: ${(flopsPerImage / 1e6).toFixed(1)} MFLOP per image, ${achieved.toFixed(1)} GFLOP/s achieved (median round) = ${((100 * achieved) / peak).toFixed(1)}% of a ${peak.toFixed(0)} GFLOP/s fp32 peak (${threads} cores × ${ghz.toFixed(2)} GHz × ${simd * 2} flop/cycle)`);
+  await pool?.release();
   await classifier.release();
   await m.session.release();
 }

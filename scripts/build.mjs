@@ -20,6 +20,8 @@ const builds = [
   { ...common, entryPoints: { extension: 'src/extension/extension.ts' }, outdir: 'dist' },
   { ...common, entryPoints: { cli: 'src/cli/main.ts' }, outdir: 'dist' },
   { ...common, entryPoints: { worker: 'src/worker/worker.ts' }, outdir: 'dist' },
+  // Worker threads of OnnxLanes (src/core/runtime/lanes.ts), next to the bundles that start them.
+  { ...common, entryPoints: { 'lane-worker': 'src/core/runtime/lane-worker.ts' }, outdir: 'dist' },
   // The results webview: a browser bundle (chart.js, @vscode-elements) plus its CSS, in dist/webview/.
   {
     entryPoints: { main: 'webview-ui/src/main.ts' },

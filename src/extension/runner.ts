@@ -17,7 +17,7 @@ export interface RunRequest {
   /** Shown in the progress notification and the log, e.g. the experiment's name. */
   title: string;
   /** What to evaluate; runtime settings (provider, threads, batch) come from the user's settings. */
-  config: Omit<EvaluationConfig, 'batchSize' | 'threads' | 'ep' | 'seed' | 'out'> & { seed?: number };
+  config: Omit<EvaluationConfig, 'batchSize' | 'threads' | 'lanes' | 'ep' | 'seed' | 'out'> & { seed?: number };
   /** Settings and the results folder are looked up for this resource's workspace folder. */
   scope?: vscode.Uri;
 }
@@ -105,6 +105,7 @@ export class Runner implements vscode.Disposable {
       seed: request.config.seed ?? 0,
       ep: settings.ep,
       threads: settings.threads,
+      lanes: settings.lanes,
       batchSize: settings.batchSize,
       out,
     };

@@ -10,6 +10,11 @@ export interface EvaluationConfig {
   limit?: number;
   batchSize: number;
   threads: number;
+  /**
+   * Copies of the model in worker threads that attack whole batches at the same time (CPU only),
+   * each with threads / lanes onnxruntime threads. Default 1: one session using every thread.
+   */
+  lanes?: number;
   ep: 'auto' | 'cpu' | 'cuda';
   seed: number;
   preprocessing?: { scale?: number; mean?: number[]; std?: number[] };

@@ -127,7 +127,7 @@ export interface RunResult {
   model: { path: string; sha256: string; input: string; output: string; inputShape: (number | string)[]; opset: number };
   dataset: DatasetDescription;
   seed: number;
-  runtime: { executionProvider: 'cpu' | 'cuda'; requested: string; fallbackReason?: string; threads: number; batchSize: number };
+  runtime: { executionProvider: 'cpu' | 'cuda'; requested: string; fallbackReason?: string; threads: number; batchSize: number; lanes?: number };
   timings: { loadSeconds: number; cleanSeconds: number; totalSeconds: number; cleanImagesPerSecond: number };
   clean: {
     accuracy: number;

@@ -388,7 +388,7 @@ export function summaryRows(r: RunResult): [string, string][] {
   const t = r.timings;
   rows.push(
     ['execution provider', rt ? `${rt.executionProvider} (requested ${rt.requested}${rt.fallbackReason ? `; ${rt.fallbackReason}` : ''})` : '?'],
-    ['threads · batch', rt ? `${rt.threads === 0 ? 'auto' : rt.threads} · ${rt.batchSize}` : '?'],
+    ['threads · batch', rt ? `${rt.threads === 0 ? 'auto' : rt.threads}${rt.lanes ? ` in ${rt.lanes} lanes` : ''} · ${rt.batchSize}` : '?'],
     ['seed', formatNumber(r.seed)],
     ['durations', t ? `load ${t.loadSeconds.toFixed(2)} s, clean ${t.cleanSeconds.toFixed(2)} s (${formatNumber(Math.round(t.cleanImagesPerSecond))} img/s), total ${t.totalSeconds.toFixed(2)} s` : '?'],
     ['created', `${r.createdAt ?? '?'} by ${r.tool?.name ?? '?'} ${r.tool?.version ?? ''}`.trim()],

@@ -7,7 +7,7 @@ import { integer, number, numberList, oneOf, optionalInteger, parse, required, s
 import { percent, table } from '../table';
 
 export const EVALUATE_USAGE = `robustness-lab evaluate --model <model.onnx> --data <dataset> [--labels <file>] [--limit N]
-                        [--batch B] [--threads T] [--ep auto|cpu|cuda] [--seed S]
+                        [--batch B] [--threads T] [--lanes L] [--ep auto|cpu|cuda] [--seed S]
                         [--mean m[,m,m]] [--std s[,s,s]] [--scale k] [--out result.json] [--json]
                         [--attack fgsm,bim,pgd,mifgsm,spsa,square --eps e1,e2,... [--norm linf|l2]
                          [--steps N] [--step-size A] [--restarts R] [--no-random-start] [--queries Q]
@@ -29,6 +29,7 @@ export const EVALUATE_OPTIONS: Options = {
   limit: { type: 'string' },
   batch: { type: 'string' },
   threads: { type: 'string' },
+  lanes: { type: 'string' },
   ep: { type: 'string' },
   seed: { type: 'string' },
   mean: { type: 'string' },
@@ -97,6 +98,7 @@ export function evaluationConfigFromFlags(values: Values): EvaluationConfig {
     limit: optionalInteger(values, 'limit', 1),
     batchSize: integer(values, 'batch', DEFAULT_CONFIG.batchSize, 1),
     threads: integer(values, 'threads', DEFAULT_CONFIG.threads, 0),
+    lanes: integer(values, 'lanes', 1, 1),
     ep: oneOf(values, 'ep', ['auto', 'cpu', 'cuda'] as const, DEFAULT_CONFIG.ep),
     seed: integer(values, 'seed', DEFAULT_CONFIG.seed, 0),
     preprocessing: { scale: number(values, 'scale'), mean: numberList(values, 'mean'), std: numberList(values, 'std') },

@@ -64,6 +64,11 @@ export interface RunAttackOptions {
   signal?: AbortSignal;
   /** Return the adversarial inputs of the first k samples (clean inputs for samples not attacked). */
   keepExamples?: number;
+  /**
+   * Independent copies of the classifier that can run at the same time (OnnxLanes): batches are
+   * spread over them, one batch per lane at a time. Results are the same as with one classifier.
+   */
+  lanes?: readonly Classifier[];
 }
 
 export interface AttackMetrics {
@@ -174,20 +179,19 @@ export async function runAttack(
   const predictions = new Int32Array(count);
   const keep = Math.max(0, Math.min(options.keepExamples ?? 0, count));
   const examples = keep > 0 ? Float32Array.from(x.subarray(0, keep * d)) : undefined;
-  let cleanCorrect = 0;
-  let robust = 0;
-  let fooled = 0;
-  let sumPerturbation = 0;
-  let maxPerturbation = 0;
-  let gradientEvaluations = 0;
-  let queries = 0;
+  // Per-sample outcomes, reduced in sample order at the end: the same sums whatever order batches finish in.
+  const attacked = new Uint8Array(count);
+  const robust = new Uint8Array(count);
+  const fooled = new Uint8Array(count);
+  const perturbation = new Float64Array(count);
+  const gradients = new Float64Array(count);
+  const queryCounts = new Float64Array(count);
 
-  for (let start = 0; start < count; start += batchSize) {
-    throwIfAborted(options.signal);
+  const attackBatch = async (engine: Classifier, start: number) => {
     const end = Math.min(count, start + batchSize);
     const n = end - start;
     const xb = x.slice(start * d, end * d);
-    const logits = await classifier.logits(xb, n);
+    const logits = await engine.logits(xb, n);
     if (logits.length !== n * k) throw new Error(`classifier.logits returned ${logits.length} values for ${n} samples`);
     const correct: boolean[] = [];
     for (let r = 0; r < n; r++) {
@@ -196,12 +200,12 @@ export async function runAttack(
     }
     // Samples misclassified clean are not attacked: they count as not robust.
     const idx = keptRows(correct);
-    cleanCorrect += idx.length;
+    for (const r of idx) attacked[start + r] = 1;
     if (idx.length > 0 && config.eps === 0) {
-      robust += idx.length; // no perturbation is possible: the clean predictions stand
+      for (const r of idx) robust[start + r] = 1; // no perturbation is possible: the clean predictions stand
     } else if (idx.length > 0) {
       const ids = Int32Array.from(idx, (r) => start + r);
-      const res = await attackFn(classifier, gatherRows(xb, idx, d), gatherRows(labels, ids, 1), {
+      const res = await attackFn(engine, gatherRows(xb, idx, d), gatherRows(labels, ids, 1), {
         ...attackOptions,
         targets: targets && gatherRows(targets, ids, 1),
         sampleIds: ids,
@@ -210,16 +214,48 @@ export async function runAttack(
       for (let r = 0; r < idx.length; r++) {
         const i = ids[r];
         predictions[i] = res.predictions[r];
-        if (res.predictions[r] === labels[i]) robust++;
-        if (res.fooled[r]) fooled++;
-        sumPerturbation += norms[r];
-        maxPerturbation = Math.max(maxPerturbation, norms[r]);
-        gradientEvaluations += res.gradientEvaluations[r];
-        queries += res.queries[r];
+        robust[i] = res.predictions[r] === labels[i] ? 1 : 0;
+        fooled[i] = res.fooled[r];
+        perturbation[i] = norms[r];
+        gradients[i] = res.gradientEvaluations[r];
+        queryCounts[i] = res.queries[r];
         if (examples && i < keep) examples.set(res.x.subarray(r * d, (r + 1) * d), i * d);
       }
     }
-    options.onProgress?.(end, count);
+    return n;
+  };
+
+  // Each engine takes the next batch when it is free; the first error stops new batches.
+  const engines = options.lanes && options.lanes.length > 0 ? options.lanes : [classifier];
+  let nextStart = 0;
+  let done = 0;
+  let failed = false;
+  await Promise.all(engines.map(async (engine) => {
+    try {
+      while (!failed && nextStart < count) {
+        throwIfAborted(options.signal);
+        const start = nextStart;
+        nextStart += batchSize;
+        const n = await attackBatch(engine, start); // not `done += await …`: that would read `done` before the await
+        done += n;
+        options.onProgress?.(done, count);
+      }
+    } catch (e) {
+      failed = true;
+      throw e;
+    }
+  }));
+
+  let cleanCorrect = 0, robustCount = 0, fooledCount = 0, sumPerturbation = 0, maxPerturbation = 0, gradientEvaluations = 0, queries = 0;
+  for (let i = 0; i < count; i++) {
+    if (!attacked[i]) continue;
+    cleanCorrect++;
+    robustCount += robust[i];
+    fooledCount += fooled[i];
+    sumPerturbation += perturbation[i];
+    maxPerturbation = Math.max(maxPerturbation, perturbation[i]);
+    gradientEvaluations += gradients[i];
+    queries += queryCounts[i];
   }
 
   return {
@@ -229,8 +265,8 @@ export async function runAttack(
     targeted: !!targets,
     count,
     cleanAccuracy: count ? cleanCorrect / count : 0,
-    accuracy: count ? robust / count : 0,
-    successRate: cleanCorrect ? fooled / cleanCorrect : 0,
+    accuracy: count ? robustCount / count : 0,
+    successRate: cleanCorrect ? fooledCount / cleanCorrect : 0,
     meanPerturbation: cleanCorrect ? sumPerturbation / cleanCorrect : 0,
     maxPerturbation,
     gradientEvaluations,

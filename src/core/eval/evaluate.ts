@@ -2,6 +2,7 @@
  * The experiment runner: load model and data, run the clean evaluation (and, from later stages,
  * attacks and defenses), and assemble the RunResult. Front ends call this and render the result.
  */
+import { availableParallelism } from 'node:os';
 import { parseAttackList, runAttack, type AttackConfig } from '../attacks/run';
 import type { AttackName, Classifier, Norm } from '../attacks/types';
 import { loadDataset, preprocess, inferInputSpec } from '../data';
@@ -11,6 +12,8 @@ import { writeJsonAtomic } from '../fs-atomic';
 import { TOOL_VERSION } from '../version';
 import { checkLayer } from '../defenses/fit';
 import type { DefendedClassifier } from '../defenses/threats';
+import { encodeModel } from '../onnx/proto';
+import { OnnxLanes } from '../runtime/lanes';
 import { OnnxClassifier } from '../runtime/onnx-classifier';
 import { runDefense } from './defended-run';
 import { runFooling } from './fooling-run';
@@ -126,10 +129,15 @@ export async function runEvaluation(config: EvaluationConfig, hooks: RunHooks = 
       if (config.defense) checkLayer(model.graph, config.defense.layer); // before any attack runs
       if (config.attacks) {
         const examples: ExampleImage[] = [];
-        result.attacks = await runAttackPlan(classifier, data, config.attacks, 'whitebox', {
-          seed: config.seed, batchSize: model.fixedBatch ?? config.batchSize, target: 'baseline',
-          examples: { count: EXAMPLES_PER_RUN, into: examples, onlyEps: Math.max(...config.attacks.eps) },
-        }, hooks);
+        const lanes = await startLanes(config, model, result, log);
+        try {
+          result.attacks = await runAttackPlan(classifier, data, config.attacks, 'whitebox', {
+            seed: config.seed, batchSize: model.fixedBatch ?? config.batchSize, target: 'baseline', lanes: lanes?.lanes,
+            examples: { count: EXAMPLES_PER_RUN, into: examples, onlyEps: Math.max(...config.attacks.eps) },
+          }, hooks);
+        } finally {
+          await lanes?.release();
+        }
         result.examples = examples;
       }
       if (config.defense) defended = await runDefense(config, model, classifier, data, result, hooks);
@@ -145,6 +153,26 @@ export async function runEvaluation(config: EvaluationConfig, hooks: RunHooks = 
   } finally {
     await model.session.release();
   }
+}
+
+/**
+ * Worker-thread lanes for the baseline attacks when config.lanes > 1 on the CPU, the threads split
+ * between them (the default 0 threads means one per core). Recorded in the result's runtime.
+ */
+async function startLanes(config: EvaluationConfig, model: ClassifierModel, result: RunResult, log: (line: string) => void): Promise<OnnxLanes | undefined> {
+  const count = config.lanes ?? 1;
+  if (count <= 1) return undefined;
+  if (model.session.provider !== 'cpu') {
+    log(`--lanes ${count} ignored: lanes split the CPU, and the model runs on ${model.session.provider}.`);
+    return undefined;
+  }
+  const threads = Math.max(1, Math.floor((config.threads || availableParallelism()) / count));
+  log(`Attacks run in ${count} lanes of ${threads} onnxruntime thread${threads === 1 ? '' : 's'} each.`);
+  result.runtime.lanes = count;
+  return OnnxLanes.start({
+    model: encodeModel(model.loaded.model), shapes: [...model.graph.shapes], input: model.input, output: model.output,
+    sampleDims: [...model.sampleDims], numClasses: model.numClasses, fixedBatch: model.fixedBatch, sessionOptions: { ep: 'cpu', threads },
+  }, count);
 }
 
 /** Input/adversarial pairs kept per attack at the largest epsilon, for the results view. */
@@ -163,6 +191,8 @@ export function accuracyAndConfusion(predictions: Int32Array, labels: Int32Array
 export interface AttackPlanOptions {
   seed: number;
   batchSize: number;
+  /** Copies of the classifier that attack batches in parallel (see OnnxLanes). */
+  lanes?: readonly Classifier[];
   target: 'baseline' | 'defended';
   /** Keep every adversarial input and let the caller add to the entry (rejection metrics). */
   inspect?(entry: AttackResult, adversarial: Float32Array, predictions: Int32Array): Promise<void>;
@@ -192,7 +222,7 @@ export async function runAttacks(classifier: Classifier, data: PreparedData, pla
       let metrics;
       try {
         metrics = await runAttack(classifier, data, config, {
-          batchSize: options.batchSize, seed: options.seed, signal: hooks.signal,
+          batchSize: options.batchSize, seed: options.seed, signal: hooks.signal, lanes: options.lanes,
           keepExamples: options.inspect ? data.count : wantExamples,
           onProgress: (done, total) => hooks.onProgress?.({ phase: `Attack ${phase}`, done, total }),
         });

@@ -1,0 +1,81 @@
+/**
+ * OnnxLanes: classifier copies in worker threads. Spreading batches over lanes must not change a
+ * single result (every sample draws from its own random stream), whichever path an attack takes
+ * (fused L∞ step, loss gradient, logits only); cancelling stops the run; bad models fail clearly.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+import { runAttack, type AttackConfig } from '../../src/core/attacks/run';
+import { openClassifier } from '../../src/core/eval/model-session';
+import { encodeModel } from '../../src/core/onnx/proto';
+import { OnnxLanes, type LaneInit } from '../../src/core/runtime/lanes';
+import { OnnxClassifier } from '../../src/core/runtime/onnx-classifier';
+import type { RunResult } from '../../src/protocol/run-result';
+import { cli, DEMO_MODEL, DEMO_TEST_IMAGES, DEMO_TEST_LABELS } from '../helpers/cli';
+import { demoImages } from '../helpers/demo-data';
+
+async function demoSetup() {
+  const m = await openClassifier(DEMO_MODEL, { ep: 'cpu', threads: 2 });
+  const classifier = new OnnxClassifier({ model: m.loaded.model, shapes: m.graph.shapes, session: m.session, input: m.input, output: m.output, sampleDims: m.sampleDims, numClasses: m.numClasses, sessionOptions: { ep: 'cpu', threads: 2 } });
+  const init: LaneInit = { model: encodeModel(m.loaded.model), shapes: [...m.graph.shapes], input: m.input, output: m.output, sampleDims: [...m.sampleDims], numClasses: m.numClasses, sessionOptions: { ep: 'cpu', threads: 1 } };
+  return { m, classifier, init };
+}
+
+test('attacks spread over 2 lanes give exactly the results of one classifier (fused step, gradient and query paths)', async () => {
+  const { m, classifier, init } = await demoSetup();
+  const lanes = await OnnxLanes.start(init, 2);
+  try {
+    const images = await demoImages(DEMO_TEST_IMAGES, DEMO_TEST_LABELS, 200);
+    const data = { x: images.x, labels: images.labels, count: images.count };
+    const configs: AttackConfig[] = [
+      { attack: 'pgd', norm: 'linf', eps: 0.03, steps: 5 },
+      { attack: 'mifgsm', norm: 'linf', eps: 0.03, steps: 5 },
+      { attack: 'bim', norm: 'l2', eps: 1, steps: 5, targeted: 'random' },
+      { attack: 'square', norm: 'linf', eps: 0.05, queries: 30 },
+    ];
+    for (const config of configs) {
+      let progress = 0;
+      const one = await runAttack(classifier, data, config, { batchSize: 30, seed: 3, keepExamples: 5 });
+      const spread = await runAttack(classifier, data, config, { batchSize: 30, seed: 3, keepExamples: 5, lanes: lanes.lanes, onProgress: (done) => (progress = Math.max(progress, done)) });
+      const { seconds: _a, ...a } = one;
+      const { seconds: _b, ...b } = spread;
+      assert.deepEqual(b, a, `${config.attack} ${config.norm}`);
+      assert.equal(progress, data.count, 'progress reaches every sample');
+      assert.ok(a.accuracy < a.cleanAccuracy, `${config.attack} lowers the accuracy`);
+    }
+
+    // Cancelling: the run rejects with AbortError, and the lanes stay usable.
+    const controller = new AbortController();
+    const cancelled = runAttack(classifier, data, configs[0], { batchSize: 20, seed: 3, lanes: lanes.lanes, signal: controller.signal, onProgress: () => controller.abort() });
+    await assert.rejects(cancelled, (e: Error) => e.name === 'AbortError');
+    const logits = await lanes.lanes[0].logits(data.x.subarray(0, 784), 1);
+    assert.equal(logits.length, 10);
+  } finally {
+    await lanes.release();
+    await classifier.release();
+    await m.session.release();
+  }
+});
+
+test('lanes that cannot open their model fail to start with the reason and leave no worker running', async () => {
+  const { m, init } = await demoSetup();
+  await m.session.release();
+  await assert.rejects(OnnxLanes.start({ ...init, model: new Uint8Array([1, 2, 3]) }, 2), /lane failed to start.*onnxruntime could not load the model/s);
+});
+
+test('CLI: evaluate --lanes 2 runs the attacks in the bundled lane workers with the results of --lanes 1', () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'rlab-lanes-'));
+  const run = (lanes: number) => {
+    const out = path.join(dir, `lanes${lanes}.json`);
+    const r = cli(['evaluate', '--model', DEMO_MODEL, '--data', DEMO_TEST_IMAGES, '--labels', DEMO_TEST_LABELS, '--limit', '150', '--batch', '50', '--threads', '2', '--lanes', String(lanes), '--ep', 'cpu', '--attack', 'pgd', '--eps', '0.03', '--steps', '3', '--out', out]);
+    assert.equal(r.code, 0, r.stderr);
+    return JSON.parse(readFileSync(out, 'utf8')) as RunResult;
+  };
+  const one = run(1), two = run(2);
+  assert.equal(two.runtime.lanes, 2);
+  assert.equal(one.runtime.lanes, undefined);
+  assert.deepEqual(two.attacks!.map(({ seconds: _, ...a }) => a), one.attacks!.map(({ seconds: _, ...a }) => a));
+});

@@ -4,8 +4,9 @@
  * the two sides alternating full passes over the images (each times its own work).
  * Both sides run the plain algorithm (random start, 10 sign steps, no early stopping), so the work
  * is identical. Ours takes each step with the engine's fused L∞ step (forward, backward and the
- * projected sign step in one onnxruntime run), as the library's BIM/PGD do; the library's PGD
- * (which also stops per sample once fooled) is timed as well.
+ * projected sign step in one onnxruntime run), as the library's BIM/PGD do, in lanes (worker threads
+ * with their own sessions, as `evaluate --lanes`); the library's PGD (which also stops per sample
+ * once fooled) is timed as well.
  *   npm run bench:pgd -- [--threads 2] [--batch 100] [--limit 1000] [--eps 0.03] [--rounds 5] [--pause-ms 500] [--lanes 2]
  */
 import { cpus } from 'node:os';
@@ -72,12 +73,11 @@ async function main() {
   const rounds: { ours: number; torch?: number }[] = [];
   let oursCorrect = 0, torchCorrect = 0;
   for (let r = 0; r < flag('rounds', 5); r++) {
-    let oursSeconds = 0, torchSeconds = 0;
-    oursCorrect = torchCorrect = 0;
     await idle();
     const ours = await oursPass();
-    oursSeconds = ours.seconds;
     oursCorrect = ours.correct;
+    let torchSeconds = 0;
+    torchCorrect = 0;
     if (torch instanceof TorchPgdServer) {
       await idle();
       for (let b = 0; b < batches; b++) {
@@ -86,7 +86,7 @@ async function main() {
         torchCorrect += ref.correct;
       }
     }
-    rounds.push({ ours: data.count / oursSeconds, torch: torch instanceof TorchPgdServer ? data.count / torchSeconds : undefined });
+    rounds.push({ ours: data.count / ours.seconds, torch: torch instanceof TorchPgdServer ? data.count / torchSeconds : undefined });
   }
   if (torch instanceof TorchPgdServer) torch.close();
 
@@ -106,7 +106,8 @@ async function main() {
   const fmt = (v: number) => v.toFixed(0);
   console.log(`PGD-${steps} L∞ eps ${eps} (step ${alpha}), demo model, ${data.count} images, batch ${batch}, ${threads} threads, ${rounds.length} rounds alternating with PyTorch`);
   console.log(`  robust accuracy: ours ${(100 * oursCorrect / data.count).toFixed(1)}%${torch instanceof TorchPgdServer ? `, PyTorch ${(100 * torchCorrect / data.count).toFixed(1)}%` : ''} (random starts differ)`);
-  console.log(`  robustness-lab (generated ONNX gradients, fused step, ${laneCount} lane${laneCount > 1 ? `s of ${Math.max(1, Math.floor(threads / laneCount))} thread(s)` : ` of ${threads} threads`}): ${rounds.map((r) => fmt(r.ours)).join(' / ')} images/s`);
+  const laneThreads = laneCount > 1 ? Math.max(1, Math.floor(threads / laneCount)) : threads;
+  console.log(`  robustness-lab (generated ONNX gradients, fused step, ${laneCount} lane${laneCount > 1 ? 's' : ''} of ${laneThreads} thread${laneThreads > 1 ? 's' : ''}): ${rounds.map((r) => fmt(r.ours)).join(' / ')} images/s`);
   if (!(torch instanceof TorchPgdServer)) console.log(`  PyTorch reference: skipped (${torch.skipped})`);
   else {
     const ratios = rounds.map((r) => r.ours / r.torch!);

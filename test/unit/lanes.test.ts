@@ -9,6 +9,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { runAttack, type AttackConfig } from '../../src/core/attacks/run';
+import { UserError } from '../../src/core/errors';
+import { GraphBuilder, makeModel } from '../../src/core/onnx/builder';
+import { tensorValueInfo } from '../../src/core/onnx/cut';
 import { openClassifier } from '../../src/core/eval/model-session';
 import { encodeModel } from '../../src/core/onnx/proto';
 import { OnnxLanes, type LaneInit } from '../../src/core/runtime/lanes';
@@ -16,6 +19,8 @@ import { OnnxClassifier } from '../../src/core/runtime/onnx-classifier';
 import type { RunResult } from '../../src/protocol/run-result';
 import { cli, DEMO_MODEL, DEMO_TEST_IMAGES, DEMO_TEST_LABELS } from '../helpers/cli';
 import { demoImages } from '../helpers/demo-data';
+import { shapesOf } from '../helpers/gradcheck';
+import { seededValues } from '../helpers/models';
 
 async function demoSetup() {
   const m = await openClassifier(DEMO_MODEL, { ep: 'cpu', threads: 2 });
@@ -64,6 +69,21 @@ test('lanes that cannot open their model fail to start with the reason and leave
   const { m, init } = await demoSetup();
   await m.session.release();
   await assert.rejects(OnnxLanes.start({ ...init, model: new Uint8Array([1, 2, 3]) }, 2), /lane failed to start.*onnxruntime could not load the model/s);
+});
+
+test('an error inside a lane reaches the caller as the same kind of error: a model without input gradients gives the UserError that names the op', async () => {
+  const b = new GraphBuilder();
+  const z = b.op('Gemm', [b.op('Flatten', ['x']), b.floatConst('w', [3, 4], seededValues(12, 1, 0.5))], { transB: 1 });
+  b.node('Erf', [z], {}, ['logits']);
+  const model = makeModel(b.graph('erf', [tensorValueInfo('x', ['N', 1, 2, 2])], [tensorValueInfo('logits', ['N', 3])]), 13);
+  const lanes = await OnnxLanes.start({ model: encodeModel(model), shapes: [...(await shapesOf(model))], input: 'x', output: 'logits', sampleDims: [1, 2, 2], numClasses: 3, sessionOptions: { ep: 'cpu', threads: 1 } }, 1);
+  try {
+    const x = new Float32Array(8).fill(0.5);
+    assert.equal((await lanes.lanes[0].logits(x, 2)).length, 6);
+    await assert.rejects(lanes.lanes[0].lossGradient(x, 2, Int32Array.of(0, 1), 'ce-sum'), (e: Error) => e instanceof UserError && /Erf/.test(e.message) && /spsa,square/.test(e.message));
+  } finally {
+    await lanes.release();
+  }
 });
 
 test('CLI: evaluate --lanes 2 runs the attacks in the bundled lane workers with the results of --lanes 1', () => {

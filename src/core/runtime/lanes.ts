@@ -10,6 +10,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { Classifier, LinfStep, LossKind } from '../attacks/types';
+import { UserError } from '../errors';
 import type { Dim } from '../model/shapes';
 import type { SessionOptions } from './session';
 
@@ -45,6 +46,11 @@ function startWorker(init: LaneInit): Worker {
   return new Worker(`require('tsx/cjs/api').register(); require(${JSON.stringify(source)});`, { eval: true, workerData: init });
 }
 
+/** An error from a lane as the main thread would have thrown it: a UserError stays one (its message holds the hint). */
+function laneError(e: { message: string; name: string }): Error {
+  return e.name === 'UserError' ? new UserError(e.message) : Object.assign(new Error(e.message), { name: e.name });
+}
+
 /** One lane as a Classifier: every call is a message to its worker. */
 class LaneClassifier implements Classifier {
   readonly linfStep?: Classifier['linfStep'];
@@ -56,7 +62,7 @@ class LaneClassifier implements Classifier {
       const call = this.pending.get(reply.id);
       this.pending.delete(reply.id);
       if (!call) return;
-      if (reply.error) call.reject(Object.assign(new Error(reply.error.message), { name: reply.error.name }));
+      if (reply.error) call.reject(laneError(reply.error));
       else call.resolve(reply.arrays);
     });
     const failAll = (e: Error) => {

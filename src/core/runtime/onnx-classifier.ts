@@ -107,7 +107,8 @@ export class OnnxClassifier implements Classifier {
 
   async release(): Promise<void> {
     for (const cache of [this.gradientSessions, this.stepSessions]) {
-      for (const p of cache.values()) await (await p).session.release();
+      // A session whose build failed (e.g. an op without a gradient rule) has nothing to release.
+      for (const p of cache.values()) await (await p.catch(() => undefined))?.session.release();
       cache.clear();
     }
   }

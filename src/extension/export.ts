@@ -38,8 +38,9 @@ export async function exportReport(runs: PanelRun[], format: ReportFormat, folde
     case 'markdown': {
       const chartFile = `${path.basename(target.fsPath).replace(/\.[^.]*$/, '')}-accuracy.svg`;
       const report = renderMarkdown(reportRuns, { chartFile });
-      await write(target, report.markdown);
+      // The chart first: the Markdown never points at an image that is not there yet.
       for (const file of report.files) await write(vscode.Uri.joinPath(target, '..', file.name), file.content);
+      await write(target, report.markdown);
       break;
     }
     case 'html':

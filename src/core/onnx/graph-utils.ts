@@ -47,6 +47,24 @@ export function subgraphReads(node: NodeProto): string[] {
   return reads;
 }
 
+/** A namer for new tensors: base, base_1, base_2, … whichever is not in `names` yet (it is added). */
+export function freshNamer(names: Set<string>): (base: string) => string {
+  return (base) => {
+    let name = base;
+    for (let i = 1; names.has(name); i++) name = `${base}_${i}`;
+    names.add(name);
+    return name;
+  };
+}
+
+/** A name prefix (`base/`, `base1/`, …) that no name in `names` starts with. */
+export function unusedPrefix(names: Set<string>, base: string): string {
+  for (let i = 0; ; i++) {
+    const p = i === 0 ? `${base}/` : `${base}${i}/`;
+    if (![...names].some((n) => n.startsWith(p))) return p;
+  }
+}
+
 /** Every tensor and node name a graph uses. */
 export function tensorNames(graph: GraphProto): Set<string> {
   const names = new Set<string>();

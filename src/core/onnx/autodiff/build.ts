@@ -16,7 +16,7 @@ import { UserError } from '../../errors';
 import type { Dim } from '../../model/shapes';
 import { GraphBuilder } from '../builder';
 import { tensorValueInfo } from '../cut';
-import { dataInputs, tensorNames } from '../graph-utils';
+import { dataInputs, freshNamer, tensorNames, unusedPrefix } from '../graph-utils';
 import { DataType, opsetVersion, type GraphProto, type ModelProto, type NodeProto } from '../proto';
 import { analyze, groupUnsupported, resolveIO, unsupportedError } from './analysis';
 import { ConstantValues } from './constants';
@@ -65,14 +65,9 @@ export function buildGradientModel(forwardModel: ModelProto, forwardShapes: Map<
   const opset = plannedOpset(model, wanted);
 
   const names = tensorNames(graph);
-  const e = new Emitter(new GraphBuilder(uniquePrefix(names)), opset);
+  const e = new Emitter(new GraphBuilder(unusedPrefix(names, 'grad')), opset);
   const ctx = new BackwardContext(e, shapes, consts, analysis.states, modelOpset);
-  const unique = (base: string) => {
-    let name = base;
-    for (let i = 1; names.has(name); i++) name = `${base}_${i}`;
-    names.add(name);
-    return name;
-  };
+  const unique = freshNamer(names);
 
   const result: Partial<GradientModel> = { input: io.input, output: io.output };
   const extraInputs = [];
@@ -133,12 +128,4 @@ function backward(nodes: NodeProto[], path: number[], states: Map<string, State>
   const g = contributions.get(io.input);
   if (!g) throw new Error(`autodiff: no gradient reached '${io.input}'`);
   return ctx.e.sum(g);
-}
-
-/** A name prefix no tensor or node of the model starts with. */
-function uniquePrefix(names: Set<string>): string {
-  for (let i = 0; ; i++) {
-    const p = i === 0 ? 'grad/' : `grad${i}/`;
-    if (![...names].some((n) => n.startsWith(p))) return p;
-  }
 }

@@ -23,7 +23,7 @@
 import type { Dim } from '../../model/shapes';
 import { attrInt, attrInts } from '../attributes';
 import { attribute } from '../builder';
-import { subgraphReads, tensorNames } from '../graph-utils';
+import { freshNamer, subgraphReads, tensorNames } from '../graph-utils';
 import { DataType, opsetVersion, type ModelProto, type NodeProto, type TensorProto } from '../proto';
 import { floatTensor, tensorFloat32 } from '../tensor-proto';
 import { windowOf } from './geometry';
@@ -42,13 +42,7 @@ export const FUSE_MAX_EXTRA_MACS = 100;
 export function rewriteForGradient(model: ModelProto, shapes: Map<string, Dim[]>): { model: ModelProto; shapes: Map<string, Dim[]> } {
   const graph = model.graph!;
   const nodes = [...(graph.node ?? [])];
-  const names = tensorNames(graph);
-  const fresh = (base: string) => {
-    let name = base;
-    for (let i = 1; names.has(name); i++) name = `${base}_${i}`;
-    names.add(name);
-    return name;
-  };
+  const fresh = freshNamer(tensorNames(graph));
   const outputs = new Set((graph.output ?? []).map((o) => o.name ?? ''));
   const added = new Map(shapes);
   sinkReluBelowMaxPool(nodes, outputs, added, fresh);

@@ -9,7 +9,7 @@
  * once from float64, so the two can differ in the last bit of a coordinate.
  */
 import { tensorValueInfo } from '../cut';
-import { tensorNames } from '../graph-utils';
+import { tensorNames, unusedPrefix } from '../graph-utils';
 import { GraphBuilder } from '../builder';
 import { DataType, opsetVersion } from '../proto';
 import type { GradientModel } from './types';
@@ -29,9 +29,7 @@ export interface LinfStepModel extends GradientModel {
 export function withLinfStep(g: GradientModel, inputDims: (number | string)[]): LinfStepModel | undefined {
   if (!g.labels || opsetVersion(g.model) < 9) return undefined;
   const graph = g.model.graph!;
-  const names = [...tensorNames(graph)];
-  let prefix = 'step/';
-  for (let i = 1; names.some((n) => n.startsWith(prefix)); i++) prefix = `step${i}/`;
+  const prefix = unusedPrefix(tensorNames(graph), 'step');
   const [x0, alpha, eps, lo, hi, next] = ['x0', 'alpha', 'eps', 'lo', 'hi', 'next'].map((n) => prefix + n);
   const b = new GraphBuilder(prefix);
   const stepped = b.op('Add', [g.input, b.op('Mul', [b.op('Sign', [g.grad]), alpha])]);

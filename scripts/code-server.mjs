@@ -150,5 +150,6 @@ export function prepareDemoWorkspace(dir) {
   cpSync(path.join(ROOT, 'demo', 'fashion-cnn.onnx'), path.join(dir, 'fashion-cnn.onnx'));
   cpSync(path.join(ROOT, 'demo', 'fashion-cnn.md'), path.join(dir, 'fashion-cnn.md'));
   cpSync(path.join(ROOT, 'demo', 'data'), path.join(dir, 'data'), { recursive: true });
+  cpSync(path.join(ROOT, 'demo', 'tfjs', 'fashion-layers'), path.join(dir, 'tfjs', 'fashion-layers'), { recursive: true });
   return dir;
 }

@@ -4,18 +4,28 @@
  */
 import path from 'node:path';
 import * as vscode from 'vscode';
+import { CATALOGUE } from '../protocol/catalogue';
 import { THREAT_MODELS, type DefensePlan, type ExperimentFile, type ThreatModel } from '../protocol/experiment';
+import { paramValue, setParamValue, type CatalogueDefense, type ParamSpec } from '../protocol/params';
 import { basename } from '../report/analysis';
-import { EXPERIMENT_SUFFIX, relativePath, serializeExperiment, withDefense } from './experiment-file';
+import { EXPERIMENT_SUFFIX, relativePath, serializeExperiment, withDefense } from '../protocol/experiment-file';
 import { experimentName, type ExperimentNode } from './experiments-view';
 import type { InsertionTarget } from './models-view';
 import { inputNumber, pickAttacks, pickDataset, pickLabels, pickOne, type Step } from './pickers';
 
-export const DEFENSES: Record<DefensePlan['kind'], { title: string; description: string }> = {
-  lesci: { title: 'LESCI', description: 'nearest reference activation (vector quantization) or a k-nearest-neighbour vote' },
-  dae: { title: 'dAE', description: 'denoising-autoencoder confidence: rejects what it cannot reconstruct' },
-  retrieval: { title: 'Retrieval', description: 'attention over the nearest reference activations in a random projection' },
-};
+/** The defenses the wizard offers, from the registry's catalogue. */
+export const DEFENSES = CATALOGUE.defenses;
+
+export function defenseInfo(kind: string): CatalogueDefense {
+  const d = DEFENSES.find((x) => x.kind === kind);
+  if (!d) throw new Error(`unknown defense '${kind}'`);
+  return d;
+}
+
+/** The command that inserts a defense from a layer's context menu: robustnessLab.insertLesci, … */
+export function insertCommand(kind: string): string {
+  return `robustnessLab.insert${kind[0].toUpperCase()}${kind.slice(1)}`;
+}
 
 /** A DefensePlan with absolute paths (made relative when written into a file). */
 interface AskedDefense {
@@ -24,83 +34,60 @@ interface AskedDefense {
   referenceLabels?: vscode.Uri;
 }
 
-/** Drops parameters left empty (null: the engine's default). */
-function compact<T extends object>(o: { [K in keyof T]: T[K] | null }): T | undefined {
-  const out = Object.fromEntries(Object.entries(o).filter(([, v]) => v !== null && v !== undefined)) as T;
-  return Object.keys(out).length ? out : undefined;
+/** The number of parameter steps the wizard asks for a defense. */
+function askedParams(d: CatalogueDefense): ParamSpec[] {
+  return d.params.filter((p) => p.ask);
 }
 
-async function askParameters(kind: DefensePlan['kind'], s: (n: number) => Step): Promise<Partial<DefensePlan> | undefined> {
-  switch (kind) {
-    case 'lesci': {
-      const mode = await pickOne(s(3), 'How the LESCI layer uses its embedding space', [
-        { value: 'vq', description: 'vector quantization: replace the activation by its nearest reference activation' },
-        { value: 'vote', description: 'majority vote of the k nearest reference activations decides the label' },
-      ]);
-      if (!mode) return undefined;
-      const k = mode === 'vote' ? await inputNumber(s(4), { prompt: 'k: reference activations that vote', integer: true, min: 1, max: 10000, optional: true }) : null;
-      if (k === undefined) return undefined;
-      const pcaDims = await inputNumber(s(5), { prompt: 'PCA dimensions r the distances are measured in', integer: true, min: 1, optional: true });
-      if (pcaDims === undefined) return undefined;
-      return { lesci: compact({ mode, k, pcaDims }) };
-    }
-    case 'dae': {
-      const hidden = await inputNumber(s(3), { prompt: 'Hidden units of the denoising autoencoder', integer: true, min: 1, optional: true });
-      if (hidden === undefined) return undefined;
-      const sigma = await inputNumber(s(4), { prompt: 'Training noise σ (standard deviation of the corruption)', min: 0, optional: true });
-      if (sigma === undefined) return undefined;
-      const epochs = await inputNumber(s(5), { prompt: 'Training epochs', integer: true, min: 1, max: 10000, optional: true });
-      if (epochs === undefined) return undefined;
-      return { dae: compact({ hidden, sigma, epochs }) };
-    }
-    case 'retrieval': {
-      const neighbours = await inputNumber(s(3), { prompt: 'Neighbours N retrieved per image', integer: true, min: 1, max: 10000, optional: true });
-      if (neighbours === undefined) return undefined;
-      const search = await pickOne(s(4), 'Nearest-neighbour search', [
-        { value: 'exact', description: 'exact search over every reference activation' },
-        { value: 'lsh', description: 'locality-sensitive hashing over a random projection (faster, approximate)' },
-      ]);
-      if (!search) return undefined;
-      const projectionDims = await inputNumber(s(5), { prompt: 'Dimensions of the seeded random projection the search runs in', integer: true, min: 1, optional: true });
-      if (projectionDims === undefined) return undefined;
-      return { retrieval: compact({ neighbours, search, projectionDims }) };
+/** The defense's main parameters (those marked `ask` in its spec); empty answers keep the defaults. */
+async function askParameters(d: CatalogueDefense, s: (n: number) => Step, first: number): Promise<Record<string, unknown> | undefined> {
+  const params: Record<string, unknown> = {};
+  let step = first;
+  for (const p of askedParams(d)) {
+    const here = s(step++);
+    if (p.when && (paramValue(params, p.when.key) ?? d.params.find((q) => q.key === p.when!.key)?.default) !== p.when.equals) continue;
+    const defaultText = p.default !== undefined ? String(p.default) : p.defaultText;
+    if (p.type === 'enum') {
+      const value = await pickOne(here, p.description, p.values!.map((v, i) => ({ value: v, description: `${p.valueDescriptions?.[i] ?? ''}${v === p.default ? ' (default)' : ''}` })));
+      if (!value) return undefined;
+      if (value !== p.default) setParamValue(params, p.key, value);
+    } else if (p.type === 'integer' || p.type === 'number') {
+      const value = await inputNumber(here, { prompt: `${p.description}${defaultText ? ` Leave empty for the default, ${defaultText}.` : ''}`, integer: p.type === 'integer', min: p.min, max: p.max, optional: true });
+      if (value === undefined) return undefined;
+      if (value !== null) setParamValue(params, p.key, value);
     }
   }
+  return params;
 }
-
-const THREAT_DESCRIPTIONS: Record<ThreatModel, string> = {
-  transfer: 'gradients of the undefended model',
-  bpda: "the defense's backward pass replaced by the identity (Athalye et al. 2018)",
-  direct: 'the true gradient of the defended model',
-  'gradient-free': 'Square Attack / SPSA on the outputs alone (slowest)',
-};
 
 /** Threat models to attack the defended model under; `{}` when all (the default). */
 async function pickThreats(step: Step): Promise<{ threats?: ThreatModel[] } | undefined> {
   const picked = await vscode.window.showQuickPick(
-    THREAT_MODELS.map((t) => ({ label: t, description: THREAT_DESCRIPTIONS[t], picked: true, threat: t })),
+    CATALOGUE.threats.map((t) => ({ label: t.name, description: t.description, picked: true, threat: t.name as ThreatModel })),
     { title: `${step.title} (${step.step}/${step.totalSteps})`, placeHolder: 'Threat models to attack the defended model under', canPickMany: true, ignoreFocusOut: true },
   );
   if (!picked || picked.length === 0) return undefined;
   return picked.length === THREAT_MODELS.length ? {} : { threats: picked.map((p) => p.threat) };
 }
 
-export async function askDefense(kind: DefensePlan['kind'], target: InsertionTarget): Promise<AskedDefense | undefined> {
-  const title = `Insert ${DEFENSES[kind].title} Defense after ${target.label}`;
-  const s = (step: number): Step => ({ title, step, totalSteps: 6 });
+export async function askDefense(kind: string, target: InsertionTarget): Promise<AskedDefense | undefined> {
+  const info = defenseInfo(kind);
+  const title = `Insert ${info.title} Defense after ${target.label}`;
+  const totalSteps = 3 + askedParams(info).length;
+  const s = (step: number): Step => ({ title, step, totalSteps });
   const reference = await pickDataset(s(1), 'Reference images the defense is fitted on (e.g. training images)', /train/i);
   if (!reference) return undefined;
   const labels = await pickLabels(s(2), reference);
   if (!labels) return undefined;
-  const params = await askParameters(kind, s);
+  const params = await askParameters(info, s, 3);
   if (!params) return undefined;
-  const threats = await pickThreats(s(6));
+  const threats = await pickThreats(s(totalSteps));
   if (!threats) return undefined;
-  return { plan: { kind, layer: target.tensor, ...params, ...threats }, reference, referenceLabels: labels.uri };
+  return { plan: { kind, layer: target.tensor, ...(Object.keys(params).length ? { [kind]: params } : {}), ...threats }, reference, referenceLabels: labels.uri };
 }
 
 /** Where the defense goes: a new experiment file, or one that evaluates the same model. */
-async function chooseExperiment(model: vscode.Uri, existing: ExperimentNode[], kind: DefensePlan['kind']): Promise<{ uri: vscode.Uri; experiment?: ExperimentFile } | undefined> {
+async function chooseExperiment(model: vscode.Uri, existing: ExperimentNode[], kind: string): Promise<{ uri: vscode.Uri; experiment?: ExperimentFile } | undefined> {
   const sameModel = existing.filter((n) => n.experiment && path.resolve(path.dirname(n.uri.fsPath), n.experiment.model) === model.fsPath);
   if (sameModel.length) {
     const choice = await vscode.window.showQuickPick(
@@ -119,7 +106,7 @@ async function chooseExperiment(model: vscode.Uri, existing: ExperimentNode[], k
     if (choice.node) return { uri: choice.node.uri, experiment: choice.node.experiment };
   }
   const dir = path.dirname(model.fsPath);
-  const base = `${basename(model.fsPath).replace(/\.onnx$/i, '')}-${kind}`;
+  const base = `${basename(model.fsPath) === 'model.json' ? basename(path.dirname(model.fsPath)) : basename(model.fsPath).replace(/\.onnx$/i, '')}-${kind}`;
   const name = await vscode.window.showInputBox({
     title: 'New experiment file',
     prompt: `File name (in ${vscode.workspace.asRelativePath(dir)})`,
@@ -157,7 +144,7 @@ async function askNewExperiment(uri: vscode.Uri, model: vscode.Uri): Promise<Exp
 }
 
 /** The whole flow; resolves with the experiment file written, or undefined when cancelled. */
-export async function insertDefense(kind: DefensePlan['kind'], target: InsertionTarget, experiments: ExperimentNode[]): Promise<vscode.Uri | undefined> {
+export async function insertDefense(kind: string, target: InsertionTarget, experiments: ExperimentNode[]): Promise<vscode.Uri | undefined> {
   const asked = await askDefense(kind, target);
   if (!asked) return undefined;
   const where = await chooseExperiment(target.model, experiments, kind);

@@ -2,7 +2,7 @@
 import * as vscode from 'vscode';
 import type { ExperimentFile } from '../protocol/experiment';
 import { basename } from '../report/analysis';
-import { EXPERIMENT_SUFFIX, parseExperiment } from './experiment-file';
+import { EXPERIMENT_SUFFIX, parseExperiment } from '../protocol/experiment-file';
 
 export interface ExperimentNode {
   uri: vscode.Uri;

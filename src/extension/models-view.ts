@@ -3,7 +3,7 @@
  * expanding to its inputs, outputs and layers as the compute process inspects them.
  */
 import * as vscode from 'vscode';
-import type { GraphIO, Layer } from '../core/model/graph';
+import type { GraphIO, Layer } from '../protocol/model';
 import type { ModelSummary } from '../protocol/worker-messages';
 import { basename } from '../report/analysis';
 import type { Inspector } from './worker-client';
@@ -55,6 +55,35 @@ export function insertionTarget(node: ModelTreeNode): InsertionTarget | undefine
 }
 
 const EXCLUDE = '**/{node_modules,.git,.rlab-cache,.vscode-test}/**';
+/** JSON files looked at for TensorFlow.js models, and the largest one read (a model.json holds the topology, not the weights). */
+const MAX_JSON_FILES = 2000;
+const MAX_MODEL_JSON_BYTES = 16 * 1024 * 1024;
+
+/** A TensorFlow.js model.json: any *.json whose content has a model topology and a weights manifest. */
+async function tfjsModels(candidates: vscode.Uri[]): Promise<vscode.Uri[]> {
+  const out: vscode.Uri[] = [];
+  for (const uri of candidates) {
+    if (uri.fsPath.endsWith('.rlab.json') || /(^|[\\/])(package(-lock)?|tsconfig)\.json$/.test(uri.fsPath)) continue;
+    try {
+      if ((await vscode.workspace.fs.stat(uri)).size > MAX_MODEL_JSON_BYTES) continue;
+      const text = new TextDecoder().decode(await vscode.workspace.fs.readFile(uri));
+      if (text.includes('"modelTopology"') && text.includes('"weightsManifest"')) out.push(uri);
+    } catch {
+      // unreadable: not listed
+    }
+  }
+  return out;
+}
+
+function isTfjsUri(uri: vscode.Uri): boolean {
+  return /\.json$/i.test(uri.fsPath);
+}
+
+/** "fashion-cnn.onnx", or "fashion-layers/model.json" for a TensorFlow.js model (its folder names it). */
+export function modelLabel(uri: vscode.Uri): string {
+  const name = basename(uri.fsPath);
+  return isTfjsUri(uri) ? `${basename(uri.fsPath.slice(0, -name.length - 1))}/${name}` : name;
+}
 const OPENED_KEY = 'robustnessLab.openedModels';
 
 function shape(dims: (number | string)[] | undefined): string {
@@ -72,7 +101,7 @@ export class ModelsProvider implements vscode.TreeDataProvider<ModelTreeNode>, v
     private readonly context: vscode.ExtensionContext,
     private readonly inspector: Inspector,
   ) {
-    const watcher = vscode.workspace.createFileSystemWatcher('**/*.onnx');
+    const watcher = vscode.workspace.createFileSystemWatcher('**/*.{onnx,json}');
     this.disposables.push(
       watcher,
       watcher.onDidCreate(() => this.refresh()),
@@ -105,7 +134,9 @@ export class ModelsProvider implements vscode.TreeDataProvider<ModelTreeNode>, v
 
   /** Every model the view lists. */
   async findModels(): Promise<vscode.Uri[]> {
-    const inWorkspace = await vscode.workspace.findFiles('**/*.onnx', EXCLUDE);
+    const onnx = await vscode.workspace.findFiles('**/*.onnx', EXCLUDE);
+    const tfjs = await tfjsModels(await vscode.workspace.findFiles('**/*.json', EXCLUDE, MAX_JSON_FILES));
+    const inWorkspace = [...onnx, ...tfjs];
     const opened = this.context.workspaceState.get<string[]>(OPENED_KEY, []).map((s) => vscode.Uri.parse(s));
     const all = [...new Map([...inWorkspace, ...opened].map((u) => [u.toString(), u])).values()];
     return all.sort((a, b) => vscode.workspace.asRelativePath(a).localeCompare(vscode.workspace.asRelativePath(b)));
@@ -170,13 +201,14 @@ export class ModelsProvider implements vscode.TreeDataProvider<ModelTreeNode>, v
     const C = vscode.TreeItemCollapsibleState;
     switch (node.kind) {
       case 'model': {
-        const item = new vscode.TreeItem(basename(node.uri.fsPath), C.Collapsed);
+        const tfjs = isTfjsUri(node.uri);
+        const item = new vscode.TreeItem(modelLabel(node.uri), C.Collapsed);
         item.id = `model:${node.uri.toString()}`;
         const folder = vscode.workspace.getWorkspaceFolder(node.uri);
         item.description = folder ? vscode.workspace.asRelativePath(node.uri, (vscode.workspace.workspaceFolders?.length ?? 0) > 1).replace(/\/?[^/]*$/, '') : 'outside the workspace';
         item.tooltip = node.uri.fsPath;
         item.resourceUri = node.uri;
-        item.accessibilityInformation = { label: `${basename(node.uri.fsPath)}, ONNX model${item.description ? ` in ${item.description}` : ''}` };
+        item.accessibilityInformation = { label: `${modelLabel(node.uri)}, ${tfjs ? 'TensorFlow.js' : 'ONNX'} model${item.description ? ` in ${item.description}` : ''}` };
         item.iconPath = new vscode.ThemeIcon('circuit-board');
         item.contextValue = 'model';
         return item;

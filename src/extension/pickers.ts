@@ -4,7 +4,7 @@
  */
 import path from 'node:path';
 import * as vscode from 'vscode';
-import { ATTACK_NAMES, ATTACKS } from '../core/attacks/defaults'; // plain data, no engine code
+import { CATALOGUE } from '../protocol/catalogue';
 import type { AttackPlan } from '../protocol/experiment';
 import { basename } from '../report/analysis';
 
@@ -37,7 +37,7 @@ export async function pickModel(models: vscode.Uri[], title: string): Promise<vs
   if (models.length === 1) return models[0];
   const items: FileItem[] = [...models.map(fileItem), { label: '$(folder-opened) Browse…', action: 'browse', alwaysShow: true }];
   const choice = await vscode.window.showQuickPick(items, { title, placeHolder: 'Select an ONNX model' });
-  if (choice?.action === 'browse') return browse(title, false, { 'ONNX models': ['onnx'] });
+  if (choice?.action === 'browse') return browse(title, false, { 'Models (ONNX, TensorFlow.js model.json)': ['onnx', 'json'] });
   return choice?.uri;
 }
 
@@ -117,23 +117,28 @@ export function epsListProblem(text: string): string | undefined {
   return bad ? `'${bad}' is not a non-negative number.` : undefined;
 }
 
-/** Attacks and epsilons; `{}` for a clean evaluation only, undefined on cancel. */
+/** Attacks (a strength preset, or chosen one by one) and epsilons; `{}` for a clean evaluation only, undefined on cancel. */
 export async function pickAttacks(first: Step): Promise<{ plan?: AttackPlan } | undefined> {
-  const items = ATTACK_NAMES.map((name) => ({
-    label: name,
-    description: ATTACKS[name].title,
-    detail: ATTACKS[name].reference,
-    picked: name === 'fgsm',
-    name,
-  }));
-  const picked = await vscode.window.showQuickPick(items, {
-    title: stepTitle(first),
-    placeHolder: 'Attacks to run (none: clean accuracy only)',
-    canPickMany: true,
-    ignoreFocusOut: true,
-  });
-  if (!picked) return undefined;
-  if (picked.length === 0) return {};
+  const mode = await vscode.window.showQuickPick(
+    [
+      ...CATALOGUE.strengths.map((st) => ({ label: st.name, detail: st.description, strength: st.name as string | undefined, choose: false })),
+      { label: 'Choose attacks…', detail: 'Pick the attacks one by one, with their default budgets', strength: undefined, choose: true },
+      { label: 'No attacks', detail: 'Clean accuracy only', strength: undefined, choose: false },
+    ],
+    { title: stepTitle(first), placeHolder: 'How hard to attack (quick: a first look; standard: the AutoAttack ensemble)', ignoreFocusOut: true },
+  );
+  if (!mode) return undefined;
+  if (!mode.strength && !mode.choose) return {};
+  let names: string[] = [];
+  if (mode.choose) {
+    const picked = await vscode.window.showQuickPick(
+      CATALOGUE.attacks.map((a) => ({ label: a.name, description: a.title, detail: a.reference, picked: a.name === 'fgsm', name: a.name })),
+      { title: stepTitle(first), placeHolder: 'Attacks to run (none: clean accuracy only)', canPickMany: true, ignoreFocusOut: true },
+    );
+    if (!picked) return undefined;
+    if (picked.length === 0) return {};
+    names = picked.map((p) => p.name);
+  }
   const norm = await vscode.window.showQuickPick(
     [
       { label: 'linf', description: 'L∞: every pixel changes by at most eps' },
@@ -150,7 +155,7 @@ export async function pickAttacks(first: Step): Promise<{ plan?: AttackPlan } | 
     validateInput: epsListProblem,
   });
   if (eps === undefined) return undefined;
-  return { plan: { names: picked.map((p) => p.name), eps: eps.split(/[\s,]+/).filter(Boolean).map(Number), norm: norm.label as AttackPlan['norm'] } };
+  return { plan: { names, ...(mode.strength && { strength: mode.strength }), eps: eps.split(/[\s,]+/).filter(Boolean).map(Number), norm: norm.label as AttackPlan['norm'] } };
 }
 
 /** One of a few options, each with an explanation. */

@@ -11,6 +11,7 @@ import type { RunResult } from '../protocol/run-result';
 import { percent } from '../report/analysis';
 import { resultsFolder, runtimeSettings } from './settings';
 import { requireTrust } from './trust';
+import type { WorkerLaunch } from '../worker/launch';
 import { startJob, WorkerError, type JobHandle, type RequestCallbacks } from './worker-client';
 
 export interface RunRequest {
@@ -61,7 +62,9 @@ export class Runner implements vscode.Disposable {
     if (!requireTrust('evaluate a model')) return undefined;
     const out = vscode.Uri.joinPath(resultsFolder(this.context, request.scope), `${timestamp()}-${slug(request.title)}.json`);
     const config = this.config(request, out.fsPath);
-    const result = await this.execute(request.title, config, out.fsPath, (cb) => startJob(this.workerScript, { type: 'evaluate', config }, cb));
+    const launch = await this.launch(config, request.scope);
+    if (!launch) return undefined;
+    const result = await this.execute(request.title, config, out.fsPath, (cb) => startJob(this.workerScript, { type: 'evaluate', config }, cb, launch));
     if (!result) return undefined;
     this.output.info(
       `Clean accuracy ${percent(result.clean.accuracy)} on ${result.clean.count} samples (${result.runtime.executionProvider}, ${result.timings.totalSeconds.toFixed(1)} s). Result: ${out.fsPath}`,
@@ -74,11 +77,37 @@ export class Runner implements vscode.Disposable {
   async exportDefended(request: RunRequest, out: vscode.Uri): Promise<boolean> {
     if (!requireTrust('fit and export a defense')) return false;
     const config = this.config(request, undefined);
+    const launch = await this.launch({ ...config, out: out.fsPath }, request.scope);
+    if (!launch) return false;
     const written = await this.execute(`Export ${request.title}`, config, out.fsPath, (cb) =>
-      startJob(this.workerScript, { type: 'exportDefended', config, out: out.fsPath }, cb),
+      startJob(this.workerScript, { type: 'exportDefended', config, out: out.fsPath }, cb, launch),
     );
     if (written) this.output.info(`Defended model written to ${written}`);
     return written !== undefined;
+  }
+
+  /**
+   * How the compute process starts: in the workspace folder, allowed to read only inside the
+   * workspace folders (src/core/paths.ts checks every file it opens, symbolic links followed). A
+   * file the run names outside the workspace is read only after the user confirms it; undefined
+   * when the user declines.
+   */
+  private async launch(config: EvaluationConfig, scope: vscode.Uri | undefined): Promise<WorkerLaunch | undefined> {
+    const folders = (vscode.workspace.workspaceFolders ?? []).map((f) => f.uri.fsPath);
+    const cwd = ((scope && vscode.workspace.getWorkspaceFolder(scope)) ?? vscode.workspace.workspaceFolders?.[0])?.uri.fsPath;
+    if (folders.length === 0) return { cwd };
+    const files = [config.model, config.data, config.labels, config.defense?.reference, config.defense?.referenceLabels, config.cacheDir].filter((p): p is string => !!p);
+    const inside = (p: string) => folders.some((root) => !path.relative(root, path.resolve(p)).startsWith('..') && !path.isAbsolute(path.relative(root, path.resolve(p))));
+    const outside = files.filter((p) => !inside(p));
+    if (outside.length === 0) return { cwd, roots: folders };
+    const allow = 'Allow for this run';
+    const choice = await vscode.window.showWarningMessage(
+      `This run reads ${outside.length === 1 ? 'a file' : `${outside.length} files`} outside the workspace: ${outside.join(', ')}. Files from outside the workspace are read only when you allow it.`,
+      { modal: true },
+      allow,
+    );
+    if (choice !== allow) return undefined;
+    return { cwd, roots: [...folders, ...outside.map((p) => path.dirname(path.resolve(p)))] };
   }
 
   /** Cancels a run: the only one, or the one the user picks. */

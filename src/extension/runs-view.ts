@@ -78,6 +78,23 @@ export class RunsProvider implements vscode.TreeDataProvider<RunNode>, vscode.Di
     return found;
   }
 
+  /** A run chosen from the view's list (newest first), loaded; undefined when there is none or the user cancels. */
+  async pickRun(title: string, exclude?: string): Promise<PanelRun | undefined> {
+    const list = (await this.listRuns()).filter((n) => n.result && n.uri.fsPath !== exclude);
+    if (list.length === 0) {
+      void vscode.window.showInformationMessage('Robustness Lab: no other runs in the results folder yet. Evaluate a model or run an experiment first.');
+      return undefined;
+    }
+    const choice = await vscode.window.showQuickPick(
+      list.map((node) => {
+        const item = this.getTreeItem(node);
+        return { label: String(item.label), description: String(item.description ?? ''), detail: vscode.workspace.asRelativePath(node.uri), node };
+      }),
+      { title, matchOnDetail: true },
+    );
+    return choice ? loadRun(choice.node.uri) : undefined;
+  }
+
   getChildren(node?: RunNode): Promise<RunNode[]> | RunNode[] {
     return node ? [] : this.listRuns();
   }

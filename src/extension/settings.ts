@@ -1,4 +1,5 @@
 /** The user's settings (robustnessLab.*) and where results go. */
+import { resultsFolderInside, ResultsFolderError } from '../worker/launch';
 import path from 'node:path';
 import * as vscode from 'vscode';
 import type { EvaluationConfig } from '../protocol/experiment';
@@ -34,9 +35,15 @@ export function runtimeSettings(scope?: vscode.Uri): RuntimeSettings {
  */
 export function resultsFolder(context: vscode.ExtensionContext, scope?: vscode.Uri): vscode.Uri {
   const folder = (scope && vscode.workspace.getWorkspaceFolder(scope)) ?? vscode.workspace.workspaceFolders?.[0];
-  const setting = vscode.workspace.getConfiguration('robustnessLab', folder?.uri).get<string>('resultsFolder', 'rlab-results').trim() || 'rlab-results';
-  if (path.isAbsolute(setting)) return vscode.Uri.file(setting);
-  return folder ? vscode.Uri.joinPath(folder.uri, setting) : vscode.Uri.joinPath(context.globalStorageUri, 'runs');
+  const setting = vscode.workspace.getConfiguration('robustnessLab', folder?.uri).get<string>('resultsFolder', 'rlab-results');
+  if (!folder) return vscode.Uri.joinPath(context.globalStorageUri, 'runs');
+  try {
+    return vscode.Uri.file(resultsFolderInside(folder.uri.fsPath, setting));
+  } catch (e) {
+    if (!(e instanceof ResultsFolderError)) throw e;
+    void vscode.window.showWarningMessage(`Robustness Lab: ${e.message} Using rlab-results instead.`);
+    return vscode.Uri.joinPath(folder.uri, 'rlab-results');
+  }
 }
 
 /** Every results folder of the workspace (one per workspace folder, deduplicated). */

@@ -7,8 +7,20 @@
  * inspections share one that exits after a while without work.
  */
 import { fork, type ChildProcess } from 'node:child_process';
+import { statSync } from 'node:fs';
 import type { Progress } from '../protocol/experiment';
 import type { FromWorker, ModelSummary, ToWorker, WorkerAnswers } from '../protocol/worker-messages';
+import { launchArgs, type WorkerLaunch } from '../worker/launch';
+
+export type { WorkerLaunch } from '../worker/launch';
+
+function isDirectory(p: string): boolean {
+  try {
+    return statSync(p).isDirectory();
+  } catch {
+    return false;
+  }
+}
 
 /** A failed request. `cancelled`: stopped on request; `userError`: a message for people, no stack. */
 export class WorkerError extends Error {
@@ -74,13 +86,19 @@ export class WorkerProcess {
    * @param role shown in the process list (`worker.js --role=evaluate`), so people can tell processes apart
    * @param idleMs exit after this long without pending requests (0: never by itself)
    * @param onOutput the process's own stdout/stderr lines (onnxruntime warnings, crashes)
+   * @param launch working directory (the workspace folder) and allowed roots of the process; a
+   *   function is asked again before each request, and an idle process started with other values is
+   *   replaced (workspace folders added or removed, trust granted)
    */
   constructor(
     private readonly script: string,
     private readonly role: 'evaluate' | 'inspect' | 'export',
     private readonly idleMs = 0,
     private readonly onOutput: (line: string) => void = () => {},
+    private readonly launch: WorkerLaunch | (() => WorkerLaunch) = {},
   ) {}
+
+  private launchKey = '';
 
   get pid(): number | undefined {
     return this.child?.pid;
@@ -116,9 +134,23 @@ export class WorkerProcess {
   }
 
   private ensureChild(): ChildProcess {
+    const launch = typeof this.launch === 'function' ? this.launch() : this.launch;
+    const key = JSON.stringify([launch.cwd ?? '', launch.roots ?? []]);
+    if (this.child && key !== this.launchKey && this.pending.size === 0) {
+      // Started for another workspace layout: replace it (nothing is running in it).
+      const old = this.child;
+      this.child = undefined;
+      old.kill('SIGKILL');
+    }
     if (this.child) return this.child;
     // execArgv: []: do not inherit the extension host's --inspect flags and the like.
-    const child = fork(this.script, [`--role=${this.role}`], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'], execArgv: [], env: { ...process.env, ELECTRON_RUN_AS_NODE: '1' } });
+    // cwd: the workspace folder, so nothing the process resolves relative to its working directory
+    // (onnxruntime included) lands in the extension host's folder; a missing folder is left out.
+    const cwd = launch.cwd && isDirectory(launch.cwd) ? launch.cwd : undefined;
+    const child = fork(this.script, [`--role=${this.role}`, ...launchArgs(launch)], {
+      stdio: ['ignore', 'pipe', 'pipe', 'ipc'], execArgv: [...(launch.execArgv ?? [])], env: { ...process.env, ELECTRON_RUN_AS_NODE: '1' }, ...(cwd && { cwd }),
+    });
+    this.launchKey = key;
     let partial = '';
     const capture = (chunk: Buffer) => {
       const lines = (partial + chunk.toString()).split('\n');
@@ -203,12 +235,14 @@ export interface JobHandle<T> {
   cancel(): void;
 }
 
+/** `launch`: the workspace folder as working directory and the folders the job may read (see WorkerLaunch). */
 export function startJob<K extends 'evaluate' | 'exportDefended'>(
   script: string,
   body: Extract<RequestBody, { type: K }>,
   callbacks: RequestCallbacks & { onOutput?(line: string): void },
+  launch: WorkerLaunch = {},
 ): JobHandle<WorkerAnswers[K]> {
-  const worker = new WorkerProcess(script, (body as RequestBody).type === 'evaluate' ? 'evaluate' : 'export', 0, callbacks.onOutput);
+  const worker = new WorkerProcess(script, (body as RequestBody).type === 'evaluate' ? 'evaluate' : 'export', 0, callbacks.onOutput, launch);
   const { id, result } = worker.request<K>(body, callbacks);
   // The process is single-use: end it once the answer is in (or the request failed).
   const done = result.finally(() => worker.dispose());
@@ -219,8 +253,9 @@ export function startJob<K extends 'evaluate' | 'exportDefended'>(
 export class Inspector {
   private readonly worker: WorkerProcess;
 
-  constructor(script: string, onOutput?: (line: string) => void) {
-    this.worker = new WorkerProcess(script, 'inspect', 60_000, onOutput);
+  /** `launch`: asked before each inspection, so it follows the workspace folders and their trust. */
+  constructor(script: string, onOutput?: (line: string) => void, launch: WorkerLaunch | (() => WorkerLaunch) = {}) {
+    this.worker = new WorkerProcess(script, 'inspect', 60_000, onOutput, launch);
   }
 
   inspect(modelPath: string): Promise<ModelSummary> {

@@ -28,10 +28,16 @@ export interface EvaluationConfig {
   fooling?: FoolingPlan;
   /** Where to write the RunResult JSON (atomically); nothing is written when absent. */
   out?: string;
+  /** Limit on what a compressed dataset may expand to (default 2 GiB). */
+  maxDecompressedBytes?: number;
+  /** Accept NaN or infinite pixels (default: an error naming the file and the count). */
+  allowNonFinite?: boolean;
+  /** Accept NaN or infinite weights (default: an error naming the tensors). */
+  allowNonFiniteWeights?: boolean;
 }
 
 export interface AttackPlan {
-  /** Attack names: fgsm, bim, pgd, mifgsm, spsa, square. */
+  /** Attack names of the registry (listed in src/protocol/catalogue.ts). */
   names: string[];
   eps: number[];
   norm: 'linf' | 'l2';
@@ -45,6 +51,14 @@ export interface AttackPlan {
   loss?: 'ce' | 'cw';
   /** Targeted towards a seeded random label different from the true one. */
   targeted?: boolean;
+  /**
+   * Per eps, each attack runs only on the samples that no earlier attack of the list broke, as
+   * AutoAttack runs its ensemble: the same per-sample worst case, less work; each entry's accuracy
+   * is then cumulative.
+   */
+  sequential?: boolean;
+  /** A preset (quick, standard, thorough: src/core/attacks/strength.ts); what the plan sets overrides it. */
+  strength?: string;
 }
 
 export const DEFAULT_CONFIG = { batchSize: 100, threads: 0, ep: 'auto', seed: 0 } as const;
@@ -61,11 +75,12 @@ export interface FoolingPlan {
   learningRate?: number;
 }
 
-export type ThreatModel = 'transfer' | 'bpda' | 'direct' | 'gradient-free';
-export const THREAT_MODELS: readonly ThreatModel[] = ['transfer', 'bpda', 'direct', 'gradient-free'];
+export type ThreatModel = 'transfer' | 'bpda' | 'direct' | 'adaptive' | 'gradient-free';
+export const THREAT_MODELS: readonly ThreatModel[] = ['transfer', 'bpda', 'direct', 'adaptive', 'gradient-free'];
 
 export interface DefensePlan {
-  kind: 'lesci' | 'dae' | 'retrieval';
+  /** A defense of the registry (src/core/defenses/registry.ts; listed in src/protocol/catalogue.ts). */
+  kind: string;
   /** The tensor T (an insertion point) the defense goes after; the model input is allowed. */
   layer: string;
   /** Reference images (and labels) the defense is fitted on. */
@@ -76,17 +91,17 @@ export interface DefensePlan {
   threats?: ThreatModel[];
   /** Seed of the fit (initial weights, projections, shuffling); default: the run's seed. */
   seed?: number;
-  lesci?: { mode?: 'vq' | 'vote'; k?: number; tProjection?: number; pcaDims?: number; distance?: 'cosine' | 'l2'; reject?: boolean };
-  dae?: { hidden?: number; sigma?: number; epochs?: number; alpha?: number; beta?: number; thresholds?: number[] };
-  retrieval?: {
-    head?: 'tail' | 'paper';
-    neighbours?: number;
-    projectionDims?: number;
-    distance?: 'cosine' | 'l2';
-    /** How the paper head's leave-one-out training retrieves; the ONNX pipeline always searches exactly. */
-    search?: 'exact' | 'lsh';
-    lsh?: { tables?: number; bits?: number; probes?: number };
-  };
+  /**
+   * The defense's own parameters sit under its kind, e.g. "lesci": { "mode": "vote", "k": 5 }; each
+   * defense's parameters, with types and defaults, are in the catalogue.
+   */
+  [kindParameters: string]: unknown;
+}
+
+/** The parameter object of a plan's defense (under its kind's key), empty when none is set. */
+export function defenseParams(plan: DefensePlan): Record<string, unknown> {
+  const v = plan[plan.kind];
+  return v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : {};
 }
 
 /**

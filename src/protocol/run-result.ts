@@ -3,7 +3,14 @@
  * exporter read it. Bump SCHEMA_VERSION on any incompatible change and keep readers tolerant of
  * fields they do not know.
  */
-export const RUN_RESULT_SCHEMA_VERSION = 1;
+import type { AttackPlan } from './experiment';
+
+export const RUN_RESULT_SCHEMA_VERSION = 2;
+/**
+ * Versions readers accept. 2 added per-sample outcomes (AttackResult.robust), the per-sample union
+ * worst case (WorstCase.method, firstBroken) and RunResult.worstCase; version 1 files lack them.
+ */
+export const READABLE_SCHEMA_VERSIONS: readonly number[] = [1, 2];
 
 export interface DatasetDescription {
   format: string;
@@ -41,6 +48,11 @@ export interface AttackResult {
   thresholds?: ThresholdRow[];
   /** LESCI vote: share of adversarial inputs whose vote passed. */
   projectionRate?: number;
+  /**
+   * Per-sample outcome (schema 2): bit i set when sample i is still classified correctly after the
+   * attack (a sample misclassified clean is never set). Encoded by protocol/bitset.ts.
+   */
+  robust?: string;
 }
 
 export interface ThresholdRow {
@@ -55,17 +67,49 @@ export interface ThresholdRow {
   total: number;
 }
 
-/** Per epsilon, the strongest attack on the defended model over every threat model that ran. */
+/**
+ * Per norm and epsilon, the worst case over every attack and threat model that ran. Since schema 2
+ * it is the per-sample union (method 'per-sample-union', the AutoAttack convention): a sample
+ * counts as robust only if it survived every attack; schema 1 files hold the lowest accuracy of a
+ * single attack.
+ */
 export interface WorstCase {
   eps: number;
   norm: 'linf' | 'l2';
+  /** Robust accuracy over all samples: the per-sample union (schema 2) or the strongest single attack (schema 1). */
   accuracy: number;
+  /** The strongest single attack and its threat model (lowest robust accuracy on its own). */
   attack: string;
   threat: string;
-  /** The undefended model's worst robust accuracy at the same epsilon (whitebox), when attacked. */
+  method?: 'per-sample-union' | 'strongest-single';
+  /** The strongest single attack's own robust accuracy (schema 2). */
+  singleAccuracy?: number;
+  /**
+   * Which attack broke each non-robust sample first, in the order the attacks ran; 'clean' counts
+   * samples already misclassified without an attack (schema 2).
+   */
+  firstBroken?: { attack: string; threat: string; count: number }[];
+  /** The undefended model's worst case at the same epsilon, when it was attacked. */
   baselineAccuracy?: number;
   /** The defense adds no robustness here: its worst case is no better than the baseline's (within 1 point). */
   broken: boolean;
+}
+
+/**
+ * A check on the evaluation itself (src/core/eval/checks.ts): a masked gradient, a white-box attack
+ * weaker than a black-box one, a flat curve, an unbounded attack that fails, a randomised model.
+ * A fired check is a warning; on the defended model it makes the verdict "inconclusive".
+ */
+export interface CheckResult {
+  id: 'zero-gradient' | 'weaker-whitebox' | 'flat-curve' | 'unbounded' | 'nondeterministic' | (string & {});
+  target: 'baseline' | 'defended';
+  /** The threat model the check looked at ('' when it concerns the model itself). */
+  threat: string;
+  eps?: number;
+  fired: boolean;
+  /** The measured quantity (a share, a difference, an accuracy). */
+  value: number;
+  message: string;
 }
 
 export interface FoolingSummary {
@@ -78,7 +122,8 @@ export interface FoolingSummary {
 }
 
 export interface DefenseResult {
-  kind: 'lesci' | 'dae' | 'retrieval';
+  /** A defense kind of the registry. */
+  kind: string;
   layer: string;
   placement: 'before-tail' | 'after-tail';
   scores: 'logits' | 'probabilities';
@@ -101,8 +146,14 @@ export interface DefenseResult {
   /** What each threat model's gradient is (BPDA's surrogate etc.). */
   threats: Record<string, string>;
   worstCase: WorstCase[];
-  /** holds: better than the baseline at every epsilon; broken: no better at any; partial: in between. */
-  verdict: 'holds' | 'partial' | 'broken' | 'not attacked';
+  /**
+   * holds: an adaptive attack ran, no check fired and the worst case beats the baseline at every
+   * epsilon; broken: no better at any epsilon; partial: no better at some; inconclusive: no epsilon
+   * broken, but a check fired or no adaptive attack ran (see verdictReasons).
+   */
+  verdict: 'holds' | 'partial' | 'broken' | 'inconclusive' | 'not attacked';
+  /** Why the verdict is what it is, in sentences. */
+  verdictReasons?: string[];
 }
 
 /** A few samples for the results view: clean and adversarial inputs with their predictions. */
@@ -136,7 +187,13 @@ export interface RunResult {
     /** confusion[true][predicted] counts. */
     confusion: number[][];
   };
+  /** The attack plan as it ran: names, epsilons and budgets, the strength preset resolved (schema 2). */
+  attackPlan?: AttackPlan;
   attacks?: AttackResult[];
+  /** The undefended model's worst case per norm and epsilon: the per-sample union over its attacks (schema 2). */
+  worstCase?: WorstCase[];
+  /** Checks on the evaluation itself, on the undefended and the defended model (schema 2). */
+  checks?: CheckResult[];
   defense?: DefenseResult;
   /** The fooling generator (dAE paper): undefended, and dAE-scaled when a dAE defense ran. */
   fooling?: { baseline: FoolingSummary[]; defended?: FoolingSummary[]; params: Record<string, unknown> };
@@ -148,7 +205,9 @@ export function validateRunResult(value: unknown): string[] {
   const problems: string[] = [];
   const r = value as Partial<RunResult> | null;
   if (!r || typeof r !== 'object') return ['not a JSON object'];
-  if (r.schemaVersion !== RUN_RESULT_SCHEMA_VERSION) problems.push(`schemaVersion is ${String(r.schemaVersion)}, expected ${RUN_RESULT_SCHEMA_VERSION}`);
+  if (!READABLE_SCHEMA_VERSIONS.includes(r.schemaVersion as number)) {
+    problems.push(`schemaVersion is ${String(r.schemaVersion)}; this version reads ${READABLE_SCHEMA_VERSIONS.join(' and ')}`);
+  }
   if (!r.model || typeof r.model.sha256 !== 'string') problems.push('model.sha256 missing');
   if (!r.dataset || typeof r.dataset.sha256 !== 'string') problems.push('dataset.sha256 missing');
   const acc = r.clean?.accuracy;

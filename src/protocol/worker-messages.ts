@@ -3,12 +3,11 @@
  * Every request carries an id; the worker answers each with exactly one terminal message
  * (`result`, `inspected` or `error`), after any number of `progress` and `log` messages.
  */
-import type { ModelGraph } from '../core/model/graph';
+import type { ModelSummary } from './model';
 import type { EvaluationConfig, Progress } from './experiment';
 import type { RunResult } from './run-result';
 
-/** What the Models view shows of a model: ModelGraph without its Map, so that it survives IPC. */
-export type ModelSummary = Omit<ModelGraph, 'shapes'>;
+export type { ModelSummary } from './model';
 
 export type ToWorker =
   | { type: 'evaluate'; id: number; config: EvaluationConfig }

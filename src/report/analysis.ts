@@ -6,7 +6,7 @@
  * Result files come from different tool versions: every optional section is read defensively and
  * skipped when absent or shaped differently.
  */
-import type { AttackResult, RunResult, ThresholdRow } from '../protocol/run-result';
+import type { AttackResult, CheckResult, RunResult, ThresholdRow, WorstCase } from '../protocol/run-result';
 
 /** One run to report on, with the name it is shown under. */
 export interface ReportRun {
@@ -30,11 +30,23 @@ export interface Curve {
   points: CurvePoint[];
 }
 
+export interface WorstCaseCell {
+  /** The per-sample union when `union`, else the lowest single-attack accuracy. */
+  accuracy: number;
+  /** The strongest single attack and its threat model. */
+  attack: string;
+  threat: string;
+  union: boolean;
+  singleAccuracy?: number;
+  firstBroken?: { attack: string; threat: string; count: number }[];
+  broken?: boolean;
+}
+
 export interface WorstCaseRow {
   norm: string;
   eps: number;
-  undefended?: { accuracy: number; attack: string };
-  defended?: { accuracy: number; attack: string; threat: string; broken?: boolean };
+  undefended?: WorstCaseCell;
+  defended?: WorstCaseCell;
 }
 
 export interface Table {
@@ -53,6 +65,8 @@ export interface DefenseView {
   kind: string;
   layer: string;
   verdict?: string;
+  /** Why the verdict is what it is (schema 2). */
+  verdictReasons: string[];
   cleanAccuracy?: number;
   params: [string, string][];
 }
@@ -158,8 +172,9 @@ export function accuracyCurves(r: RunResult): Curve[] {
 }
 
 /**
- * Per norm and epsilon, the lowest robust accuracy any attack reached without the defense and, over
- * every threat model, with it (the engine's own worst case and "broken" verdict when recorded).
+ * Per norm and epsilon, the worst case without and with the defense. Results since schema 2 record
+ * the per-sample union (a sample is robust only if it survived every attack and threat model) and
+ * which attack broke each sample first; older results only allow the lowest single-attack accuracy.
  */
 export function worstCase(r: RunResult): WorstCaseRow[] {
   const { undefended, defended } = attackResults(r);
@@ -170,36 +185,81 @@ export function worstCase(r: RunResult): WorstCaseRow[] {
     if (!existing) rows.set(key, (existing = { norm, eps }));
     return existing;
   };
-  for (const a of undefended) {
-    const w = row(a.norm, a.eps);
-    if (!w.undefended || a.accuracy < w.undefended.accuracy) w.undefended = { accuracy: a.accuracy, attack: a.attack };
+  const recordedBaseline = list(r.worstCase, isWorstCase);
+  if (recordedBaseline.length) {
+    for (const wc of recordedBaseline) row(wc.norm, wc.eps).undefended = worstCaseCell(wc);
+  } else {
+    for (const a of undefended) {
+      const w = row(a.norm, a.eps);
+      if (!w.undefended || a.accuracy < w.undefended.accuracy) w.undefended = { accuracy: a.accuracy, attack: a.attack, threat: UNDEFENDED_THREAT, union: false };
+    }
   }
-  const recorded = list(defenseOf(r)?.worstCase, (x): x is NonNullable<RunResult['defense']>['worstCase'][number] => isRecord(x) && typeof x.eps === 'number' && typeof x.accuracy === 'number');
+  const recorded = list(defenseOf(r)?.worstCase, isWorstCase);
   if (recorded.length) {
-    for (const wc of recorded) row(wc.norm, wc.eps).defended = { accuracy: wc.accuracy, attack: wc.attack, threat: wc.threat, broken: wc.broken };
+    for (const wc of recorded) row(wc.norm, wc.eps).defended = { ...worstCaseCell(wc), broken: wc.broken };
   } else {
     for (const a of defended) {
       const w = row(a.norm, a.eps);
-      if (!w.defended || a.accuracy < w.defended.accuracy) w.defended = { accuracy: a.accuracy, attack: a.attack, threat: a.threat };
+      if (!w.defended || a.accuracy < w.defended.accuracy) w.defended = { accuracy: a.accuracy, attack: a.attack, threat: a.threat, union: false };
     }
   }
   return [...rows.values()].sort((a, b) => a.norm.localeCompare(b.norm) || a.eps - b.eps);
 }
 
+function isWorstCase(x: unknown): x is WorstCase {
+  return isRecord(x) && typeof x.eps === 'number' && typeof x.accuracy === 'number' && typeof x.norm === 'string';
+}
+
+function worstCaseCell(wc: WorstCase): WorstCaseCell {
+  const firstBroken = Array.isArray(wc.firstBroken) ? wc.firstBroken.filter((f) => isRecord(f) && typeof f.count === 'number') : undefined;
+  return { accuracy: wc.accuracy, attack: wc.attack, threat: wc.threat, union: wc.method === 'per-sample-union', singleAccuracy: wc.singleAccuracy, firstBroken };
+}
+
+/** "pgd/bpda 31, square/gradient-free 4": who broke how many samples first (clean errors left out). */
+export function firstBrokenText(cell: WorstCaseCell | undefined): string {
+  const parts = (cell?.firstBroken ?? []).filter((f) => f.attack !== 'clean' && f.count > 0).sort((a, b) => b.count - a.count);
+  if (!parts.length) return '–';
+  return parts.map((f) => `${f.attack}${f.threat && f.threat !== UNDEFENDED_THREAT ? `/${f.threat}` : ''} ${f.count}`).join(', ');
+}
+
 export function worstCaseTable(r: RunResult): Table {
   const rows = worstCase(r);
   const hasDefense = rows.some((w) => w.defended);
+  const union = rows.some((w) => w.undefended?.union || w.defended?.union);
   return {
-    title: 'Worst case over attacks',
-    columns: ['norm', 'eps', 'no defense', 'attack', ...(hasDefense ? ['with defense', 'attack', 'threat', 'broken'] : [])],
+    title: union ? 'Worst case per sample over all attacks (a sample counts as robust only if it survived every attack)' : 'Worst case over attacks (lowest single attack)',
+    columns: [
+      'norm', 'eps', 'no defense', 'strongest attack', ...(union ? ['broken first by'] : []),
+      ...(hasDefense ? ['with defense', 'strongest attack / threat', ...(union ? ['broken first by'] : []), 'broken'] : []),
+    ],
     rows: rows.map((w) => [
       w.norm,
       formatNumber(w.eps),
       percent(w.undefended?.accuracy),
-      w.undefended?.attack ?? '–',
-      ...(hasDefense ? [percent(w.defended?.accuracy), w.defended?.attack ?? '–', w.defended?.threat ?? '–', w.defended?.broken === undefined ? '–' : w.defended.broken ? 'broken' : 'no'] : []),
+      w.undefended ? `${w.undefended.attack}${w.undefended.singleAccuracy !== undefined ? ` (${percent(w.undefended.singleAccuracy)})` : ''}` : '–',
+      ...(union ? [firstBrokenText(w.undefended)] : []),
+      ...(hasDefense ? [
+        percent(w.defended?.accuracy),
+        w.defended ? `${w.defended.attack} / ${w.defended.threat}${w.defended.singleAccuracy !== undefined ? ` (${percent(w.defended.singleAccuracy)})` : ''}` : '–',
+        ...(union ? [firstBrokenText(w.defended)] : []),
+        w.defended?.broken === undefined ? '–' : w.defended.broken ? 'broken' : 'no',
+      ] : []),
     ]),
   };
+}
+
+/** An attack's budget in a few words: "10 steps of 0.005, 1 restart, ce" or "5,000 queries". */
+export function budgetText(params: unknown): string {
+  if (!isRecord(params)) return '–';
+  const p = params;
+  const parts: string[] = [];
+  if (typeof p.steps === 'number') parts.push(`${formatNumber(p.steps)} steps${typeof p.stepSize === 'number' ? ` of ${formatNumber(p.stepSize)}` : ''}`);
+  if (typeof p.restarts === 'number') parts.push(`${formatNumber(p.restarts)} restart${p.restarts === 1 ? '' : 's'}`);
+  if (typeof p.queries === 'number') parts.push(`${formatNumber(p.queries)} queries`);
+  if (typeof p.loss === 'string') parts.push(p.loss);
+  if (p.randomStart === false) parts.push('no random start');
+  if (typeof p.targeted === 'string') parts.push('targeted');
+  return parts.join(', ') || '–';
 }
 
 export function attackTable(r: RunResult): Table {
@@ -212,15 +272,25 @@ export function attackTable(r: RunResult): Table {
     columns: [
       'model', 'attack', 'threat', 'norm', 'eps', 'robust accuracy', 'success rate',
       ...(rejection ? ['rejected', 'accepted accuracy'] : []), ...(projection ? ['projected'] : []),
-      'mean ‖δ‖', 'max ‖δ‖', 'gradients', 'queries', 'seconds',
+      'budget', 'mean ‖δ‖', 'max ‖δ‖', 'gradients', 'queries', 'seconds',
     ],
     rows: all.map((a) => [
       defended.includes(a) ? 'defended' : 'baseline', a.attack, a.threat || UNDEFENDED_THREAT, a.norm, formatNumber(a.eps), percent(a.accuracy), percent(a.successRate),
       ...(rejection ? [percent(a.rejection?.rejectionRate), percent(a.rejection?.acceptedAccuracy)] : []),
       ...(projection ? [percent(a.projectionRate)] : []),
-      formatNumber(a.meanPerturbation), formatNumber(a.maxPerturbation), formatNumber(a.gradientEvaluations), formatNumber(a.queries),
+      budgetText(a.params), formatNumber(a.meanPerturbation), formatNumber(a.maxPerturbation), formatNumber(a.gradientEvaluations), formatNumber(a.queries),
       typeof a.seconds === 'number' ? a.seconds.toFixed(1) : '–',
     ]),
+  };
+}
+
+/** The checks on the evaluation that fired: warnings, each saying what it means (schema 2). */
+export function warningsTable(r: RunResult): Table {
+  const fired = list((r as { checks?: unknown }).checks, (c): c is CheckResult => isRecord(c) && c.fired === true && typeof c.message === 'string');
+  return {
+    title: 'Warnings: checks on the evaluation that fired (a failed attack is not robustness)',
+    columns: ['model', 'check', 'threat', 'eps', 'what it means'],
+    rows: fired.map((c) => [c.target === 'defended' ? 'defended' : 'baseline', c.id, c.threat || '–', c.eps === undefined ? '–' : formatNumber(c.eps), c.message]),
   };
 }
 
@@ -237,6 +307,7 @@ export function defenseView(r: RunResult): DefenseView | undefined {
     kind: typeof d.kind === 'string' ? d.kind : '?',
     layer: typeof d.layer === 'string' ? d.layer : '?',
     verdict: typeof d.verdict === 'string' ? d.verdict : undefined,
+    verdictReasons: Array.isArray(d.verdictReasons) ? d.verdictReasons.filter((x): x is string => typeof x === 'string') : [],
     cleanAccuracy: defendedCleanAccuracy(r),
     params: flatParams(d.params),
   };
@@ -283,7 +354,7 @@ export function foolingTable(r: RunResult): Table | undefined {
   const thresholds = [...new Set([...baseline, ...defended].map((s) => s.threshold))].sort((a, b) => a - b);
   const cells = (s: Summary | undefined) => (s ? [percent(s.foolingRate), s.averageSteps === null ? '–' : formatNumber(Math.round(s.averageSteps)), formatNumber(s.runs?.length)] : ['–', '–', '–']);
   return {
-    title: 'Fooling images: share of generator runs that reached the confidence threshold',
+    title: 'Fooling generator (dAE paper): share of runs that reached the confidence threshold',
     columns: ['threshold', 'undefended: fooled', 'mean steps', 'runs', ...(defended.length ? ['dAE: fooled', 'mean steps', 'runs'] : [])],
     rows: thresholds.map((t) => [
       formatNumber(t), ...cells(baseline.find((s) => s.threshold === t)), ...(defended.length ? cells(defended.find((s) => s.threshold === t)) : []),
@@ -398,7 +469,9 @@ export function summaryRows(r: RunResult): [string, string][] {
 
 /** The model and the defense of a run, e.g. "fashion-cnn · lesci". */
 export function runLabel(r: RunResult): string {
-  return [basename(r.model?.path ?? 'run').replace(/\.onnx$/i, ''), defenseView(r)?.kind].filter(Boolean).join(' · ');
+  const file = r.model?.path ?? 'run';
+  const name = basename(file) === 'model.json' ? basename(file.slice(0, -'/model.json'.length)) : basename(file).replace(/\.onnx$/i, '');
+  return [name, defenseView(r)?.kind].filter(Boolean).join(' · ');
 }
 
 /** A short title for a run, e.g. "fashion-cnn · lesci · 2026-11-21 21:52:07 UTC". */

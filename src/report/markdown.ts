@@ -11,23 +11,53 @@ export interface MarkdownReport {
   files: { name: string; content: string }[];
 }
 
-function cell(s: string): string {
-  return s.replace(/\|/g, '\\|').replace(/\n/g, ' ');
+/**
+ * Text from a model, a dataset or a result file (class names, layer names, paths, run names) as
+ * literal Markdown: every character that could start markup (links, images, raw HTML, emphasis,
+ * code, tables, math, mentions) is backslash-escaped, autolinks are defused and line breaks become
+ * spaces, so a crafted class name cannot inject a link, an image fetched from a server, or HTML.
+ */
+export function escapeMarkdown(value: unknown): string {
+  return String(value ?? '')
+    .replace(/[\r\n\u2028\u2029]+/g, ' ')
+    // Parentheses need no escape: a link needs the '[' or '<' before them, and those are escaped.
+    .replace(/[\\`*_[\]<>#+!|~&$@]/g, (c) => `\\${c}`)
+    .replace(/:(?=\/\/)/g, '\\:') // http:// and friends would become autolinks
+    .replace(/\b(www)\./gi, '$1\\.');
 }
 
+/** `value` as an inline code span: literal, on one line, fenced with more backticks than it holds. */
+export function markdownCode(value: unknown): string {
+  const text = String(value ?? '').replace(/[\r\n\u2028\u2029]+/g, ' ');
+  const longest = Math.max(0, ...(text.match(/`+/g) ?? []).map((r) => r.length));
+  const fence = '`'.repeat(longest + 1);
+  const pad = text.startsWith('`') || text.endsWith('`') || text.startsWith(' ') ? ' ' : '';
+  return `${fence}${pad}${text}${pad}${fence}`;
+}
+
+function cell(s: unknown): string {
+  return escapeMarkdown(s);
+}
+
+/** A relative link target for a file written beside the Markdown (no spaces, parentheses or brackets unencoded). */
+function linkTarget(file: string): string {
+  return encodeURI(file).replace(/[()[\]<>'"]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+}
+
+/** A Markdown table; every cell is escaped (escapeMarkdown). */
 export function markdownTable(columns: string[], rows: string[][]): string {
   return [`| ${columns.map(cell).join(' | ')} |`, `|${columns.map(() => '---').join('|')}|`, ...rows.map((r) => `| ${r.map(cell).join(' | ')} |`)].join('\n');
 }
 
 function section(title: string, t: Table): string {
-  return t.rows.length ? `### ${title}\n\n${markdownTable(t.columns, t.rows)}\n` : '';
+  return t.rows.length ? `### ${escapeMarkdown(title)}\n\n${markdownTable(t.columns, t.rows)}\n` : '';
 }
 
 /** `chartFile`: the name the chart's SVG is written under, beside the Markdown file. */
 export function renderMarkdown(runs: ReportRun[], options: { chartFile?: string } = {}): MarkdownReport {
   const out: string[] = [];
   const files: MarkdownReport['files'] = [];
-  out.push(runs.length === 1 ? `# Robustness report: ${runs[0].name}\n` : `# Robustness comparison: ${runs.map((r) => r.name).join(' vs ')}\n`);
+  out.push(runs.length === 1 ? `# Robustness report: ${escapeMarkdown(runs[0].name)}\n` : `# Robustness comparison: ${runs.map((r) => escapeMarkdown(r.name)).join(' vs ')}\n`);
   const summaries = runs.map((r) => summaryRows(r.result));
   const keys = [...new Set(summaries.flatMap((s) => s.map(([k]) => k)))];
   out.push(markdownTable(['', ...runs.map((r) => r.name)], keys.map((k) => [k, ...summaries.map((s) => s.find(([key]) => key === k)?.[1] ?? '–')])), '');
@@ -35,16 +65,16 @@ export function renderMarkdown(runs: ReportRun[], options: { chartFile?: string 
   const svg = accuracyChartSvg(runs);
   if (svg && options.chartFile) {
     files.push({ name: options.chartFile, content: svg });
-    out.push('## Robust accuracy against epsilon\n', `![Robust accuracy against epsilon](${encodeURI(options.chartFile)})\n`);
+    out.push('## Robust accuracy against epsilon\n', `![Robust accuracy against epsilon](${linkTarget(options.chartFile)})\n`);
   }
   for (const run of runs) {
     const r = run.result;
-    out.push(runs.length > 1 ? `## ${run.name}\n` : '## Details\n');
+    out.push(runs.length > 1 ? `## ${escapeMarkdown(run.name)}\n` : '## Details\n');
     out.push(section('Worst case over attacks', worstCaseTable(r)));
     out.push(section('Attacks', attackTable(r)));
     const d = defenseView(r);
     if (d) {
-      out.push(`### Defense: ${d.kind} after \`${d.layer}\`${d.verdict ? ` (verdict: ${d.verdict})` : ''}\n`);
+      out.push(`### Defense: ${escapeMarkdown(d.kind)} after ${markdownCode(d.layer)}${d.verdict ? ` (verdict: ${escapeMarkdown(d.verdict)})` : ''}\n`);
       if (d.cleanAccuracy !== undefined) out.push(`Defended clean accuracy: ${percent(d.cleanAccuracy)}\n`);
       if (d.params.length) out.push(markdownTable(['parameter', 'value'], d.params), '');
       for (const t of defenseTables(r)) out.push(section(t.title, t));

@@ -3,11 +3,19 @@
  * host's thread and a native crash (or running out of memory) takes down only this process.
  * It imports the engine; the extension itself never does.
  */
+import { isCancelled } from '../core/cancel';
 import { UserError } from '../core/errors';
-import { CancelledError, runEvaluation, type RunHooks } from '../core/eval/evaluate';
+import { runEvaluation, type RunHooks } from '../core/eval/evaluate';
 import { exportDefended } from '../core/eval/export';
 import { inspectModel } from '../core/eval/model-session';
+import { setAllowedRoots } from '../core/paths';
 import type { FromWorker, ModelSummary, ToWorker } from '../protocol/worker-messages';
+import { parseLaunchArgs } from './launch';
+
+// The extension starts this process in the workspace folder (fork's cwd) and names the folders it
+// may read models and data from; every loader checks against them (src/core/paths.ts).
+const { roots } = parseLaunchArgs(process.argv.slice(2));
+setAllowedRoots(roots.length ? roots : undefined);
 
 const running = new Map<number, AbortController>();
 
@@ -17,9 +25,11 @@ function send(message: FromWorker): void {
 
 function fail(id: number, e: unknown): void {
   const err = e instanceof Error ? e : new Error(String(e));
+  // Cancellation in any form (CancelledError, an AbortError DOMException from a fit) is "cancelled", not a crash.
+  const cancelled = isCancelled(err);
   // Unexpected errors keep their stack for the log; user errors are already phrased for people.
-  const message = err instanceof UserError || err instanceof CancelledError ? err.message : err.stack ?? err.message;
-  send({ type: 'error', id, message, userError: err instanceof UserError, cancelled: err instanceof CancelledError });
+  const message = cancelled ? (err.name === 'CancelledError' ? err.message : 'The run was cancelled.') : err instanceof UserError ? err.message : err.stack ?? err.message;
+  send({ type: 'error', id, message, userError: err instanceof UserError, cancelled });
 }
 
 async function inspect(path: string): Promise<ModelSummary> {
@@ -71,3 +81,12 @@ process.on('message', (message: ToWorker) => {
 
 // The extension went away (window closed, extension host crashed): stop computing for nobody.
 process.on('disconnect', () => process.exit(0));
+
+// SIGTERM/SIGINT (the extension or the system stopping us): cancel every request, then go. Writes
+// are atomic, so leaving now never leaves half a file.
+for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+  process.on(signal, () => {
+    for (const controller of running.values()) controller.abort();
+    setTimeout(() => process.exit(signal === 'SIGTERM' ? 143 : 130), running.size ? 1000 : 0).unref();
+  });
+}

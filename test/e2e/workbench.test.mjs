@@ -11,6 +11,16 @@ const DATA = { data: 'data/t10k-images-idx3-ubyte.gz', labels: 'data/t10k-labels
 /** Quick: clean + FGSM on 200 images (about a second of compute). */
 const QUICK = { name: 'quick-fgsm', model: 'fashion-cnn.onnx', ...DATA, limit: 200, attacks: { names: ['fgsm'], eps: [0.05, 0.1], norm: 'linf' } };
 /** A LESCI vote defense at the last pooling layer, attacked with FGSM under the three gradient threat models. */
+/** The TensorFlow.js demo model (a layers model), defended at a Keras layer. */
+const TFJS = {
+  name: 'tfjs-lesci',
+  model: 'tfjs/fashion-layers/model.json',
+  ...DATA,
+  limit: 100,
+  attacks: { names: ['fgsm'], eps: [0.05], norm: 'linf' },
+  defense: { kind: 'lesci', layer: 'pool2', reference: 'data/train-images-idx3-ubyte.gz', referenceLabels: 'data/train-labels-idx1-ubyte.gz', referenceLimit: 500, threats: ['transfer', 'adaptive'] },
+};
+
 const LESCI = {
   name: 'quick-lesci',
   model: 'fashion-cnn.onnx',
@@ -84,6 +94,7 @@ describe('Robustness Lab in VS Code (trusted workspace)', { timeout: 420_000 }, 
         writeFileSync(path.join(ws, 'quick-fgsm.rlab.json'), JSON.stringify(QUICK, null, 2));
         writeFileSync(path.join(ws, 'long-pgd.rlab.json'), JSON.stringify(LONG, null, 2));
         writeFileSync(path.join(ws, 'quick-lesci.rlab.json'), JSON.stringify(LESCI, null, 2));
+        writeFileSync(path.join(ws, 'tfjs-lesci.rlab.json'), JSON.stringify(TFJS, null, 2));
         writeFileSync(path.join(ws, 'bad-norm.rlab.json'), JSON.stringify({ ...QUICK, name: undefined, attacks: { ...QUICK.attacks, norm: 'l3' } }, null, 2));
       },
       settings: { 'robustnessLab.sampleLimit': 300 },
@@ -109,6 +120,26 @@ describe('Robustness Lab in VS Code (trusted workspace)', { timeout: 420_000 }, 
     await wb.screenshot('01-models-view');
   });
 
+  uiTest(() => wb, 'the Models view lists the TensorFlow.js demo model with its Keras layers and insertion points', async () => {
+    await wb.openSidebar();
+    await wb.expand(wb.treeItem('Models', /^fashion-layers\/model\.json/));
+    const pool2 = wb.treeItem('Models', /^pool2(?!\/)/);
+    await pool2.waitFor({ timeout: 30_000 });
+    assert.match(await pool2.innerText(), /MaxPool/);
+    await wb.screenshot('01b-tfjs-model');
+  });
+
+  uiTest(() => wb, 'an experiment on the TensorFlow.js model defends it at a Keras layer and writes a result', async () => {
+    const before = new Set(resultFiles());
+    await runFromExperimentsView('tfjs-lesci');
+    await wb.resultsFrame().locator('tr[data-key="verdict"] td').waitFor({ timeout: 120_000 });
+    const file = resultFiles().find((f) => !before.has(f) && f.endsWith('.json'));
+    const result = JSON.parse(readFileSync(path.join(results(), file), 'utf8'));
+    assert.match(result.model.path, /model\.json$/);
+    assert.equal(result.defense.layer, 'pool2');
+    assert.deepEqual([...new Set(result.attacks.map((a) => a.threat))].sort(), ['adaptive', 'transfer', 'whitebox']);
+  });
+
   uiTest(() => wb, "inserting a LESCI defense from a layer's context menu writes the experiment and opens it", async () => {
     const layer = wb.treeItem('Models', /^\/features\/features\.5\/MaxPool/);
     await wb.contextMenu(layer, 'Insert LESCI Defense Here');
@@ -129,7 +160,7 @@ describe('Robustness Lab in VS Code (trusted workspace)', { timeout: 420_000 }, 
     const next = (n) => `New experiment fashion-cnn-lesci.rlab.json (${n}/5)`;
     await wb.pick(next(1), 't10k-images-idx3-ubyte.gz');
     await wb.pick(next(2), 't10k-labels-idx1-ubyte.gz');
-    await wb.accept(next(3)); // attacks: FGSM is preselected
+    await wb.accept(next(3)); // attacks: the quick strength preset comes first
     await wb.pick(next(4), 'linf');
     await wb.type(next(5), '0.05, 0.1');
 
@@ -140,7 +171,7 @@ describe('Robustness Lab in VS Code (trusted workspace)', { timeout: 420_000 }, 
       name: 'fashion-cnn-lesci',
       model: 'fashion-cnn.onnx',
       ...DATA,
-      attacks: { names: ['fgsm'], eps: [0.05, 0.1], norm: 'linf' },
+      attacks: { names: [], strength: 'quick', eps: [0.05, 0.1], norm: 'linf' },
       defense: {
         kind: 'lesci',
         layer: '/features/features.5/MaxPool_output_0',
@@ -273,7 +304,7 @@ describe('Robustness Lab in VS Code (trusted workspace)', { timeout: 420_000 }, 
     const step = (n) => `Evaluate fashion-cnn.onnx (${n}/5)`;
     await wb.pick(step(1), 't10k-images-idx3-ubyte.gz');
     await wb.accept(step(2)); // the matching labels file comes first
-    await wb.accept(step(3)); // FGSM
+    await wb.accept(step(3)); // the quick strength preset
     await wb.pick(step(4), 'l2');
     await wb.accept(step(5)); // the suggested epsilons
     await wb.resultsFrame().locator('tr[data-key="clean accuracy"] td', { hasText: '/ 300)' }).waitFor({ timeout: 60_000 });

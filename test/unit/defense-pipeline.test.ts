@@ -14,6 +14,7 @@ import { CutRunner } from '../../src/core/defenses/activations';
 import { DefendedClassifier, threatClassifier } from '../../src/core/defenses/threats';
 import { fitDefense } from '../../src/core/defenses/fit';
 import { argmaxRows, openClassifier } from '../../src/core/eval/model-session';
+import { decodeBits } from '../../src/protocol/bitset';
 import { prepareData, runEvaluation } from '../../src/core/eval/evaluate';
 import { exportDefended } from '../../src/core/eval/export';
 import { decodeModel } from '../../src/core/onnx/proto';
@@ -44,7 +45,7 @@ async function demo(limit: number) {
 
 for (const [name, plan] of Object.entries(plans)) {
   test(`${name}: the exported single ONNX model gives the same outputs as head, defense and tail run as separate sessions`, async () => {
-    const out = path.join(cacheDir, `${plan.kind}-${plan.lesci?.mode ?? ''}.onnx`);
+    const out = path.join(cacheDir, `${plan.kind}-${(plan.lesci as { mode?: string } | undefined)?.mode ?? ''}.onnx`);
     const exported = await exportDefended({ model: DEMO_MODEL, defense: plan, out, seed: 0, threads: 1, batchSize: 100, cacheDir });
     const { model, data } = await demo(300);
     const runner = await CutRunner.create(model, plan.layer, { threads: 1 });
@@ -179,14 +180,23 @@ test('evaluate with a defense: defended clean accuracy, every threat model, wors
   assert.ok(d.clean.projectionRate! > 0.5 && d.clean.projectionRate! <= 1);
   assert.ok(Math.abs(d.clean.rejectionRate! - (1 - d.clean.projectionRate!)) < 1e-9, 'reject mode rejects exactly the unprojected inputs');
   const threats = new Set(result.attacks!.filter((a) => a.target === 'defended').map((a) => a.threat));
-  assert.deepEqual([...threats].sort(), ['bpda', 'direct', 'gradient-free', 'transfer']);
+  assert.deepEqual([...threats].sort(), ['adaptive', 'bpda', 'direct', 'gradient-free', 'transfer']);
   assert.equal(result.attacks!.filter((a) => a.target === 'baseline').every((a) => a.threat === 'whitebox'), true);
   for (const w of d.worstCase) {
     const runs = result.attacks!.filter((a) => a.target === 'defended' && a.eps === w.eps);
-    assert.equal(w.accuracy, Math.min(...runs.map((a) => a.accuracy)));
-    assert.ok(runs.some((a) => a.attack === w.attack && a.threat === w.threat && a.accuracy === w.accuracy));
+    // Each entry's per-sample outcomes agree with its aggregate robust accuracy.
+    const bits = runs.map((a) => decodeBits(a.robust!, result.clean.count));
+    runs.forEach((a, r) => assert.equal(bits[r].reduce((x, y) => x + y, 0) / result.clean.count, a.accuracy, `${a.attack}/${a.threat}`));
+    // The worst case is the per-sample union: robust only where every attack and threat failed.
+    const survivors = bits[0].filter((_, i) => bits.every((b) => b[i] === 1)).length;
+    assert.equal(w.method, 'per-sample-union');
+    assert.equal(w.accuracy, survivors / result.clean.count);
+    assert.ok(w.accuracy <= Math.min(...runs.map((a) => a.accuracy)));
+    assert.equal(w.singleAccuracy, Math.min(...runs.map((a) => a.accuracy)));
+    assert.ok(runs.some((a) => a.attack === w.attack && a.threat === w.threat && a.accuracy === w.singleAccuracy));
   }
-  assert.ok(['holds', 'partial', 'broken'].includes(d.verdict));
+  assert.ok(['holds', 'partial', 'broken', 'inconclusive'].includes(d.verdict));
+  assert.ok(d.verdictReasons!.length > 0);
   for (const a of result.attacks!.filter((e) => e.target === 'defended')) assert.ok(a.rejection && a.projectionRate !== undefined);
   assert.ok(result.examples!.some((e) => e.target === 'defended') && result.examples!.some((e) => e.target === 'baseline'));
 });

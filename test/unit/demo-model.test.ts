@@ -162,6 +162,6 @@ test('CLI: evaluate prints the table and writes the result; errors are clear and
 
   const badFlag = cli(['evaluate', '--model', DEMO_MODEL, '--data', DEMO_TEST_IMAGES, '--batch', 'ten']);
   assert.equal(badFlag.code, 2);
-  assert.match(badFlag.stderr, /--batch must be an integer/);
+  assert.match(badFlag.stderr, /--batch must be a whole number/);
   assert.deepEqual(readdirSync(dir).sort(), ['nested']);
 });

@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { before, test } from 'node:test';
+import { CancelledError } from '../../src/core/cancel';
 import * as ort from 'onnxruntime-node';
 import {
   appendRejectClassLogits,
@@ -277,7 +278,7 @@ test('fooling runs are cancellable and validate their options', async () => {
   const controller = new AbortController();
   const cancelled = foolingGenerator(demoScored, { targets: [0], seeds: [0], maxSteps: 1000, thresholds: [0.999999], signal: controller.signal });
   setTimeout(() => controller.abort(), 50);
-  await assert.rejects(cancelled, (e: Error) => e.name === 'AbortError');
+  await assert.rejects(cancelled, (e: Error) => e instanceof CancelledError);
   await assert.rejects(foolingGenerator(demoScored, { targets: [10] }), /outside the model's 10 classes/);
   await assert.rejects(foolingGenerator(demoScored, { thresholds: [1.5] }), /Invalid fooling threshold/);
 });

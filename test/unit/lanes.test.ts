@@ -8,6 +8,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
+import { CancelledError } from '../../src/core/cancel';
 import { runAttack, type AttackConfig } from '../../src/core/attacks/run';
 import { UserError } from '../../src/core/errors';
 import { GraphBuilder, makeModel } from '../../src/core/onnx/builder';
@@ -52,10 +53,10 @@ test('attacks spread over 2 lanes give exactly the results of one classifier (fu
       assert.ok(a.accuracy < a.cleanAccuracy, `${config.attack} lowers the accuracy`);
     }
 
-    // Cancelling: the run rejects with AbortError, and the lanes stay usable.
+    // Cancelling: the run rejects with CancelledError, and the lanes stay usable.
     const controller = new AbortController();
     const cancelled = runAttack(classifier, data, configs[0], { batchSize: 20, seed: 3, lanes: lanes.lanes, signal: controller.signal, onProgress: () => controller.abort() });
-    await assert.rejects(cancelled, (e: Error) => e.name === 'AbortError');
+    await assert.rejects(cancelled, (e: Error) => e instanceof CancelledError);
     const logits = await lanes.lanes[0].logits(data.x.subarray(0, 784), 1);
     assert.equal(logits.length, 10);
   } finally {

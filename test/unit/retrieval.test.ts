@@ -187,7 +187,7 @@ test('retrieval LSH: recall against exact search, and the JS LSH path predicts l
   for (let q = 0; q < 200; q++) assert.ok(!loo.indices.subarray(q * N, (q + 1) * N).includes(q));
 });
 
-test('retrieval paper head: trains with tfjs (leave-one-out) to a reasonable accuracy; same seed → same model', async (t) => {
+test('retrieval paper head: trains on onnxruntime (leave-one-out) to a reasonable accuracy; same seed → same model', async (t) => {
   const layer = FC1;
   const ref = refs.get(layer)!;
   const index = buildRetrievalIndex(ref, { neighbours: 5 });

@@ -16,7 +16,7 @@ import './styles.css';
 import type { Chart } from 'chart.js';
 import { isToWebview, isWebviewState, panelRunsProblems, type FromWebview, type PanelRun, type WebviewState } from '../../src/protocol/webview-messages';
 import {
-  attackTable, confusionMatrices, defenseTables, defenseView, examplePixels, examples, foolingTable, formatNumber, percent, summaryRows, worstCaseTable,
+  attackTable, confusionMatrices, defenseTables, defenseView, examplePixels, examples, foolingTable, formatNumber, percent, summaryRows, warningsTable, worstCaseTable,
   type ExampleView, type Matrix, type ReportRun,
 } from '../../src/report/analysis';
 import { accuracyChart } from './chart';
@@ -132,17 +132,20 @@ function runColumn(run: PanelRun, compare: boolean): HTMLElement {
   const d = defenseView(r);
   const ex = examples(r);
   const fooling = foolingTable(r);
+  const warnings = warningsTable(r);
   return h(
     'div',
     { class: 'run' },
     compare ? h('h2', {}, run.name) : undefined,
-    worst.rows.length ? section('Worst case over attacks', 'worst', dataTable(worst.columns, worst.rows)) : undefined,
+    warnings.rows.length ? section(`Warnings (${warnings.rows.length})`, 'warnings', h('p', { class: 'note' }, warnings.title), dataTable(warnings.columns, warnings.rows)) : undefined,
+    worst.rows.length ? section('Worst case over attacks', 'worst', h('p', { class: 'note' }, worst.title), dataTable(worst.columns, worst.rows)) : undefined,
     attacks.rows.length ? section(`Attacks (${attacks.rows.length})`, 'attacks', dataTable(attacks.columns, attacks.rows)) : undefined,
     d
       ? section(
           `Defense: ${d.kind} after ${d.layer}`,
           'defense',
           d.verdict ? h('p', {}, 'Verdict: ', h('vscode-badge', { class: `verdict ${d.verdict}` }, d.verdict)) : undefined,
+          d.verdictReasons.length ? h('ul', { class: 'verdict-reasons' }, ...d.verdictReasons.map((reason) => h('li', {}, reason))) : undefined,
           d.cleanAccuracy !== undefined ? h('p', {}, 'Defended clean accuracy: ', h('strong', {}, percent(d.cleanAccuracy))) : undefined,
           d.params.length ? dataTable(['parameter', 'value'], d.params) : undefined,
           ...defenseTables(r).map((t) => h('div', { class: 'subtable' }, h('h4', {}, t.title), dataTable(t.columns, t.rows))),

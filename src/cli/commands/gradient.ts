@@ -1,3 +1,4 @@
+import { checkWritableOut } from '../../core/fs-atomic';
 import { createHash } from 'node:crypto';
 import { loadLabelFile } from '../../core/data/labels';
 import { encodeNpyFloat32 } from '../../core/data/npy';
@@ -23,7 +24,7 @@ export async function gradientCommand(argv: string[]): Promise<number> {
     return 0;
   }
   const model = required(values, 'model', '<model.onnx>');
-  const out = required(values, 'out', '<g.npy> for the gradient');
+  const out = checkWritableOut(required(values, 'out', '<g.npy> for the gradient'));
   const x = loadInputTensor(required(values, 'input', '<x.npy|x.pb>: the input batch'));
   const labelsPath = str(values, 'labels');
   const cotangentPath = str(values, 'cotangent');

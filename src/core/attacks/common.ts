@@ -3,11 +3,11 @@
  * margin objective, per-sample bookkeeping and random streams. Rows are samples: a batch of m
  * samples of size d is a Float32Array of m · d values.
  */
+import { throwIfCancelled } from '../cancel';
 import { UserError } from '../errors';
 import { Rng } from '../random';
 import { sizeOf } from '../tensor';
-import { ATTACKS } from './defaults';
-import type { AttackLoss, AttackName, AttackOptions, AttackResult, Classifier, Norm } from './types';
+import type { AttackLoss, AttackOptions, AttackResult, Classifier, Norm } from './types';
 
 /** Everything an attack needs about its batch, checked once. */
 export interface AttackContext {
@@ -85,18 +85,19 @@ export function checkLabels(labels: Int32Array, k: number, what: string): void {
   }
 }
 
-/** Throws an 'AbortError' DOMException when the signal has fired. */
+/** Throws CancelledError when the signal has fired. */
 export function throwIfAborted(signal: AbortSignal | undefined): void {
-  if (signal?.aborted) throw new DOMException('The attack was cancelled.', 'AbortError');
+  throwIfCancelled(signal, 'The attack');
 }
 
 export function requireGradient(
   classifier: Classifier,
-  attack: AttackName,
+  /** The attack's title, for the error message. */
+  title: string,
 ): NonNullable<Classifier['lossGradient']> {
   if (!classifier.lossGradient) {
     throw new UserError(
-      `The ${ATTACKS[attack].title} needs input gradients, which this model does not provide`,
+      `The ${title} needs input gradients, which this model does not provide`,
       "Use a gradient-free attack ('spsa' or 'square') or a differentiable model.",
     );
   }

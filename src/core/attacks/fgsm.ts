@@ -6,7 +6,6 @@
  * Targeted: the step descends the loss at the target label instead.
  */
 import type { Rng } from '../random';
-import { ATTACK_DEFAULTS } from './defaults';
 import {
   allRows,
   ascentStep,
@@ -20,12 +19,27 @@ import {
   argmaxRow,
   logitsChunked,
 } from './common';
+import { defineAttack } from './spec';
 import type { AttackLoss, AttackOptions, AttackResult, Classifier } from './types';
 
 export interface GradientAttackOptions extends AttackOptions {
   /** Loss whose gradient drives the attack: cross-entropy (default) or the CW margin. */
   loss?: AttackLoss;
 }
+
+/** Gradient attacks follow the cross-entropy loss ('ce') by default. */
+const DEFAULTS = { loss: 'ce' } as const;
+
+export const FGSM = defineAttack({
+  name: 'fgsm',
+  title: 'Fast Gradient Sign Method',
+  reference: 'Goodfellow, Shlens & Szegedy, "Explaining and Harnessing Adversarial Examples", ICLR 2015',
+  gradientFree: false,
+  norms: ['linf', 'l2'],
+  uses: ['loss', 'targeted'],
+  defaults: DEFAULTS,
+  run: (c, x, labels, o, rng) => fgsm(c, x, labels, o, rng),
+});
 
 export async function fgsm(
   classifier: Classifier,
@@ -35,11 +49,11 @@ export async function fgsm(
   rng?: Rng,
 ): Promise<AttackResult> {
   const ctx = resolveContext(classifier, x, labels, options, rng);
-  const gradient = requireGradient(classifier, 'fgsm');
+  const gradient = requireGradient(classifier, FGSM.title);
   throwIfAborted(ctx.signal);
   const { n, d, k } = ctx;
   const all = allRows(n);
-  const { dir } = await objectiveGradient(gradient, x, all, options.loss ?? ATTACK_DEFAULTS.fgsm.loss, ctx);
+  const { dir } = await objectiveGradient(gradient, x, all, options.loss ?? DEFAULTS.loss, ctx);
   const xa = Float32Array.from(x);
   ascentStep(xa, dir, n, ctx.eps, ctx);
   project(xa, x, n, ctx); // clip to the range (and guard the ball against rounding)

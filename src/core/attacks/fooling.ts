@@ -22,6 +22,7 @@
  *   generic autodiff then differentiates through c), and wrap it with `scoredFromRejectClassLogits`
  *   — its 'ce-sum' loss towards target t is then exactly −log s_t, gradient through c included.
  */
+import { throwIfCancelled } from '../cancel';
 import { UserError } from '../errors';
 import { GraphBuilder } from '../onnx/builder';
 import { tensorValueInfo } from '../onnx/cut';
@@ -246,7 +247,7 @@ export interface FoolingOptions {
   batchSize?: number;
   /** Keep each run's final image in the result. */
   keepImages?: boolean;
-  /** Checked between steps: the run rejects with a DOMException named 'AbortError'. */
+  /** Checked between steps: the run rejects with CancelledError (core/cancel.ts). */
   signal?: AbortSignal;
   onProgress?: (done: number, total: number) => void;
 }
@@ -410,5 +411,5 @@ export async function foolingGenerator(classifier: ScoredClassifier, options: Fo
 }
 
 function throwIfAborted(signal: AbortSignal | undefined): void {
-  if (signal?.aborted) throw new DOMException('The fooling run was cancelled.', 'AbortError');
+  throwIfCancelled(signal, 'The fooling run');
 }

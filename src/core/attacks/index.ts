@@ -1,7 +1,7 @@
 /** Adversarial attacks on a `Classifier`: the individual attacks and the batch runner. */
 export * from './types';
-export { ATTACK_DEFAULTS, ATTACK_NAMES, ATTACKS } from './defaults';
-export type { AttackInfo } from './defaults';
+export { ATTACK_DEFAULTS, ATTACK_FUNCTIONS, ATTACK_NAMES, ATTACK_REGISTRY, ATTACKS, parseAttackList, type AttackName } from './registry';
+export type { AttackSpec, PlanOption } from './spec';
 export { fgsm } from './fgsm';
 export type { GradientAttackOptions } from './fgsm';
 export { bim, pgd, mifgsm } from './iterative';
@@ -10,5 +10,7 @@ export { spsa } from './spsa';
 export type { SpsaOptions } from './spsa';
 export { imageLayout, squareAttack, squareSchedule } from './square';
 export type { SquareOptions } from './square';
-export { runAttack, parseAttackList, ATTACK_FUNCTIONS } from './run';
+export { runAttack } from './run';
 export type { AttackConfig, AttackDataset, AttackMetrics, RunAttackOptions } from './run';
+export { fabT, FAB_T, FAB_DEFAULTS } from './fab';
+export type { FabOptions } from './fab';

@@ -12,7 +12,6 @@
  * for it), otherwise the iterate with the highest margin over all steps and restarts.
  */
 import type { Rng } from '../random';
-import { ATTACK_DEFAULTS } from './defaults';
 import {
   ascentStep,
   BestTracker,
@@ -31,12 +30,13 @@ import {
   throwIfAborted,
 } from './common';
 import type { GradientAttackOptions } from './fgsm';
+import { defineAttack } from './spec';
 import type { AttackResult, Classifier } from './types';
 
 export interface IterativeOptions extends GradientAttackOptions {
   /** Gradient steps per restart. */
   steps?: number;
-  /** Step size α; default stepSizeFactor · eps / steps (see ATTACK_DEFAULTS). */
+  /** Step size α; default stepSizeFactor · eps / steps (see DEFAULTS). */
   stepSize?: number;
 }
 
@@ -51,6 +51,54 @@ export interface MiFgsmOptions extends IterativeOptions {
   /** Decay factor μ of the accumulated gradient (default 1.0). */
   momentum?: number;
 }
+
+/**
+ * Default parameters. `stepSizeFactor` f gives the step size f · eps / steps when no step size is
+ * set: f = 2.5 lets an iterate cross the whole ball and back (Madry et al. 2018); MI-FGSM uses
+ * eps / steps (Dong et al. 2018). Gradient attacks follow the cross-entropy loss ('ce') by default.
+ */
+const DEFAULTS = {
+  bim: { steps: 10, stepSizeFactor: 2.5, loss: 'ce' },
+  pgd: { steps: 20, stepSizeFactor: 2.5, restarts: 1, randomStart: true, loss: 'ce' },
+  mifgsm: { steps: 10, stepSizeFactor: 1, momentum: 1.0, loss: 'ce' },
+} as const;
+
+export const BIM = defineAttack({
+  name: 'bim',
+  aliases: ['i-fgsm', 'ifgsm'],
+  title: 'Basic Iterative Method (iterative FGSM)',
+  reference: 'Kurakin, Goodfellow & Bengio, "Adversarial examples in the physical world", ICLR 2017 workshop',
+  gradientFree: false,
+  norms: ['linf', 'l2'],
+  uses: ['steps', 'stepSize', 'loss', 'targeted'],
+  defaults: DEFAULTS.bim,
+  run: (c, x, labels, o, rng) => bim(c, x, labels, o, rng),
+});
+
+export const PGD = defineAttack({
+  name: 'pgd',
+  title: 'Projected Gradient Descent with random start',
+  reference: 'Madry et al., "Towards Deep Learning Models Resistant to Adversarial Attacks", ICLR 2018',
+  gradientFree: false,
+  norms: ['linf', 'l2'],
+  uses: ['steps', 'stepSize', 'restarts', 'randomStart', 'loss', 'targeted'],
+  defaults: DEFAULTS.pgd,
+  run: (c, x, labels, o, rng) => pgd(c, x, labels, o, rng),
+});
+
+export const MIFGSM = defineAttack({
+  name: 'mifgsm',
+  aliases: ['mi-fgsm'],
+  title: 'Momentum Iterative FGSM',
+  reference: 'Dong et al., "Boosting Adversarial Attacks with Momentum", CVPR 2018',
+  gradientFree: false,
+  norms: ['linf', 'l2'],
+  uses: ['steps', 'stepSize', 'loss', 'targeted'],
+  defaults: DEFAULTS.mifgsm,
+  run: (c, x, labels, o, rng) => mifgsm(c, x, labels, o, rng),
+});
+
+const TITLES = { bim: BIM.title, pgd: PGD.title, mifgsm: MIFGSM.title };
 
 interface Plan {
   steps: number;
@@ -78,7 +126,7 @@ export function bim(
   options: IterativeOptions,
   rng?: Rng,
 ): Promise<AttackResult> {
-  const p = plan(options, ATTACK_DEFAULTS.bim, { restarts: 1, randomStart: false, momentum: undefined });
+  const p = plan(options, DEFAULTS.bim, { restarts: 1, randomStart: false, momentum: undefined });
   return iterate('bim', classifier, x, labels, options, rng, p);
 }
 
@@ -90,7 +138,7 @@ export function pgd(
   options: PgdOptions,
   rng?: Rng,
 ): Promise<AttackResult> {
-  const d = ATTACK_DEFAULTS.pgd;
+  const d = DEFAULTS.pgd;
   const p = plan(options, d, {
     restarts: checkInteger(options.restarts ?? d.restarts, 'restarts', 1),
     randomStart: options.randomStart ?? d.randomStart,
@@ -107,7 +155,7 @@ export function mifgsm(
   options: MiFgsmOptions,
   rng?: Rng,
 ): Promise<AttackResult> {
-  const d = ATTACK_DEFAULTS.mifgsm;
+  const d = DEFAULTS.mifgsm;
   const p = plan(options, d, {
     restarts: 1,
     randomStart: false,
@@ -126,8 +174,8 @@ async function iterate(
   p: Plan,
 ): Promise<AttackResult> {
   const ctx = resolveContext(classifier, x, labels, options, rng);
-  const gradient = requireGradient(classifier, attack);
-  const loss = options.loss ?? ATTACK_DEFAULTS[attack].loss;
+  const gradient = requireGradient(classifier, TITLES[attack]);
+  const loss = options.loss ?? DEFAULTS[attack].loss;
   const { d } = ctx;
   const tracker = new BestTracker(ctx, x);
   // Sign steps without momentum can run inside the runtime when the classifier offers it.

@@ -6,17 +6,10 @@ import { UserError } from '../errors';
 import { Rng } from '../random';
 import { sizeOf } from '../tensor';
 import { argmaxRow, checkLabels, checkThreatModel, gatherRows, keptRows, requireGradient, throwIfAborted } from './common';
-import { ATTACK_NAMES, ATTACKS } from './defaults';
-import { fgsm } from './fgsm';
-import { bim, mifgsm, pgd } from './iterative';
-import type { MiFgsmOptions, PgdOptions } from './iterative';
-import { spsa } from './spsa';
-import type { SpsaOptions } from './spsa';
-import { squareAttack } from './square';
-import type { SquareOptions } from './square';
-import type { AttackLoss, AttackName, AttackResult, Classifier, Norm } from './types';
+import { ATTACK_FUNCTIONS, ATTACKS, parseAttackList, type AttackName } from './registry';
+import type { AttackLoss, Classifier, Norm } from './types';
 
-export { ATTACK_DEFAULTS, ATTACK_NAMES, ATTACKS } from './defaults';
+export { ATTACK_DEFAULTS, ATTACK_FUNCTIONS, ATTACK_NAMES, ATTACKS, parseAttackList, type AttackName } from './registry';
 
 export interface AttackConfig {
   attack: AttackName;
@@ -60,10 +53,16 @@ export interface RunAttackOptions {
   /** Seeds random starts, probes, search and random targets; sample i uses its own stream, so results do not depend on batchSize. */
   seed: number;
   onProgress?(done: number, total: number): void;
-  /** Checked between batches and steps; runAttack then rejects with a DOMException named 'AbortError'. */
+  /** Checked between batches and steps; runAttack then rejects with CancelledError (core/cancel.ts). */
   signal?: AbortSignal;
   /** Return the adversarial inputs of the first k samples (clean inputs for samples not attacked). */
   keepExamples?: number;
+  /**
+   * Samples an earlier attack already broke (1 = broken): not attacked again, counted as fooled, so
+   * that accuracy and success rate are cumulative over the sequence (AutoAttack runs its ensemble
+   * this way). Their perturbation and cost are left out of the perturbation statistics.
+   */
+  alreadyBroken?: Uint8Array;
   /**
    * Independent copies of the classifier that can run at the same time (OnnxLanes): batches are
    * spread over them, one batch per lane at a time. Results are the same as with one classifier.
@@ -83,7 +82,7 @@ export interface AttackMetrics {
   accuracy: number;
   /** Among samples classified correctly clean, the share the attack fooled (targeted: classified as the target); 0 when there are none. */
   successRate: number;
-  /** Perturbation in the attack's norm over attacked samples (those classified correctly clean); 0 when there are none. */
+  /** Perturbation in the attack's norm over the samples it attacked (correct clean, not already broken); 0 when there are none. */
   meanPerturbation: number;
   maxPerturbation: number;
   /** Sum over samples of gradient evaluations and of forward queries spent by the attack (the clean forward pass not included). */
@@ -92,43 +91,12 @@ export interface AttackMetrics {
   seconds: number;
   /** Prediction per sample after the attack (the clean prediction for samples not attacked). */
   predictions: Int32Array;
+  /** 1 where the sample is still classified correctly after the attack (0 for samples misclassified clean). */
+  robust: Uint8Array;
   /** The target label per sample, when targeted. */
   targets?: Int32Array;
   /** keepExamples × sample size values, when asked. */
   adversarialExamples?: Float32Array;
-}
-
-type AnyAttackOptions = PgdOptions & MiFgsmOptions & SpsaOptions & SquareOptions;
-type AttackFn = (c: Classifier, x: Float32Array, labels: Int32Array, o: AnyAttackOptions, rng: Rng) => Promise<AttackResult>;
-
-export const ATTACK_FUNCTIONS: Readonly<Record<AttackName, AttackFn>> = {
-  fgsm,
-  bim,
-  pgd,
-  mifgsm,
-  spsa,
-  square: squareAttack,
-};
-
-const ALIASES: Readonly<Record<string, AttackName>> = {
-  'i-fgsm': 'bim',
-  ifgsm: 'bim',
-  'mi-fgsm': 'mifgsm',
-};
-
-/** Parses a comma- or space-separated list of attack names (case-insensitive, duplicates dropped). */
-export function parseAttackList(text: string): AttackName[] {
-  const valid = `Valid attacks: ${ATTACK_NAMES.join(', ')}.`;
-  const out: AttackName[] = [];
-  for (const raw of text.split(/[\s,]+/)) {
-    if (!raw) continue;
-    const word = raw.toLowerCase();
-    const name = (ATTACK_NAMES as readonly string[]).includes(word) ? (word as AttackName) : ALIASES[word];
-    if (!name) throw new UserError(`Unknown attack '${raw}'`, valid);
-    if (!out.includes(name)) out.push(name);
-  }
-  if (out.length === 0) throw new UserError('No attack given', valid);
-  return out;
 }
 
 export async function runAttack(
@@ -151,17 +119,18 @@ export async function runAttack(
   }
   const [lo, hi] = checkThreatModel(config.norm, config.eps, config.range);
   checkInRange(x, d, lo, hi);
-  if (!ATTACKS[attack].gradientFree) requireGradient(classifier, attack); // fail before any work
+  if (!ATTACKS[attack].gradientFree) requireGradient(classifier, ATTACKS[attack].title); // fail before any work
   checkLabels(labels, k, 'label');
 
   const root = new Rng(options.seed);
-  const targets = resolveTargets(config.targeted, labels, k, root.fork('targets'));
+  // Attacks that cannot be targeted (FAB-T picks its own targets) ignore the option.
+  const targets = (ATTACKS[attack].uses as readonly string[]).includes('targeted') ? resolveTargets(config.targeted, labels, k, root.fork('targets')) : undefined;
   const rng = root.fork(`attack:${attack}`);
   const attackFn = ATTACK_FUNCTIONS[attack];
-  const attackOptions: AnyAttackOptions = {
+  const attackOptions = {
     norm: config.norm,
     eps: config.eps,
-    range: [lo, hi],
+    range: [lo, hi] as const,
     signal: options.signal,
     loss: config.loss,
     steps: config.steps,
@@ -186,6 +155,7 @@ export async function runAttack(
   const perturbation = new Float64Array(count);
   const gradients = new Float64Array(count);
   const queryCounts = new Float64Array(count);
+  const skipped = new Uint8Array(count);
 
   const attackBatch = async (engine: Classifier, start: number) => {
     const end = Math.min(count, start + batchSize);
@@ -195,8 +165,15 @@ export async function runAttack(
     if (logits.length !== n * k) throw new Error(`classifier.logits returned ${logits.length} values for ${n} samples`);
     const correct: boolean[] = [];
     for (let r = 0; r < n; r++) {
-      predictions[start + r] = argmaxRow(logits, r, k);
-      correct.push(predictions[start + r] === labels[start + r]);
+      const i = start + r;
+      predictions[i] = argmaxRow(logits, r, k);
+      const clean = predictions[i] === labels[i];
+      if (clean && options.alreadyBroken?.[i]) {
+        attacked[i] = 1;
+        fooled[i] = 1;
+        skipped[i] = 1;
+      }
+      correct.push(clean && !options.alreadyBroken?.[i]);
     }
     // Samples misclassified clean are not attacked: they count as not robust.
     const idx = keptRows(correct);
@@ -246,12 +223,14 @@ export async function runAttack(
     }
   }));
 
-  let cleanCorrect = 0, robustCount = 0, fooledCount = 0, sumPerturbation = 0, maxPerturbation = 0, gradientEvaluations = 0, queries = 0;
+  let cleanCorrect = 0, robustCount = 0, fooledCount = 0, sumPerturbation = 0, maxPerturbation = 0, gradientEvaluations = 0, queries = 0, ran = 0;
   for (let i = 0; i < count; i++) {
     if (!attacked[i]) continue;
     cleanCorrect++;
     robustCount += robust[i];
     fooledCount += fooled[i];
+    if (skipped[i]) continue;
+    ran++;
     sumPerturbation += perturbation[i];
     maxPerturbation = Math.max(maxPerturbation, perturbation[i]);
     gradientEvaluations += gradients[i];
@@ -267,12 +246,13 @@ export async function runAttack(
     cleanAccuracy: count ? cleanCorrect / count : 0,
     accuracy: count ? robustCount / count : 0,
     successRate: cleanCorrect ? fooledCount / cleanCorrect : 0,
-    meanPerturbation: cleanCorrect ? sumPerturbation / cleanCorrect : 0,
+    meanPerturbation: ran ? sumPerturbation / ran : 0,
     maxPerturbation,
     gradientEvaluations,
     queries,
     seconds: (performance.now() - started) / 1000,
     predictions,
+    robust,
     targets,
     adversarialExamples: examples,
   };

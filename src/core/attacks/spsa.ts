@@ -11,7 +11,7 @@
  * or when the next step would exceed its query budget.
  */
 import type { Rng } from '../random';
-import { ATTACK_DEFAULTS } from './defaults';
+import { defineAttack } from './spec';
 import {
   BestTracker,
   checkInteger,
@@ -43,6 +43,20 @@ export interface SpsaOptions extends AttackOptions {
   maxBatchRows?: number;
 }
 
+/** queries: forward passes per sample; each step costs 2 · samplesPerStep + 1. */
+const DEFAULTS = { queries: 5000, samplesPerStep: 32, delta: 0.01, lr: 0.01, randomStart: true } as const;
+
+export const SPSA = defineAttack({
+  name: 'spsa',
+  title: 'SPSA (gradient-free)',
+  reference: 'Uesato et al., "Adversarial Risk and the Dangers of Evaluating Against Weak Attacks", ICML 2018',
+  gradientFree: true,
+  norms: ['linf', 'l2'],
+  uses: ['queries', 'randomStart', 'targeted'],
+  defaults: DEFAULTS,
+  run: (c, x, labels, o, rng) => spsa(c, x, labels, o, rng),
+});
+
 // Adam's usual constants (Kingma & Ba 2015).
 const BETA1 = 0.9;
 const BETA2 = 0.999;
@@ -56,7 +70,7 @@ export async function spsa(
   rng?: Rng,
 ): Promise<AttackResult> {
   const ctx = resolveContext(classifier, x, labels, options, rng);
-  const defaults = ATTACK_DEFAULTS.spsa;
+  const defaults = DEFAULTS;
   const budget = checkInteger(options.queries ?? defaults.queries, 'queries', 1);
   // At least one step must fit the budget: 1 (start) + 2N + 1 (new iterate).
   const samples = Math.min(

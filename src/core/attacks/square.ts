@@ -16,7 +16,7 @@
  * Windows may sit at every position (the paper's Alg. 1; the reference code omits the last one).
  */
 import type { Rng } from '../random';
-import { ATTACK_DEFAULTS } from './defaults';
+import { defineAttack } from './spec';
 import { BestTracker, checkInteger, checkPositive, clamp, logitsChunked, resolveContext, throwIfAborted } from './common';
 import type { AttackContext } from './common';
 import type { AttackOptions, AttackResult, Classifier } from './types';
@@ -73,6 +73,20 @@ function windowSize(p: number, L: Layout, minSide: number, odd: boolean): [numbe
   return [L.h === 1 ? 1 : fit(s, L.h), fit(s, L.w)];
 }
 
+/** queries: forward passes per sample (the paper uses 10,000); pInit per norm as in the paper's code. */
+const DEFAULTS = { queries: 5000, pInitLinf: 0.05, pInitL2: 0.1 } as const;
+
+export const SQUARE = defineAttack({
+  name: 'square',
+  title: 'Square Attack (gradient-free)',
+  reference: 'Andriushchenko et al., "Square Attack: a query-efficient black-box adversarial attack via random search", ECCV 2020',
+  gradientFree: true,
+  norms: ['linf', 'l2'],
+  uses: ['queries', 'targeted'],
+  defaults: DEFAULTS,
+  run: (c, x, labels, o, rng) => squareAttack(c, x, labels, o, rng),
+});
+
 export async function squareAttack(
   classifier: Classifier,
   x: Float32Array,
@@ -81,7 +95,7 @@ export async function squareAttack(
   rng?: Rng,
 ): Promise<AttackResult> {
   const ctx = resolveContext(classifier, x, labels, options, rng);
-  const defaults = ATTACK_DEFAULTS.square;
+  const defaults = DEFAULTS;
   const budget = checkInteger(options.queries ?? defaults.queries, 'queries', 1);
   const pInit = checkPositive(options.pInit ?? (ctx.norm === 'linf' ? defaults.pInitLinf : defaults.pInitL2), 'pInit');
   if (pInit > 1) throw new RangeError(`square: pInit ${pInit} > 1`);

@@ -1,6 +1,6 @@
 /** What an attack sees of a model: a batched classifier with logits and, if differentiable, input gradients. */
 
-export type LossKind = 'ce-sum' | 'ce-mean' | 'cw';
+export type LossKind = 'ce-sum' | 'ce-mean' | 'cw' | 'dlr' | 'dlr-targeted';
 export type Norm = 'linf' | 'l2';
 
 export interface Classifier {
@@ -13,7 +13,11 @@ export interface Classifier {
   /**
    * Gradient of the loss with respect to the input, for n samples with integer labels, plus the
    * logits of the same forward pass. `ce-sum`: sum over the batch of cross-entropy; `ce-mean`:
-   * its mean; `cw`: sum over the batch of the Carlini-Wagner margin max_{j≠y} z_j - z_y.
+   * its mean; `cw`: sum over the batch of the Carlini-Wagner margin max_{j≠y} z_j - z_y;
+   * `dlr`: sum over the batch of the Difference of Logits Ratio −(z_y − max_{j≠y} z_j) /
+   * (z_π1 − z_π3 + 1e-12) (Croce & Hein 2020, π: logits sorted descending; ≥ 3 classes);
+   * `dlr-targeted`: sum of −(z_y − z_t) / (z_π1 − (z_π3 + z_π4)/2 + 1e-12) with t = `targets`
+   * (≥ 4 classes; the only loss that reads `targets`, and it needs them).
    * Undefined for classifiers with no gradient (gradient-free attacks only).
    */
   lossGradient?(
@@ -21,12 +25,14 @@ export interface Classifier {
     n: number,
     labels: Int32Array,
     loss: LossKind,
+    targets?: Int32Array,
   ): Promise<{ grad: Float32Array; logits: Float32Array }>;
   /**
    * Optional fused L∞ step of BIM/PGD: the logits at x and next = clip(clip(x + α·sign(∇ₓL),
    * x0 − eps, x0 + eps), lo, hi) from one call, the gradient never leaving the runtime. Same loss
-   * conventions as lossGradient; α < 0 descends (targeted). Attacks fall back to lossGradient and
-   * the JavaScript step when it is absent.
+   * conventions as lossGradient, except 'dlr-targeted' (it takes no targets here: use lossGradient);
+   * α < 0 descends (targeted). Attacks fall back to lossGradient and the JavaScript step when it is
+   * absent.
    */
   linfStep?(
     x: Float32Array,
@@ -45,9 +51,6 @@ export interface LinfStep {
   range: readonly [number, number];
 }
 
-/** The attacks this module implements. */
-export type AttackName = 'fgsm' | 'bim' | 'pgd' | 'mifgsm' | 'spsa' | 'square';
-
 /** The loss a gradient attack follows: cross-entropy or the Carlini-Wagner margin. */
 export type AttackLoss = 'ce' | 'cw';
 
@@ -65,7 +68,7 @@ export interface AttackOptions {
    * from `rng.fork(sampleIds[j])`, so results do not depend on batching. Default: j.
    */
   sampleIds?: ArrayLike<number>;
-  /** Checked between steps; the attack rejects with a DOMException named 'AbortError'. */
+  /** Checked between steps; the attack rejects with CancelledError (core/cancel.ts). */
   signal?: AbortSignal;
 }
 

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { decode as decodeJpegData } from 'jpeg-js';
 import { PNG } from 'pngjs';
 import { UserError } from '../errors';
-import { readHashed } from './bytes';
+import { decompressionLimit, readHashed, tooLarge, type ReadLimits } from './bytes';
 import { resizeBilinear } from './resize';
 
 export interface FolderImages {
@@ -34,8 +34,16 @@ const IMAGE_EXT = /\.(png|jpe?g)$/i;
 // Code-point order (like Python's sorted()), so class indices do not depend on the locale.
 const byName = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
-/** Reads the first `limit` images in (class, file name) order. */
-export async function loadFolder(root: string, limit: number, hash: Hash): Promise<FolderImages> {
+/**
+ * Reads the first `limit` images in (class, file name) order. Symbolic links among the class
+ * folders and images are skipped (like anything that is not a folder or a regular file), and every
+ * image is read as a regular file inside `root`. Each image may decode to at most an eighth of the
+ * decompression limit (at least 256 MiB), and the whole set to the limit.
+ */
+export async function loadFolder(root: string, limit: number, hash: Hash, limits?: ReadLimits): Promise<FolderImages> {
+  const maxBytes = decompressionLimit(limits);
+  // One image may decode to an eighth of the limit (256 MiB by default: ~67 megapixels of RGBA).
+  const perImage = Math.min(maxBytes, Math.max(256 * 1024 ** 2, Math.floor(maxBytes / 8)));
   const classNames = await listClasses(root);
   const files: { path: string; rel: string; label: number }[] = [];
   for (const [label, name] of classNames.entries()) {
@@ -49,15 +57,30 @@ export async function loadFolder(root: string, limit: number, hash: Hash): Promi
   }
   const used = files.slice(0, limit);
   const decoded: Decoded[] = [];
+  let total = 0;
   for (const f of used) {
     hash.update(`${f.rel}\0`); // the path is the label, so it belongs to the dataset's identity
-    decoded.push(decodeImage(await readHashed(f.path, hash, 'image'), f.path));
+    const image = decodeImage(await readHashed(f.path, hash, 'image', { root }), f.path, perImage);
+    total += image.data.length;
+    if (total > maxBytes) throw tooLarge(`The image folder ${root} (up to ${f.rel})`, maxBytes, 'decodes to');
+    decoded.push(image);
   }
+  const { height, width } = decoded[0];
+  const channels = decoded.some((im) => im.channels === 3) ? 3 : 1;
+  if (decoded.length * height * width * channels > maxBytes) throw tooLarge(`The image folder ${root}`, maxBytes, 'decodes to');
   return { ...assemble(decoded), labels: Int32Array.from(used, (f) => f.label), classNames };
 }
 
+async function listDir(dir: string) {
+  try {
+    return await readdir(dir, { withFileTypes: true });
+  } catch (err) {
+    throw new UserError(`Cannot list the image folder ${dir}: ${(err as NodeJS.ErrnoException).code === 'EACCES' ? 'permission denied' : (err as Error).message}.`);
+  }
+}
+
 async function listClasses(root: string): Promise<string[]> {
-  const entries = await readdir(root, { withFileTypes: true });
+  const entries = await listDir(root);
   const classes = entries.filter((e) => e.isDirectory() && !e.name.startsWith('.')).map((e) => e.name).sort(byName);
   if (classes.length === 0) {
     const loose = entries.filter((e) => e.isFile() && IMAGE_EXT.test(e.name)).length;
@@ -70,28 +93,41 @@ async function listClasses(root: string): Promise<string[]> {
 }
 
 async function listImages(dir: string): Promise<string[]> {
-  const entries = await readdir(dir, { withFileTypes: true });
+  const entries = await listDir(dir);
   return entries.filter((e) => e.isFile() && IMAGE_EXT.test(e.name)).map((e) => e.name).sort(byName);
 }
 
-function decodeImage(bytes: Uint8Array, file: string): Decoded {
+function decodeImage(bytes: Uint8Array, file: string, maxBytes: number): Decoded {
   try {
-    return /\.png$/i.test(file) ? decodePng(bytes, file) : decodeJpeg(bytes, file);
+    return /\.png$/i.test(file) ? decodePng(bytes, file, maxBytes) : decodeJpeg(bytes, file, maxBytes);
   } catch (err) {
     if (err instanceof UserError) throw err;
     throw new UserError(`Cannot decode image ${file}: ${(err as Error).message}.`, 'The file is corrupt or not the format its extension says; re-export it.');
   }
 }
 
-function decodePng(bytes: Uint8Array, file: string): Decoded {
+/** PNG's IHDR (right after the 8-byte signature) declares width and height; checked before decoding. */
+function checkPngSize(bytes: Uint8Array, file: string, maxBytes: number): void {
+  if (bytes.length < 24) return; // pngjs reports the truncation
+  const view = new DataView(bytes.buffer, bytes.byteOffset, 24);
+  const width = view.getUint32(16, false), height = view.getUint32(20, false);
+  if (width * height * 4 > maxBytes) throw tooLarge(`${file} (${width}×${height} pixels)`, maxBytes, 'decodes to');
+}
+
+function decodePng(bytes: Uint8Array, file: string, maxBytes: number): Decoded {
+  checkPngSize(bytes, file, maxBytes);
   const png = PNG.sync.read(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
   // pngjs always returns RGBA; colour types 0 and 4 are gray (without/with alpha).
   const channels = png.colorType === 0 || png.colorType === 4 ? 1 : 3;
   return { file, width: png.width, height: png.height, channels, data: fromRgbx(png.data, 4, channels) };
 }
 
-function decodeJpeg(bytes: Uint8Array, file: string): Decoded {
-  const img = decodeJpegData(bytes, { useTArray: true, formatAsRGBA: false });
+function decodeJpeg(bytes: Uint8Array, file: string, maxBytes: number): Decoded {
+  const img = decodeJpegData(bytes, {
+    useTArray: true, formatAsRGBA: false,
+    // jpeg-js refuses larger images itself (before allocating them).
+    maxResolutionInMP: Math.max(1, maxBytes / 3 / 1e6), maxMemoryUsageInMB: Math.max(64, Math.ceil((maxBytes * 2) / 1024 ** 2)),
+  });
   // jpeg-js expands gray JPEGs to RGB, so the component count comes from the frame header.
   const channels = jpegComponents(bytes) === 1 ? 1 : 3;
   return { file, width: img.width, height: img.height, channels, data: fromRgbx(img.data, 3, channels) };

@@ -1,13 +1,14 @@
 /** Label files: IDX (raw or gzip), .npy, or text with one integer per line. */
 import type { Hash } from 'node:crypto';
 import { UserError } from '../errors';
-import { gunzipIfNeeded, readHashed, sniffFormat } from './bytes';
+import { decompressionLimit, gunzipIfNeeded, readHashed, sniffFormat, type ReadLimits } from './bytes';
 import { parseIdx } from './idx';
 import type { NdArray } from './ndarray';
 import { parseNpy } from './npy';
 
-export async function loadLabelFile(path: string, hash: Hash): Promise<Int32Array> {
-  const bytes = gunzipIfNeeded(await readHashed(path, hash, 'labels'), path);
+/** `limits`: the folders the file must lie inside and the decompression bound (see ReadLimits). */
+export async function loadLabelFile(path: string, hash: Hash, limits?: ReadLimits): Promise<Int32Array> {
+  const bytes = gunzipIfNeeded(await readHashed(path, hash, 'labels', limits), path, decompressionLimit(limits));
   switch (sniffFormat(bytes)) {
     case 'idx': return labelsFromArray(parseIdx(bytes, path), path);
     case 'npy': return labelsFromArray(parseNpy(bytes, path), path);

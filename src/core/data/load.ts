@@ -1,12 +1,13 @@
 /** loadDataset: finds the format, reads images and labels, checks they agree and applies `limit`. */
 import { createHash, type Hash } from 'node:crypto';
-import { stat } from 'node:fs/promises';
 import { UserError } from '../errors';
-import { gunzipIfNeeded, hexPrefix, readHashed, sniffFormat } from './bytes';
+import { isContainedDirectory } from '../paths';
+import { decompressionLimit, gunzipIfNeeded, hexPrefix, readHashed, sniffFormat, type ReadLimits } from './bytes';
 import { loadFolder } from './folder';
 import { parseIdx } from './idx';
 import { toImages, type ImageArray } from './images';
 import { labelsFromArray, loadLabelFile } from './labels';
+import { countNonFinite } from './ndarray';
 import { parseNpy } from './npy';
 import { readNpz } from './npz';
 import type { DatasetInfo, DatasetSpec, RawImageSet } from './types';
@@ -19,16 +20,37 @@ interface Loaded extends ImageArray {
   classNames?: string[];
 }
 
+/**
+ * Every file is read as a regular file inside `spec.root` (or the process-wide roots), symbolic
+ * links followed; compressed data is bounded by `spec.maxDecompressedBytes`; float images holding
+ * NaN or ±Infinity are refused unless `spec.allowNonFinite`.
+ */
 export async function loadDataset(spec: DatasetSpec): Promise<RawImageSet> {
   const limit = checkLimit(spec.limit);
+  const limits: ReadLimits = { root: spec.root, maxDecompressedBytes: decompressionLimit(spec) };
   const hash = createHash('sha256');
-  const loaded = (await isDirectory(spec.path)) ? await readFolder(spec, limit, hash) : await readImageFile(spec, hash);
+  const { real, directory } = await isDirectory(spec.path, limits);
+  const loaded = directory ? await readFolder(spec, real, limit, hash, limits) : await readImageFile(spec, hash, limits);
   if (spec.labelsPath !== undefined) {
-    loaded.labels = await loadLabelFile(spec.labelsPath, hash);
+    loaded.labels = await loadLabelFile(spec.labelsPath, hash, limits);
     loaded.labelsWhere = spec.labelsPath;
   }
   checkLabelCount(loaded, spec.path);
-  return finish(takeFirst(loaded, limit), spec, hash.digest('hex'));
+  const kept = takeFirst(loaded, limit);
+  if (!spec.allowNonFinite) checkFinite(kept, spec.path);
+  return finish(kept, spec, hash.digest('hex'));
+}
+
+/** NaN or infinite pixels would give meaningless accuracies without any error: refused, with the count. */
+function checkFinite(loaded: Loaded, path: string): void {
+  if (loaded.pixels instanceof Uint8Array) return;
+  const { count, first } = countNonFinite(loaded.pixels);
+  if (count === 0) return;
+  const perSample = loaded.height * loaded.width * loaded.channels;
+  throw new UserError(
+    `${path} holds ${count} NaN or infinite value(s) in the ${loaded.count} sample(s) used (the first in sample ${Math.floor(first / perSample)}); every number computed from them would be meaningless.`,
+    'Clean the data (e.g. numpy.nan_to_num) and save it again, or accept it knowingly with allowNonFinite (--allow-nonfinite).',
+  );
 }
 
 function checkLimit(limit: number | undefined): number {
@@ -39,15 +61,16 @@ function checkLimit(limit: number | undefined): number {
   return limit;
 }
 
-async function isDirectory(path: string): Promise<boolean> {
+async function isDirectory(path: string, limits: ReadLimits): Promise<{ real: string; directory: boolean }> {
   try {
-    return (await stat(path)).isDirectory();
+    return await isContainedDirectory(path, 'dataset', limits.root);
   } catch (err) {
+    if (err instanceof UserError) throw err;
     throw new UserError(`Cannot open dataset ${path}: ${(err as Error).message}`, 'Give an IDX, .npy or .npz file, or a folder with one sub-folder per class.');
   }
 }
 
-async function readFolder(spec: DatasetSpec, limit: number, hash: Hash): Promise<Loaded> {
+async function readFolder(spec: DatasetSpec, real: string, limit: number, hash: Hash, limits: ReadLimits): Promise<Loaded> {
   if (spec.labelsPath !== undefined) {
     throw new UserError(
       `${spec.path} is an image folder, whose labels come from its sub-folder names; a labels file (${spec.labelsPath}) cannot also be used.`,
@@ -55,13 +78,15 @@ async function readFolder(spec: DatasetSpec, limit: number, hash: Hash): Promise
     );
   }
   rejectNpzKeys(spec, 'an image folder');
-  const folder = await loadFolder(spec.path, limit, hash);
+  // Read through its real path: every image must then lie inside the folder itself.
+  const folder = await loadFolder(real, limit, hash, limits);
   return { ...folder, format: 'folder', layout: 'NHWC', labelsWhere: spec.path };
 }
 
-async function readImageFile(spec: DatasetSpec, hash: Hash): Promise<Loaded> {
+async function readImageFile(spec: DatasetSpec, hash: Hash, limits: ReadLimits): Promise<Loaded> {
   const { path } = spec;
-  const bytes = gunzipIfNeeded(await readHashed(path, hash, 'dataset'), path);
+  const maxBytes = decompressionLimit(limits);
+  const bytes = gunzipIfNeeded(await readHashed(path, hash, 'dataset', limits), path, maxBytes);
   const layout = spec.layout ?? 'auto';
   switch (sniffFormat(bytes)) {
     case 'idx':
@@ -72,7 +97,7 @@ async function readImageFile(spec: DatasetSpec, hash: Hash): Promise<Loaded> {
       rejectNpzKeys(spec, 'a .npy file');
       return { ...toImages(parseNpy(bytes, path), layout, path), format: 'npy' };
     case 'npz': {
-      const npz = readNpz(bytes, path, spec.imagesKey, spec.labelsKey, spec.labelsPath === undefined);
+      const npz = readNpz(bytes, path, spec.imagesKey, spec.labelsKey, spec.labelsPath === undefined, maxBytes);
       const labels = npz.labels && labelsFromArray(npz.labels, npz.labelsWhere!);
       return { ...toImages(npz.images, layout, npz.imagesWhere), format: 'npz', labels, labelsWhere: npz.labelsWhere };
     }

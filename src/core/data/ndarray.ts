@@ -26,12 +26,35 @@ export function elementCount(shape: readonly number[]): number {
   return shape.reduce((a, b) => a * b, 1);
 }
 
+/** Number of NaN / ±Infinity values of a float array and the index of the first (-1 when none). */
+export function countNonFinite(data: ArrayLike<number>): { count: number; first: number } {
+  let count = 0;
+  let first = -1;
+  for (let i = 0; i < data.length; i++) {
+    const v = data[i];
+    if (v - v !== 0) {
+      if (first < 0) first = i;
+      count++;
+    }
+  }
+  return { count, first };
+}
+
 /** Decodes `shape` elements of `dtype` starting at `offset`; `where` names the file (or zip entry) for errors. */
 export function decodeArray(
   bytes: Uint8Array, offset: number, shape: number[], dtype: DType, littleEndian: boolean, where: string,
 ): NdArray {
+  if (shape.some((d) => !Number.isSafeInteger(d) || d < 0)) {
+    throw new UserError(
+      `${where} declares the shape [${shape.join(', ')}]; every dimension must be a non-negative integer.`,
+      'The file is corrupt or was not written by numpy/IDX tools; export it again.',
+    );
+  }
   const count = elementCount(shape);
   const needed = count * ITEM_SIZE[dtype];
+  if (!Number.isSafeInteger(needed)) {
+    throw new UserError(`${where} declares the shape [${shape.join(', ')}], larger than any file can hold.`, 'The file is corrupt; export it again.');
+  }
   const available = bytes.length - offset;
   if (available < needed) {
     throw new UserError(

@@ -1,6 +1,7 @@
 /** NumPy .npz archives: a zip (stored or deflated) of .npy files, one per array. */
 import { unzipSync } from 'fflate';
 import { UserError } from '../errors';
+import { DEFAULT_MAX_DECOMPRESSED_BYTES, tooLarge } from './bytes';
 import { decodeArray, type NdArray } from './ndarray';
 import { parseNpyHeader, type NpyHeader } from './npy';
 
@@ -20,11 +21,16 @@ export interface NpzArrays {
 const IMAGE_NAMES = ['x', 'images', 'x_test', 'X', 'X_test', 'x_val', 'x_train', 'X_train', 'data', 'imgs', 'arr_0'];
 const LABEL_NAMES = ['y', 'labels', 'y_test', 'Y', 'Y_test', 'y_val', 'y_train', 'Y_train', 'targets', 'label', 'arr_1'];
 
-/** `wantLabels` is false when labels come from a separate file, so the archive's labels are not even looked for. */
+/**
+ * `wantLabels` is false when labels come from a separate file, so the archive's labels are not even
+ * looked for. The .npy entries together may expand to at most `maxBytes` (checked from the sizes
+ * the archive declares before anything is inflated; an entry is never inflated beyond its declared size).
+ */
 export function readNpz(
   bytes: Uint8Array, path: string, imagesKey: string | undefined, labelsKey: string | undefined, wantLabels: boolean,
+  maxBytes = DEFAULT_MAX_DECOMPRESSED_BYTES,
 ): NpzArrays {
-  const entries = readEntries(bytes, path);
+  const entries = readEntries(bytes, path, maxBytes);
   const images = pick(entries, path, 'images', imagesKey, IMAGE_NAMES, (e) => e.shape.length === 3 || e.shape.length === 4);
   if (!images) throw noArray(entries, path, 'images', 'a 3-D or 4-D array', 'imagesKey');
   const labels = wantLabels
@@ -38,11 +44,20 @@ export function readNpz(
   };
 }
 
-function readEntries(bytes: Uint8Array, path: string): Map<string, Entry> {
+function readEntries(bytes: Uint8Array, path: string, maxBytes: number): Map<string, Entry> {
   let files: Record<string, Uint8Array>;
+  let total = 0;
   try {
-    files = unzipSync(bytes);
+    files = unzipSync(bytes, {
+      filter: (file) => {
+        if (!file.name.endsWith('.npy')) return false;
+        total += file.originalSize;
+        if (total > maxBytes) throw tooLarge(`${path} [${file.name}]`, maxBytes, 'brings the archive to');
+        return true;
+      },
+    });
   } catch (err) {
+    if (err instanceof UserError) throw err;
     throw new UserError(`${path} is not a readable .npz (zip) archive: ${(err as Error).message}.`, 'The file is incomplete or corrupt; save it again with numpy.savez().');
   }
   const entries = new Map<string, Entry>();

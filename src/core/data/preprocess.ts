@@ -14,7 +14,7 @@ export function preprocess(raw: RawImageSet, target: InputSpec, opts: Preprocess
   const normalize = normalizer(raw, target, opts);
   const convert = channelConverter(raw.channels, channels, raw.info.path);
   const size = channels * height * width;
-  const out = new Float32Array(raw.count * size);
+  const out = allocate(raw.count, size, raw.info.path);
   for (let n = 0; n < raw.count; n++) {
     let img = convert(sampleHWC(raw, n), raw.height * raw.width);
     if (raw.height !== height || raw.width !== width) img = resizeBilinear(img, raw.height, raw.width, channels, height, width);
@@ -22,6 +22,26 @@ export function preprocess(raw: RawImageSet, target: InputSpec, opts: Preprocess
     writeSample(img, out.subarray(n * size, (n + 1) * size), target);
   }
   return out;
+}
+
+/** Largest float32 array this tool allocates for a dataset: 4 GiB. */
+const MAX_ELEMENTS = 2 ** 30;
+
+/** The output array, or a UserError saying how much was asked for (never a bare RangeError). */
+function allocate(count: number, size: number, path: string): Float32Array {
+  const n = count * size;
+  const tooMuch = () =>
+    new UserError(
+      `${path}: ${count} samples of ${size} values each need ${(n * 4 / 1024 ** 3).toFixed(1)} GiB as float32, more than can be held at once.`,
+      'Evaluate fewer samples (--limit), or a model with a smaller input.',
+    );
+  if (!Number.isSafeInteger(n) || n > MAX_ELEMENTS) throw tooMuch();
+  try {
+    return new Float32Array(n);
+  } catch (e) {
+    if (e instanceof RangeError) throw tooMuch();
+    throw e;
+  }
 }
 
 /** Sample `n` as interleaved H×W×C floats, whatever the stored layout. */

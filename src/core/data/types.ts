@@ -15,6 +15,19 @@ export interface DatasetSpec {
   imagesKey?: string;
   /** NPZ: which array holds the labels (default: the only 1-D integer array, or y/labels/y_test/...). */
   labelsKey?: string;
+  /**
+   * Folder(s) the dataset and labels must lie inside, symbolic links followed (default: the
+   * process-wide roots of setAllowedRoots in src/core/paths.ts, which the compute process sets to
+   * the workspace folders; none in the CLI).
+   */
+  root?: string | string[];
+  /**
+   * Bound on what one compressed file may expand to (gzip, each NPZ entry together, each PNG/JPEG,
+   * and the decoded image folder as a whole). Default 2 GiB (DEFAULT_MAX_DECOMPRESSED_BYTES).
+   */
+  maxDecompressedBytes?: number;
+  /** Accept float images holding NaN or ±Infinity (default: a UserError with the count and file). */
+  allowNonFinite?: boolean;
 }
 
 export interface DatasetInfo {

@@ -2,12 +2,19 @@
  * Fitted defenses cached in the workspace, keyed by a hash of everything the fit depends on (the
  * model's and reference data's SHA-256, the layer, the parameters, the seed). Written atomically:
  * the ONNX file first, then the JSON that names it, so a half-written entry is never read.
+ *
+ * A cache folder can come with a workspace, so entries are read defensively: an entry whose
+ * `modelFile` is anything but a plain file name in the cache folder, a file that is not a regular
+ * file inside the folder (a link out of it, a FIFO), a model that points at external data, or
+ * anything unreadable is ignored (a miss, then refitted and overwritten), with the reason logged.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, lstatSync } from 'node:fs';
 import path from 'node:path';
 import { writeFileAtomic, writeJsonAtomic } from '../fs-atomic';
+import { hasExternalData } from '../onnx/load';
 import { decodeModel, encodeModel } from '../onnx/proto';
+import { assertInsideRoots, readContainedSync } from '../paths';
 import type { DefenseStage } from './types';
 
 export interface DefenseCacheKey {
@@ -30,6 +37,10 @@ interface CacheEntry {
   createdAt: string;
 }
 
+/** Cache entries (JSON) and cached models larger than this are not read. */
+const MAX_ENTRY_BYTES = 16 * 1024 ** 2;
+const MAX_MODEL_BYTES = 2 ** 31 - 1;
+
 function canonical(value: unknown): string {
   if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
   if (value && typeof value === 'object') {
@@ -42,20 +53,78 @@ export function cacheKeyHash(key: DefenseCacheKey): string {
   return createHash('sha256').update(canonical(key)).digest('hex').slice(0, 24);
 }
 
-export function loadCachedDefense(dir: string, key: DefenseCacheKey): { stage: DefenseStage; fitSeconds: number; file: string } | undefined {
+/**
+ * Whether `name` is a plain file name that stays in its folder: no separators (either kind), not
+ * '.' or '..', no NUL, no drive letter, not absolute.
+ */
+export function isPlainFileName(name: unknown): name is string {
+  return (
+    typeof name === 'string' && name.length > 0 && name.length <= 255 && name !== '.' && name !== '..' &&
+    !/[\\/\0:]/.test(name) && path.basename(name) === name && !path.isAbsolute(name)
+  );
+}
+
+/**
+ * The cached fit for `key`, or undefined (a miss). `log` receives the reason an entry that exists
+ * was ignored (default: a warning on stderr).
+ */
+export function loadCachedDefense(
+  dir: string, key: DefenseCacheKey, log: (line: string) => void = (line) => console.warn(line),
+): { stage: DefenseStage; fitSeconds: number; file: string } | undefined {
   const base = path.join(dir, `${key.kind}-${cacheKeyHash(key)}`);
-  if (!existsSync(`${base}.json`)) return undefined;
+  const jsonFile = `${base}.json`;
+  if (!existsOrLink(jsonFile)) return undefined;
+  const ignore = (why: string) => {
+    log(`Defense cache: ignoring ${jsonFile}: ${why}; fitting again.`);
+    return undefined;
+  };
   try {
-    const entry = JSON.parse(readFileSync(`${base}.json`, 'utf8')) as CacheEntry;
-    if (canonical(entry.key) !== canonical(key)) return undefined;
-    const model = decodeModel(readFileSync(path.join(dir, entry.modelFile)));
-    return { stage: { ...entry.stage, model }, fitSeconds: entry.fitSeconds, file: `${base}.json` };
-  } catch {
-    return undefined; // An unreadable entry is refitted and overwritten.
+    assertInsideRoots(dir, 'defense cache folder');
+  } catch (e) {
+    return ignore(firstLine(e));
+  }
+  let entry: CacheEntry;
+  try {
+    const { bytes } = readContainedSync(jsonFile, { what: 'cache entry', root: dir, maxBytes: MAX_ENTRY_BYTES });
+    entry = JSON.parse(new TextDecoder().decode(bytes)) as CacheEntry;
+  } catch (e) {
+    return ignore(`unreadable (${firstLine(e)})`);
+  }
+  if (!entry || typeof entry !== 'object' || !entry.stage || typeof entry.stage !== 'object') return ignore('not a cache entry');
+  if (canonical(entry.key) !== canonical(key)) return ignore('its key does not match its file name');
+  if (!isPlainFileName(entry.modelFile)) return ignore(`its modelFile ${JSON.stringify(String(entry.modelFile).slice(0, 80))} is not a plain file name inside the cache folder`);
+  try {
+    const { bytes } = readContainedSync(path.join(dir, entry.modelFile), { what: 'cached defense model', root: dir, maxBytes: MAX_MODEL_BYTES });
+    const model = decodeModel(bytes);
+    if (hasExternalData(model)) return ignore(`its model ${entry.modelFile} points at external data, which cached fits never do`);
+    const fitSeconds = typeof entry.fitSeconds === 'number' && Number.isFinite(entry.fitSeconds) ? entry.fitSeconds : 0;
+    return { stage: { ...entry.stage, model } as DefenseStage, fitSeconds, file: jsonFile };
+  } catch (e) {
+    return ignore(`its model ${entry.modelFile} is unreadable (${firstLine(e)})`);
   }
 }
 
+function existsOrLink(p: string): boolean {
+  if (existsSync(p)) return true;
+  try {
+    lstatSync(p); // a dangling link is worth a logged reason too
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function firstLine(e: unknown): string {
+  return (e instanceof Error ? e.message : String(e)).split('\n')[0].slice(0, 200);
+}
+
+/**
+ * Writes the entry (atomically: model first, then the JSON naming it). In the compute process the
+ * cache folder must lie inside the workspace (a UserError otherwise: call assertInsideRoots(dir,
+ * 'defense cache folder') before fitting to fail early).
+ */
 export function saveDefense(dir: string, key: DefenseCacheKey, stage: DefenseStage, fitSeconds: number): string {
+  assertInsideRoots(dir, 'defense cache folder');
   const base = path.join(dir, `${key.kind}-${cacheKeyHash(key)}`);
   const { model, ...rest } = stage;
   writeFileAtomic(`${base}.onnx`, encodeModel(model));

@@ -2,20 +2,21 @@
  * Fitting a defense from a plan: reference activations at the layer, the fit itself, and the
  * workspace cache that makes a second run with the same model, data and parameters instant.
  */
+import { throwIfCancelled } from '../cancel';
 import path from 'node:path';
 import { UserError } from '../errors';
+import { assertInsideRoots } from '../paths';
 import type { ModelGraph } from '../model/graph';
 import type { LoadedModel } from '../onnx/load';
-import type { DefensePlan } from '../../protocol/experiment';
+import { defenseParams, type DefensePlan } from '../../protocol/experiment';
 import { referenceActivations } from './activations';
 import { loadCachedDefense, saveDefense, type DefenseCacheKey } from './cache';
-import { fitDae } from './dae';
-import { fitLesci } from './lesci';
-import { fitRetrieval } from './retrieval';
+import { paramProblems } from '../../protocol/params';
+import { defenseSpec } from './registry';
 import type { DefenseStage } from './types';
 
 /** Bump when a fit changes, so that cached fits of the old algorithm are not reused. */
-const FIT_VERSION = 1;
+const FIT_VERSION = 2;
 
 export interface FitContext {
   loaded: LoadedModel;
@@ -56,36 +57,25 @@ export function checkLayer(graph: ModelGraph, layer: string): void {
 export async function fitDefense(plan: DefensePlan, ctx: FitContext): Promise<FittedDefense> {
   checkLayer(ctx.graph, plan.layer);
   const seed = plan.seed ?? ctx.seed;
-  const params = { lesci: plan.lesci, dae: plan.dae, retrieval: plan.retrieval }[plan.kind] ?? {};
+  const spec = defenseSpec(plan.kind);
+  const params = defenseParams(plan);
+  const problems = paramProblems(spec.params, params, `defense.${plan.kind}`);
+  if (problems.length) throw new UserError(`The ${spec.title} parameters are not valid: ${problems.join('; ')}.`);
   const key: DefenseCacheKey = {
     kind: plan.kind, layer: plan.layer, modelSha256: ctx.loaded.sha256, referenceSha256: ctx.reference.sha256,
     referenceCount: ctx.reference.count, params, seed, fitVersion: FIT_VERSION,
   };
-  const cached = loadCachedDefense(ctx.cacheDir, key);
+  const cached = loadCachedDefense(ctx.cacheDir, key, ctx.log);
   if (cached) {
     ctx.log(`Reusing the ${plan.kind} fit cached in ${cached.file} (fitted in ${cached.fitSeconds.toFixed(1)} s).`);
     return { stage: cached.stage, fitSeconds: cached.fitSeconds, cached: true, cacheFile: cached.file };
   }
+  assertInsideRoots(ctx.cacheDir, 'defense cache folder'); // fail before the fit, not after it
   const t0 = performance.now();
   ctx.log(`Computing reference activations at '${plan.layer}' for ${ctx.reference.count} images…`);
   const ref = await referenceActivations(ctx, plan.layer, ctx.reference.x, ctx.reference.count, ctx.reference.labels, { threads: ctx.threads, batchSize: ctx.batchSize, ep: 'cpu' });
-  if (ctx.signal?.aborted) throw new DOMException('The fit was cancelled.', 'AbortError');
-  let stage: DefenseStage;
-  switch (plan.kind) {
-    case 'lesci':
-      stage = await fitLesci(ref, { mode: 'vq', ...plan.lesci, pca: { seed, threads: ctx.threads } });
-      break;
-    case 'dae':
-      stage = await fitDae({ activations: ref.activations, n: ref.n, dims: ref.dims, layer: plan.layer }, { ...plan.dae, seed, numClasses: ref.numClasses, signal: ctx.signal, log: ctx.log });
-      break;
-    case 'retrieval': {
-      const r = plan.retrieval ?? {};
-      stage = await fitRetrieval(ref, { head: r.head ?? 'tail', neighbours: r.neighbours, projectionDims: r.projectionDims, distance: r.distance, seed, lsh: r.lsh, training: r.search ? { search: r.search } : undefined });
-      break;
-    }
-    default:
-      throw new UserError(`Unknown defense '${(plan as { kind: string }).kind}'.`, 'Choose lesci, dae or retrieval.');
-  }
+  throwIfCancelled(ctx.signal, 'The fit');
+  const stage = await spec.fit(ref, params, { layer: plan.layer, seed, threads: ctx.threads, signal: ctx.signal, log: ctx.log });
   const fitSeconds = (performance.now() - t0) / 1000;
   const cacheFile = saveDefense(ctx.cacheDir, key, stage, fitSeconds);
   ctx.log(`Fitted ${plan.kind} at '${plan.layer}' in ${fitSeconds.toFixed(1)} s; cached in ${cacheFile}.`);

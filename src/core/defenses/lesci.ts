@@ -177,6 +177,8 @@ function buildLesciModel(a: BuildArgs): DefenseStage['model'] {
   const extra = [];
   if (mode === 'vq') {
     extra.push(floatTensor(LESCI_TENSORS.embedding, [E.n, D], E.activations));
+    // Not read by the graph: the labels of E's rows, for the adaptive attack's surrogate.
+    extra.push(int64Tensor(LESCI_TENSORS.embeddingLabels, [E.n], Array.from(E.labels)));
     const idx = g.op('Reshape', [indices, g.int64Const('shape', [-1])]);
     const rows = g.op('Gather', [LESCI_TENSORS.embedding, idx], { axis: 0 });
     g.node('Reshape', [rows, g.int64Const('shape', [-1, ...E.dims])], {}, [DEFENSE_IO.activationOut]);

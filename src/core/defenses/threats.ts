@@ -21,6 +21,7 @@ import { OnnxClassifier } from '../runtime/onnx-classifier';
 import { createSession, type Session, type SessionOptions } from '../runtime/session';
 import type { ThreatModel } from '../../protocol/experiment';
 import { composeDefended, type DefendedModel } from './compose';
+import { defenseSpec } from './registry';
 import { DEFENSE_IO, type DefenseStage } from './types';
 
 export interface DefendedParts {
@@ -104,6 +105,8 @@ export function threatClassifier(defended: DefendedClassifier, threat: ThreatMod
     gradient = { fn: transfer, release: async () => {}, surrogate: threat === 'transfer' ? 'undefended model' : 'identity (removes an after-tail defense: equals transfer)' };
   } else if (threat === 'bpda') {
     gradient = bpdaGradient(defended);
+  } else if (threat === 'adaptive') {
+    gradient = adaptiveGradient(defended);
   } else {
     gradient = directGradient(defended);
   }
@@ -222,6 +225,37 @@ function directGradient(defended: DefendedClassifier): { fn: GradientFn; release
         const s = await p;
         if (s !== 'zero') await s.session.release();
       }
+    },
+  };
+}
+
+/**
+ * The adaptive threat model: the gradient of the defense's surrogate (its registry entry's
+ * `adaptive.surrogate`, e.g. soft nearest neighbours over LESCI's stored rows) spliced in place of
+ * the defense, or the defended model's own gradient where that already is the adaptive objective.
+ */
+function adaptiveGradient(defended: DefendedClassifier): { fn: GradientFn; release(): Promise<void>; surrogate: string } {
+  const spec = defenseSpec(defended.parts.stage.kind).adaptive;
+  if (!spec.surrogate) return { ...directGradient(defended), surrogate: spec.description };
+  const { input, sessionOptions, numClasses } = defended.parts;
+  let classifier: Promise<{ c: OnnxClassifier; session: Session }> | undefined;
+  const get = () =>
+    (classifier ??= (async () => {
+      const composed = composeDefended(defended.parts.model, spec.surrogate!(defended.parts.stage));
+      const bytes = encodeModel(composed.model);
+      const shapes = await inferShapes({ path: '(adaptive surrogate)', sha256: sha256Hex(bytes), model: composed.model, bytes }, sessionOptions.threads);
+      const session = await createSession(bytes, sessionOptions);
+      const c = new OnnxClassifier({ model: composed.model, shapes, session, input, output: composed.scores, sampleDims: defended.sampleDims, numClasses, sessionOptions });
+      return { c, session };
+    })());
+  return {
+    surrogate: spec.description,
+    fn: async (x, n, labels, loss) => (await (await get()).c.lossGradient(x, n, labels, loss)).grad,
+    release: async () => {
+      if (!classifier) return;
+      const { c, session } = await classifier;
+      await c.release();
+      await session.release();
     },
   };
 }

@@ -8,7 +8,8 @@ import { writeFileAtomic } from '../fs-atomic';
 import { encodeModel } from '../onnx/proto';
 import { TOOL_VERSION } from '../version';
 import type { DefensePlan, EvaluationConfig } from '../../protocol/experiment';
-import { prepareData, type RunHooks } from './evaluate';
+import type { RunHooks } from './context';
+import { prepareData } from './data';
 import { openClassifier } from './model-session';
 
 export interface ExportRequest {

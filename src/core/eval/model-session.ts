@@ -5,7 +5,7 @@
 import { UserError } from '../errors';
 import { buildModelGraph, type ModelGraph } from '../model/graph';
 import { inferShapes } from '../model/shapes';
-import { loadModel, type LoadedModel } from '../onnx/load';
+import { assertFloatInputs, checkClassifierOutput, loadModel, type LoadedModel, type LoadModelOptions } from '../onnx/load';
 import { createSession, runBatched, type Session, type SessionOptions } from '../runtime/session';
 export { argmaxRows } from '../tensor';
 
@@ -22,8 +22,8 @@ export interface ClassifierModel {
   numClasses: number;
 }
 
-export async function inspectModel(modelPath: string, threads = 1): Promise<{ loaded: LoadedModel; graph: ModelGraph }> {
-  const loaded = loadModel(modelPath);
+export async function inspectModel(modelPath: string, threads = 1, load: LoadModelOptions = {}): Promise<{ loaded: LoadedModel; graph: ModelGraph }> {
+  const loaded = loadModel(modelPath, load);
   const shapes = await inferShapes(loaded, threads);
   return { loaded, graph: buildModelGraph(loaded, shapes) };
 }
@@ -40,16 +40,14 @@ export function modelInput(graph: ModelGraph): { name: string; sampleDims: numbe
   return { name, sampleDims: dims.slice(1) as number[], fixedBatch: typeof dims[0] === 'number' && dims[0] > 0 ? dims[0] : undefined };
 }
 
-export async function openClassifier(modelPath: string, options: SessionOptions): Promise<ClassifierModel> {
-  const { loaded, graph } = await inspectModel(modelPath, options.threads);
+export async function openClassifier(modelPath: string, options: SessionOptions, load: LoadModelOptions = {}): Promise<ClassifierModel> {
+  const { loaded, graph } = await inspectModel(modelPath, options.threads, load);
+  assertFloatInputs(loaded);
   const input = modelInput(graph);
   const output = graph.outputs[0];
   const outShape = graph.shapes.get(output.name) ?? output.shape;
-  const numClasses = outShape[outShape.length - 1];
-  if (typeof numClasses !== 'number' || numClasses < 2) {
-    throw new UserError(`Output '${output.name}' of '${modelPath}' has shape [${outShape.join(', ')}]; expected [batch, classes].`);
-  }
-  const session = await createSession(loaded.bytes, options);
+  const numClasses = checkClassifierOutput(outShape, output.name, modelPath);
+  const session = await createSession(loaded.bytes, { ...options, label: modelPath });
   return {
     loaded,
     graph,

@@ -7,42 +7,13 @@ import type { LoadedModel } from '../onnx/load';
 import { opsetVersion, type NodeProto, type ValueInfoProto } from '../onnx/proto';
 import { dataTypeName, elementCount } from '../onnx/tensor-proto';
 import { insertionPoints } from './insertion-points';
-import type { Dim } from './shapes';
+import type { Dim, GraphIO, Layer, ModelSummary } from '../../protocol/model';
 
-export interface GraphIO {
-  name: string;
-  elemType: string;
-  shape: Dim[];
-}
+export type { GraphIO, Layer } from '../../protocol/model';
 
-export interface Layer {
-  index: number;
-  /** The node's name, or `<op>_<index>` when the model leaves it empty. */
-  name: string;
-  op: string;
-  inputs: string[];
-  outputs: string[];
-  /** Shape of the first output (the layer's activation); undefined if unknown. */
-  shape?: Dim[];
-  /** Elements of the initializers this layer is the first to use (shared weights count once). */
-  params: number;
-  /** True when the layer's first output dominates every model output: a defense can go right after it. */
-  insertionPoint: boolean;
-}
-
-export interface ModelGraph {
-  path: string;
-  sha256: string;
-  opset: number;
-  producer: string;
-  inputs: GraphIO[];
-  outputs: GraphIO[];
-  layers: Layer[];
-  /** Every tensor that is a valid insertion point (graph inputs included), in topological order. */
-  insertionTensors: string[];
+export interface ModelGraph extends ModelSummary {
   /** Shapes of every tensor known (value_info or a probe run). */
   shapes: Map<string, Dim[]>;
-  totalParams: number;
 }
 
 export function nodeName(node: NodeProto, index: number): string {

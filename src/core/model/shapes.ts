@@ -13,7 +13,8 @@ import { createSession } from '../runtime/session';
 import { valueInfoDims } from './graph';
 
 /** A dimension: a number, or the name of a symbolic one (the batch dimension, usually). */
-export type Dim = number | string;
+export type { Dim } from '../../protocol/model';
+import type { Dim } from '../../protocol/model';
 
 const isConcrete = (dims: Dim[]) => dims.every((d) => typeof d === 'number' && d >= 0);
 

@@ -10,6 +10,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { Classifier, LinfStep, LossKind } from '../attacks/types';
+import { CancelledError } from '../cancel';
 import { UserError } from '../errors';
 import type { Dim } from '../model/shapes';
 import type { SessionOptions } from './session';
@@ -46,9 +47,11 @@ function startWorker(init: LaneInit): Worker {
   return new Worker(`require('tsx/cjs/api').register(); require(${JSON.stringify(source)});`, { eval: true, workerData: init });
 }
 
-/** An error from a lane as the main thread would have thrown it: a UserError stays one (its message holds the hint). */
+/** An error from a lane as the main thread would have thrown it: a UserError or CancelledError stays one (a UserError's message holds the hint). */
 function laneError(e: { message: string; name: string }): Error {
-  return e.name === 'UserError' ? new UserError(e.message) : Object.assign(new Error(e.message), { name: e.name });
+  if (e.name === 'UserError') return new UserError(e.message);
+  if (e.name === 'CancelledError') return new CancelledError(e.message.replace(/ was cancelled\.$/, ''));
+  return Object.assign(new Error(e.message), { name: e.name });
 }
 
 /** One lane as a Classifier: every call is a message to its worker. */

@@ -3,10 +3,12 @@
  * from a generated forward+backward model, and the fused L∞ step (the same model with BIM/PGD's
  * projected sign step appended). One session per loss kind and use, built on first use.
  */
+import { UserError } from '../errors';
 import * as ort from 'onnxruntime-node';
 import type { Classifier, LinfStep, LossKind } from '../attacks/types';
 import type { Dim } from '../model/shapes';
 import { buildGradientModel, type GradientModel } from '../onnx/autodiff';
+import { lossNeedsTargets, withLossInputs } from '../onnx/autodiff/loss';
 import { withLinfStep, type LinfStepModel } from '../onnx/autodiff/step';
 import { encodeModel, opsetVersion, type ModelProto } from '../onnx/proto';
 import { createSession, type Session, type SessionOptions } from './session';
@@ -59,14 +61,42 @@ export class OnnxClassifier implements Classifier {
     return { data, rows: fixed };
   }
 
-  async lossGradient(x: Float32Array, n: number, labels: Int32Array, loss: LossKind): Promise<{ grad: Float32Array; logits: Float32Array }> {
-    const { session, g } = await this.session(this.gradientSessions, loss, (m) => m);
+  async lossGradient(x: Float32Array, n: number, labels: Int32Array, loss: LossKind, targets?: Int32Array): Promise<{ grad: Float32Array; logits: Float32Array }> {
+    if (lossNeedsTargets(loss) && targets?.length !== n) {
+      throw new Error(`the ${loss} loss needs one target label per sample (${targets?.length ?? 0} for ${n} samples)`);
+    }
+    let built;
+    try {
+      built = await this.session(this.gradientSessions, loss, (m) => m);
+    } catch (e) {
+      if (!isPiecewiseConstant(e)) throw e;
+      // The output is piecewise constant in the input (it goes through a Cast to an integer, a
+      // Round, an argmin...): its true gradient is zero everywhere. Attacks get that zero and
+      // cannot move, and the evaluation's zero-gradient check reports the masked gradient.
+      this.gradientEvaluations += n;
+      return { grad: new Float32Array(x.length), logits: await this.logits(x, n) };
+    }
+    const { session, g } = built;
     this.gradientEvaluations += n;
-    const out = await session.run(this.lossFeeds(g, x, n, labels), [g.grad, g.output]);
+    const feeds = this.lossFeeds(g, x, n, labels);
+    if (g.targets) feeds[g.targets] = this.int64Feed(targets!, n);
+    const out = await session.run(feeds, [g.grad, g.output]);
     return { grad: (out[g.grad].data as Float32Array).subarray(0, x.length), logits: (out[g.output].data as Float32Array).subarray(0, n * this.numClasses) };
   }
 
-  private async fusedLinfStep(x: Float32Array, x0: Float32Array, n: number, labels: Int32Array, loss: LossKind, step: LinfStep) {
+  private async fusedLinfStep(x: Float32Array, x0: Float32Array, n: number, labels: Int32Array, loss: LossKind, step: LinfStep): Promise<{ next: Float32Array; logits: Float32Array }> {
+    try {
+      return await this.fusedLinfStepOrThrow(x, x0, n, labels, loss, step);
+    } catch (e) {
+      if (!isPiecewiseConstant(e)) throw e;
+      // A zero gradient: sign(0) = 0, so the step leaves x where it is.
+      this.gradientEvaluations += n;
+      return { next: Float32Array.from(x), logits: await this.logits(x, n) };
+    }
+  }
+
+  private async fusedLinfStepOrThrow(x: Float32Array, x0: Float32Array, n: number, labels: Int32Array, loss: LossKind, step: LinfStep) {
+    if (lossNeedsTargets(loss)) throw new Error(`the fused L∞ step takes no target labels: the ${loss} loss needs lossGradient`);
     const { session, g } = await this.session(this.stepSessions, loss, (m) => {
       const stepModel = withLinfStep(m, this.parts.shapes.get(this.parts.input) ?? ['N', ...this.sampleDims]);
       if (!stepModel) throw new Error('the fused L∞ step needs opset 9');
@@ -87,9 +117,15 @@ export class OnnxClassifier implements Classifier {
   /** The input and int64 label feeds of a loss model, padded to the fixed batch if there is one. */
   private lossFeeds(g: GradientModel, x: Float32Array, n: number, labels: Int32Array): Record<string, ort.Tensor> {
     const { data, rows } = this.padded(x, n);
-    const labels64 = new BigInt64Array(rows);
-    labels.forEach((v, i) => (labels64[i] = BigInt(v)));
-    return { [this.parts.input]: new ort.Tensor('float32', data, [rows, ...this.sampleDims]), [g.labels!]: new ort.Tensor('int64', labels64, [rows]) };
+    return { [this.parts.input]: new ort.Tensor('float32', data, [rows, ...this.sampleDims]), [g.labels!]: this.int64Feed(labels, n) };
+  }
+
+  /** n class indices as an int64 tensor, zero-padded to the fixed batch if there is one. */
+  private int64Feed(values: Int32Array, n: number): ort.Tensor {
+    const rows = this.parts.fixedBatch ?? n;
+    const out = new BigInt64Array(rows);
+    for (let i = 0; i < n; i++) out[i] = BigInt(values[i]);
+    return new ort.Tensor('int64', out, [rows]);
   }
 
   /** The generated session for `loss` in `cache`, built on first use. */
@@ -97,7 +133,8 @@ export class OnnxClassifier implements Classifier {
     let pending = cache.get(loss);
     if (!pending) {
       pending = (async () => {
-        const g = extend(buildGradientModel(this.parts.model, this.parts.shapes, { kind: 'loss', loss }, { input: this.parts.input, output: this.parts.output }));
+        const built = buildGradientModel(this.parts.model, this.parts.shapes, { kind: 'loss', loss }, { input: this.parts.input, output: this.parts.output });
+        const g = extend(withLossInputs(built, loss));
         return { session: await createSession(encodeModel(g.model), this.parts.sessionOptions), g };
       })();
       cache.set(loss, pending);
@@ -112,4 +149,9 @@ export class OnnxClassifier implements Classifier {
       cache.clear();
     }
   }
+}
+
+/** The autodiff's refusal for an output with no differentiable path from the input. */
+function isPiecewiseConstant(e: unknown): boolean {
+  return e instanceof UserError && /does not depend differentiably/.test(e.message);
 }

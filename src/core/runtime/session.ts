@@ -13,6 +13,8 @@ export type Provider = 'cpu' | 'cuda';
 export interface SessionOptions {
   ep?: ProviderChoice;
   threads?: number;
+  /** What the session runs, for error messages: the model file, or e.g. "the gradient model of m.onnx". */
+  label?: string;
 }
 
 export interface Session {
@@ -34,7 +36,8 @@ function baseOptions(threads: number | undefined): ort.InferenceSession.SessionO
     intraOpNumThreads: threads && threads > 0 ? threads : 0,
     interOpNumThreads: 1,
     executionMode: 'sequential',
-    logSeverityLevel: 3,
+    // Fatal only: errors reach the user through the UserError below, without onnxruntime's C++ log lines.
+    logSeverityLevel: 4,
   };
 }
 
@@ -53,19 +56,72 @@ export async function createSession(modelBytes: Uint8Array, options: SessionOpti
   } else if (ep === 'cuda' || ep === 'auto') {
     try {
       const s = await ort.InferenceSession.create(modelBytes, { ...base, executionProviders: ['cuda'] });
-      return wrap(s, 'cuda');
+      return wrap(s, 'cuda', undefined, options.label);
     } catch (e) {
-      const why = firstLine((e as Error).message);
+      const why = plainOrtMessage(e).detail;
       if (ep === 'cuda') throw new UserError(`The CUDA execution provider is not available: ${why}`, CUDA_HINT);
       fallbackReason = `CUDA provider unavailable (${why}); running on the CPU.`;
     }
   }
   try {
     const s = await ort.InferenceSession.create(modelBytes, { ...base, executionProviders: ['cpu'] });
-    return wrap(s, 'cpu', fallbackReason);
+    return wrap(s, 'cpu', fallbackReason, options.label);
   } catch (e) {
-    throw new UserError(`onnxruntime could not load the model: ${firstLine((e as Error).message)}`, 'Check that the model is valid ONNX with ops onnxruntime supports (onnx.checker.check_model).');
+    throw ortError(e, 'load', options.label);
   }
+}
+
+/** An onnxruntime failure, said plainly; the original error is kept as `cause` (shown with --verbose). */
+export class OnnxRuntimeError extends UserError {
+  constructor(
+    message: string,
+    hint: string | undefined,
+    readonly node: string | undefined,
+    override readonly cause: unknown,
+  ) {
+    super(message, hint);
+  }
+}
+
+/** onnxruntime's message without C++ file names, function signatures and assertion text, and the node it names. */
+export function plainOrtMessage(e: unknown): { detail: string; node?: string; op?: string } {
+  const raw = (e instanceof Error ? e.message : String(e)).replace(/\r/g, '');
+  let node: string | undefined;
+  let op: string | undefined;
+  let m: RegExpExecArray | null;
+  if ((m = /running (\S+) node\. Name:'([^']*)'/.exec(raw))) [op, node] = [m[1], m[2]];
+  else if ((m = /Node \(([^)]*)\) Op \(([^)]*)\)/.exec(raw))) [node, op] = [m[1], m[2]];
+  else if ((m = /In Node, \("([^"]*)", (\w+)/.exec(raw))) [node, op] = [m[1], m[2]];
+  else if ((m = /[Nn]ode(?: name)?[: ]+'([^']+)'/.exec(raw))) node = m[1];
+  let detail = raw.includes('Status Message:') ? raw.slice(raw.indexOf('Status Message:') + 'Status Message:'.length) : raw;
+  detail = detail
+    .replace(/^\s*\[ONNXRuntimeError\]\s*:\s*\d+\s*:\s*\w+\s*:\s*/, '')
+    .replace(/Non-zero status code returned while running \S+ node\. Name:'[^']*'\s*/, '')
+    .replace(/(?:This is an invalid model\.\s*)?In Node, .*?->\s*\(.*\)\s*,\s*(?:Error\s*)?/, '')
+    .replace(/Node \([^)]*\) Op \([^)]*\)\s*/, '')
+    // /path/to/file.cc:123 (or file.h:59) and the C++ signature that follows it
+    .replace(/(?:[\w./\\-]*[\\/])?[\w.-]+\.(?:cc|cpp|cxx|h|hpp|cu)(?::\d+)?\s*/g, '')
+    .replace(/(?:[\w:<>,*&~]+\s+)*(?:[\w~]+(?:<[^<>]*>)?::)+[\w~]+\([^()]*\)(?:\s*const)?\s*/g, '')
+    .replace(/^[^.]*? was false\.\s*/, '')
+    .split('\n').map((l) => l.trim()).filter(Boolean)[0] ?? '';
+  detail = detail.replace(/\s+/g, ' ').trim().slice(0, 400) || 'no details given';
+  return { detail, node, op };
+}
+
+/** The UserError for an onnxruntime failure while loading (`load`) or running (`run`) a model. */
+export function ortError(e: unknown, phase: 'load' | 'run', label?: string): OnnxRuntimeError {
+  const { detail, node, op } = plainOrtMessage(e);
+  const what = label ? `'${label}'` : 'the model';
+  const at = node !== undefined ? ` at node '${node}'${op ? ` (${op})` : ''}` : op ? ` at a ${op} node` : '';
+  const sentence = phase === 'load' ? `onnxruntime could not load ${what}${at}: ${detail}` : `onnxruntime failed while running ${what}${at}: ${detail}`;
+  let hint: string | undefined;
+  const types = /Actual: \((tensor\([^)]*\))\)\s*,\s*expected: \((tensor\([^)]*\))\)/.exec(detail);
+  if (types) hint = `The model takes ${types[2]} input but was given ${types[1]}; Robustness Lab evaluates image classifiers with a float32 input.`;
+  else if (/protobuf parsing failed/i.test(detail)) hint = 'The file is not a valid ONNX model (or is truncated); export it again.';
+  else if (/No Op registered|not a registered function|Unrecognized attribute|opset/i.test(detail)) hint = 'The model uses an op or opset this onnxruntime does not support; export it with a standard opset (e.g. 13–17).';
+  else if (phase === 'load') hint = 'Check that the model is valid ONNX (onnx.checker.check_model) with ops onnxruntime supports.';
+  else hint = 'The model and its input do not fit together (shapes or types); check the model input shape and the preprocessing.';
+  return new OnnxRuntimeError(`${sentence}${/[.!?]$/.test(sentence) ? '' : '.'}`, hint, node, e);
 }
 
 /** Whether onnxruntime-node's CUDA provider library sits next to its native binding. */
@@ -87,18 +143,20 @@ export function cudaProviderInstalled(): boolean {
   return false;
 }
 
-function firstLine(s: string): string {
-  return s.split('\n')[0].slice(0, 300);
-}
-
-function wrap(s: ort.InferenceSession, provider: Provider, fallbackReason?: string): Session {
+function wrap(s: ort.InferenceSession, provider: Provider, fallbackReason?: string, label?: string): Session {
   return {
     ort: s,
     provider,
     fallbackReason,
     inputNames: s.inputNames,
     outputNames: s.outputNames,
-    run: (feeds, fetches) => (fetches ? s.run(feeds, fetches as string[]) : s.run(feeds)),
+    run: async (feeds, fetches) => {
+      try {
+        return await (fetches ? s.run(feeds, fetches as string[]) : s.run(feeds));
+      } catch (e) {
+        throw ortError(e, 'run', label);
+      }
+    },
     release: () => s.release(),
   };
 }

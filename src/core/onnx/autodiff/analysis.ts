@@ -29,6 +29,8 @@ const FLOAT_TYPES = new Set<number>([DataType.FLOAT, DataType.DOUBLE, DataType.F
 export interface Analysis {
   input: string;
   output: string;
+  /** The tensors differentiated with respect to (the input, and any `wrt` tensors). */
+  sources: string[];
   states: Map<string, State>;
   /** Indices (in graph order) of the nodes on the differentiable path. */
   path: number[];
@@ -60,16 +62,50 @@ export function resolveIO(model: ModelProto, options: GradientOptions): { input:
     }
     input = floats[0].name!;
   }
-  const output = options.output ?? graph.output?.[0]?.name;
+  return { input, output: resolveOutput(model, options.output) };
+}
+
+/**
+ * Checks the tensors to differentiate with respect to: each must be a float initializer, a float
+ * graph input or a node output, named once.
+ */
+export function resolveSources(model: ModelProto, wrt: readonly string[]): string[] {
+  const graph = model.graph!;
+  const inits = new Map((graph.initializer ?? []).map((t) => [t.name ?? '', t]));
+  const inputs = new Map((graph.input ?? []).map((v) => [v.name ?? '', v]));
+  const produced = new Set((graph.node ?? []).flatMap((n) => n.output ?? []));
+  const seen = new Set<string>();
+  for (const name of wrt) {
+    if (seen.has(name)) throw new UserError(`'${name}' is listed twice among the tensors to differentiate with respect to.`);
+    seen.add(name);
+    const init = inits.get(name);
+    const type = init ? init.dataType : inputs.get(name)?.type?.tensorType?.elemType ?? (produced.has(name) ? DataType.FLOAT : undefined);
+    if (type === undefined) throw new UserError(`The model has no initializer, input or node output named '${name}' to differentiate with respect to.`);
+    if (type !== DataType.FLOAT) throw new UserError(`'${name}' is not float32: gradients are taken with respect to float32 tensors only.`);
+  }
+  return [...wrt];
+}
+
+/** The output to differentiate: `output`, or the model's first output; it must be computed by a node. */
+export function resolveOutput(model: ModelProto, requested?: string): string {
+  const graph = model.graph;
+  if (!graph?.node?.length) throw new UserError('The model has no graph to differentiate.');
+  const output = requested ?? graph.output?.[0]?.name;
   if (!output || !(graph.node ?? []).some((n) => n.output?.includes(output))) {
     throw new UserError(`The model has no output tensor named '${output ?? ''}' computed by a node.`, `Its outputs: ${(graph.output ?? []).map((v) => v.name).join(', ')}.`);
   }
-  return { input, output };
+  return output;
 }
 
-export function analyze(model: ModelProto, io: { input: string; output: string }, rules: ReadonlyMap<string, GradRule>, makeInfo: (states: Map<string, State>) => CheckInfo): Analysis {
+/**
+ * `io.sources` (default: the input alone) are the tensors to differentiate with respect to: graph
+ * inputs, initializers (weights, biases) or node outputs; each starts as 'diff'.
+ */
+export function analyze(model: ModelProto, io: { input: string; output: string; sources?: readonly string[] }, rules: ReadonlyMap<string, GradRule>, makeInfo: (states: Map<string, State>) => CheckInfo): Analysis {
   const nodes = model.graph!.node ?? [];
-  const states = new Map<string, State>([[io.input, 'diff']]);
+  const sources = [...(io.sources ?? [io.input])];
+  const states = new Map<string, State>(sources.map((s) => [s, 'diff']));
+  const seeded = new Set(sources);
   for (const node of nodes) {
     // If/Loop/Scan bodies may read outer tensors without listing them as inputs.
     const ins = [...(node.input ?? []), ...subgraphReads(node)].map((i) => (i ? states.get(i) : undefined));
@@ -77,12 +113,18 @@ export function analyze(model: ModelProto, io: { input: string; output: string }
     const anyDiff = ins.includes('diff');
     const rule = rules.get(opKey(node));
     (node.output ?? []).forEach((o, k) => {
-      if (!o) return;
+      if (!o || seeded.has(o)) return;
       const piecewise = PIECEWISE_CONSTANT.has(node.opType ?? '')
         || (node.opType === 'Cast' && !FLOAT_TYPES.has(attrInt(node, 'to', DataType.FLOAT)))
         || (rule?.nondiffOutputs?.includes(k) ?? false);
       states.set(o, anyDiff && !piecewise ? 'diff' : 'nondiff');
     });
+  }
+  if (states.get(io.output) !== 'diff' && io.sources) {
+    throw new UserError(
+      `Output '${io.output}' does not depend differentiably on ${sourcesLabel(sources)}: ${sources.length === 1 ? 'its' : 'their'} gradient would be zero everywhere.`,
+      'Differentiate with respect to tensors the output depends on (weights and biases on the path to it).',
+    );
   }
   if (states.get(io.output) !== 'diff') {
     throw new UserError(
@@ -111,7 +153,13 @@ export function analyze(model: ModelProto, io: { input: string; output: string }
     const reason = rule ? ruleRefusal(node, rule, states, needed, info) : undefined;
     if (!rule || reason) unsupported.push({ index, node, reason });
   }
-  return { ...io, states, path, unsupported };
+  return { input: io.input, output: io.output, sources, states, path, unsupported };
+}
+
+/** 'x', or 'w1', 'b1' and 'w2'. */
+export function sourcesLabel(sources: readonly string[]): string {
+  const q = sources.map((s) => `'${s}'`);
+  return q.length <= 1 ? q.join('') : `${q.slice(0, -1).join(', ')} and ${q[q.length - 1]}`;
 }
 
 
@@ -159,8 +207,9 @@ export function unsupportedError(a: Analysis, model: ModelProto): UserError {
     return `  ${op}: ${details.join(', ')}`;
   });
   const count = a.unsupported.length;
+  const inputOnly = a.sources.length === 1 && a.sources[0] === a.input;
   return new UserError(
-    `Cannot build input gradients (opset ${opsetVersion(model)}): ${count} node${count === 1 ? '' : 's'} on the differentiable path from '${a.input}' to '${a.output}' ha${count === 1 ? 's' : 've'} no gradient rule:\n${lines.join('\n')}`,
+    `Cannot build ${inputOnly ? 'input ' : ''}gradients (opset ${opsetVersion(model)}): ${count} node${count === 1 ? '' : 's'} on the differentiable path from ${sourcesLabel(a.sources)} to '${a.output}' ha${count === 1 ? 's' : 've'} no gradient rule:\n${lines.join('\n')}`,
     'Gradient-based attacks need input gradients; the gradient-free attacks work for every model: --attack spsa,square',
   );
 }

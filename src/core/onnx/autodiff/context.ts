@@ -7,7 +7,7 @@ import type { Dim } from '../../model/shapes';
 import type { NodeProto } from '../proto';
 import type { ConstantValues, ConstTensor } from './constants';
 import type { Emitter } from './emitter';
-import type { CheckInfo, State } from './types';
+import type { CheckInfo, State } from './state';
 
 export class BackwardContext implements CheckInfo {
   readonly strict = true;

@@ -38,12 +38,16 @@ import { windowOf } from './geometry';
  */
 export const FUSE_MAX_EXTRA_MACS = 100;
 
-/** The model with the rewrites applied (a copy; the input model is not changed) and the shapes of its new tensors. */
-export function rewriteForGradient(model: ModelProto, shapes: Map<string, Dim[]>): { model: ModelProto; shapes: Map<string, Dim[]> } {
+/**
+ * The model with the rewrites applied (a copy; the input model is not changed) and the shapes of
+ * its new tensors. Tensors in `keep` (those differentiated with respect to: weights, biases,
+ * intermediate tensors) are treated like graph outputs: no rewrite removes or replaces them.
+ */
+export function rewriteForGradient(model: ModelProto, shapes: Map<string, Dim[]>, keep: ReadonlySet<string> = new Set()): { model: ModelProto; shapes: Map<string, Dim[]> } {
   const graph = model.graph!;
   const nodes = [...(graph.node ?? [])];
   const fresh = freshNamer(tensorNames(graph));
-  const outputs = new Set((graph.output ?? []).map((o) => o.name ?? ''));
+  const outputs = new Set([...(graph.output ?? []).map((o) => o.name ?? ''), ...keep]);
   const added = new Map(shapes);
   sinkReluBelowMaxPool(nodes, outputs, added, fresh);
   const initializers = new Map((graph.initializer ?? []).map((t) => [t.name ?? '', t]));
@@ -96,7 +100,7 @@ function fuseConvIntoMaxPool(nodes: NodeProto[], graphInputs: Set<string>, graph
     if (conv.opType !== 'Conv' || (conv.domain ?? '') !== '' || attrInt(conv, 'group', 1) !== 1) continue;
     const [x, w, bias] = conv.input!;
     const convOut = conv.output![0];
-    if (graphOutputs.has(convOut) || readers.get(convOut) !== 1) continue;
+    if (graphOutputs.has(convOut) || graphOutputs.has(w) || (bias && graphOutputs.has(bias)) || readers.get(convOut) !== 1) continue;
     const p = nodes.findIndex((n, k) => k > c && n.opType === 'MaxPool' && (n.domain ?? '') === '' && n.input?.[0] === convOut);
     const pool = nodes[p];
     if (!pool || (pool.output?.length ?? 1) > 1) continue;

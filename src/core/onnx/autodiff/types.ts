@@ -4,7 +4,8 @@ import type { ModelProto, NodeProto } from '../proto';
 import type { ConstTensor } from './constants';
 import type { BackwardContext } from './context';
 
-export type LossKind = 'ce-sum' | 'ce-mean' | 'cw';
+/** See loss.ts. 'dlr-targeted' needs a second int64 input of target labels (GradientModel.targets). */
+export type LossKind = 'ce-sum' | 'ce-mean' | 'cw' | 'dlr' | 'dlr-targeted';
 export type GradientTarget = { kind: 'vjp' } | { kind: 'loss'; loss: LossKind };
 
 export interface GradientModel {
@@ -20,6 +21,8 @@ export interface GradientModel {
   cotangent?: string;
   /** loss: extra int64 input [N] of class indices. */
   labels?: string;
+  /** loss 'dlr-targeted': extra int64 input [N] of target class indices (added by withLossInputs, loss.ts). */
+  targets?: string;
   /** loss: output, the scalar loss value. */
   loss?: string;
 }
@@ -34,20 +37,8 @@ export interface UnsupportedOp {
   nodes: string[];
 }
 
-/** 'diff': depends differentiably on the input; 'nondiff': depends on it piecewise-constantly (masks, indices). Constants have no state. */
-export type State = 'diff' | 'nondiff';
-
-/** What a rule may ask while checking a node (before any work; shapes may be unknown). */
-export interface CheckInfo {
-  /** The model's own opset. */
-  readonly modelOpset: number;
-  /** Static dims of a tensor (batch symbolic), undefined when unknown. */
-  shape(name: string): Dim[] | undefined;
-  /** A constant tensor's value, folded at build time; undefined if not constant or not foldable. */
-  constant(name: string): ConstTensor | undefined;
-  /** True when shapes are known: checks that need shapes or folded values may refuse; otherwise they must be lenient. */
-  readonly strict: boolean;
-}
+export type { CheckInfo, State } from './state';
+import type { CheckInfo } from './state';
 
 export interface GradRule {
   /** Input slots gradients flow into; a differentiable tensor in any other slot makes the node unsupported. */

@@ -132,7 +132,19 @@ export const elementwiseRules: Rules = {
     const alpha = attrFloat(node, 'alpha', 0.01);
     return ctx.e.where(gt(ctx, alpha >= 0 ? y : x, 0), g, ctx.e.mul(g, ctx.e.scalar(alpha)));
   }),
-  PRelu: unary((g, x, _y, ctx, node) => ctx.e.where(gt(ctx, x, 0), g, ctx.e.mul(g, node.input![1]))),
+  // y = x > 0 ? x : slope·x (slope broadcast to x): d slope = g·x where x ≤ 0, summed back to the slope's shape.
+  PRelu: {
+    diff: [0, 1],
+    backward(node, [g], ctx) {
+      const [x, slope] = node.input!;
+      const e = ctx.e;
+      const positive = gt(ctx, x, 0);
+      return [
+        ctx.needs(x) ? e.where(positive, g!, e.mul(g!, slope)) : undefined,
+        ctx.needs(slope) ? ctx.reduceTo(e.where(positive, e.scalar(0), e.mul(g!, x)), ctx.dims(out(node)), slope) : undefined,
+      ];
+    },
+  },
   // x ≤ 0: y = α(eˣ-1), dy/dx = y + α.
   Elu: unary((g, x, y, ctx, node) => {
     const e = ctx.e;

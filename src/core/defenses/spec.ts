@@ -1,0 +1,39 @@
+/**
+ * What a defense declares about itself. Each defense exports one DefenseSpec; defenses/registry.ts
+ * lists them. CLI flags and help, the experiment JSON schema, the wizard's questions and the
+ * generated catalogue (src/protocol/catalogue.ts) derive from the specs.
+ */
+import type { ParamSpec } from '../../protocol/params';
+import type { ReferenceActivations } from './activations';
+import type { DefenseStage } from './types';
+
+export interface DefenseFitContext {
+  /** The tensor T the defense sits on. */
+  layer: string;
+  seed: number;
+  threads: number;
+  signal?: AbortSignal;
+  log(line: string): void;
+}
+
+export interface DefenseSpec<Kind extends string = string> {
+  kind: Kind;
+  title: string;
+  description: string;
+  /** The paper, as a citation (the papers' formulas are in docs/). */
+  reference: string;
+  params: readonly ParamSpec[];
+  /**
+   * The adaptive threat model: an attack that knows the defense. `surrogate` turns a fitted stage
+   * into a differentiable stage whose gradient the attacks follow (success is still judged on the
+   * real defended model); without it the adaptive threat follows the defended model's own
+   * gradient, which for this defense already is the adaptive objective.
+   */
+  adaptive: { description: string; surrogate?(stage: DefenseStage): DefenseStage };
+  /** Fits the defense on reference activations at the layer; `params` are the plan's, checked against `params`. */
+  fit(ref: ReferenceActivations, params: Record<string, unknown>, ctx: DefenseFitContext): Promise<DefenseStage>;
+}
+
+export function defineDefense<const Kind extends string>(spec: DefenseSpec<Kind>): DefenseSpec<Kind> {
+  return spec;
+}

@@ -1,0 +1,9 @@
+/** Open Demo (also the walkthrough's step): the bundled demo model and data in a folder of their own. */
+import { openDemo } from '../demo';
+import type { Commands, Services } from '../services';
+
+export function demoCommands(s: Services): Commands {
+  return {
+    'robustnessLab.openDemo': () => openDemo(s.context.extensionUri),
+  };
+}

@@ -21,7 +21,9 @@ test/fixtures/apgd-reference.json: robust accuracy per run and per-sample robust
 misclassified clean is not robust), plus DLR / targeted-DLR input gradients of the first 4 images.
 
 The torch module is rebuilt from the initializers of demo/fashion-cnn.onnx (scripts/demo_model.py),
-so the fixture is tied to the committed ONNX file (modelSha256). Float32 on the CPU.
+so the fixture is tied to the committed ONNX file (modelSha256). Float32 on the CPU. About 40 s on
+a quiet 2-core machine (60 s CPU); on a machine busy with other work, two OpenMP threads can be
+ten times slower: --threads 1 then.
 """
 import argparse
 import json

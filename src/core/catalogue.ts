@@ -1,7 +1,7 @@
 /** The catalogue of attacks, defenses and threat models, as plain data, from the registries. */
 import { ATTACK_REGISTRY } from './attacks/registry';
 import type { AttackSpec } from './attacks/spec';
-import { STRENGTH_CATALOGUE } from './attacks/strength';
+import { AUTOATTACK, STRENGTH_CATALOGUE, STRENGTHS } from './attacks/strength';
 import { DEFENSE_REGISTRY } from './defenses/registry';
 import { THREAT_MODELS, type ThreatModel } from '../protocol/experiment';
 import type { Catalogue } from '../protocol/params';
@@ -19,6 +19,7 @@ export function buildCatalogue(): Catalogue {
     attacks: ATTACK_REGISTRY.map((a: AttackSpec) => ({
       name: a.name, aliases: a.aliases ?? [], title: a.title, reference: a.reference, gradientFree: a.gradientFree, norms: a.norms, uses: a.uses, defaults: a.defaults,
     })),
+    attackGroups: [{ name: AUTOATTACK, members: STRENGTHS.standard.plan.names, description: STRENGTHS.standard.description }],
     strengths: STRENGTH_CATALOGUE,
     defenses: DEFENSE_REGISTRY.map((d) => ({ kind: d.kind, title: d.title, description: d.description, reference: d.reference, params: d.params })),
     threats: THREAT_MODELS.map((name) => ({ name, description: THREAT_DESCRIPTIONS[name] })),

@@ -99,6 +99,105 @@ export const CATALOGUE: Catalogue = {
       }
     },
     {
+      "name": "apgd-ce",
+      "aliases": [],
+      "title": "Auto-PGD on cross-entropy (APGD-CE)",
+      "reference": "Croce & Hein, \"Reliable evaluation of adversarial robustness with an ensemble of diverse parameter-free attacks\", ICML 2020",
+      "gradientFree": false,
+      "norms": [
+        "linf",
+        "l2"
+      ],
+      "uses": [
+        "steps",
+        "restarts",
+        "randomStart"
+      ],
+      "defaults": {
+        "steps": 100,
+        "restarts": 1,
+        "rho": 0.75,
+        "momentum": 0.75,
+        "initialStepFactor": 2,
+        "randomStart": true,
+        "loss": "ce"
+      }
+    },
+    {
+      "name": "apgd-dlr",
+      "aliases": [],
+      "title": "Auto-PGD on the DLR loss (APGD-DLR)",
+      "reference": "Croce & Hein, \"Reliable evaluation of adversarial robustness with an ensemble of diverse parameter-free attacks\", ICML 2020",
+      "gradientFree": false,
+      "norms": [
+        "linf",
+        "l2"
+      ],
+      "uses": [
+        "steps",
+        "restarts",
+        "randomStart"
+      ],
+      "defaults": {
+        "steps": 100,
+        "restarts": 1,
+        "rho": 0.75,
+        "momentum": 0.75,
+        "initialStepFactor": 2,
+        "randomStart": true,
+        "loss": "dlr"
+      }
+    },
+    {
+      "name": "apgd-t",
+      "aliases": [],
+      "title": "Auto-PGD on the targeted DLR loss (APGD-T)",
+      "reference": "Croce & Hein, \"Reliable evaluation of adversarial robustness with an ensemble of diverse parameter-free attacks\", ICML 2020",
+      "gradientFree": false,
+      "norms": [
+        "linf",
+        "l2"
+      ],
+      "uses": [
+        "steps",
+        "restarts",
+        "randomStart"
+      ],
+      "defaults": {
+        "steps": 100,
+        "restarts": 1,
+        "rho": 0.75,
+        "momentum": 0.75,
+        "initialStepFactor": 2,
+        "randomStart": true,
+        "loss": "dlr-targeted",
+        "targetClasses": 9
+      }
+    },
+    {
+      "name": "fab-t",
+      "aliases": [],
+      "title": "Fast Adaptive Boundary attack, targeted (FAB-T)",
+      "reference": "Croce & Hein, \"Minimally distorted Adversarial Examples with a Fast Adaptive Boundary Attack\", ICML 2020",
+      "gradientFree": false,
+      "norms": [
+        "linf",
+        "l2"
+      ],
+      "uses": [
+        "steps",
+        "restarts"
+      ],
+      "defaults": {
+        "steps": 100,
+        "restarts": 1,
+        "targetClasses": 9,
+        "alphaMax": 0.1,
+        "eta": 1.05,
+        "beta": 0.9
+      }
+    },
+    {
       "name": "spsa",
       "aliases": [],
       "title": "SPSA (gradient-free)",
@@ -140,29 +239,18 @@ export const CATALOGUE: Catalogue = {
         "pInitLinf": 0.05,
         "pInitL2": 0.1
       }
-    },
+    }
+  ],
+  "attackGroups": [
     {
-      "name": "fab-t",
-      "aliases": [],
-      "title": "Fast Adaptive Boundary attack, targeted (FAB-T)",
-      "reference": "Croce & Hein, \"Minimally distorted Adversarial Examples with a Fast Adaptive Boundary Attack\", ICML 2020",
-      "gradientFree": false,
-      "norms": [
-        "linf",
-        "l2"
+      "name": "autoattack",
+      "members": [
+        "apgd-ce",
+        "apgd-t",
+        "fab-t",
+        "square"
       ],
-      "uses": [
-        "steps",
-        "restarts"
-      ],
-      "defaults": {
-        "steps": 100,
-        "restarts": 1,
-        "targetClasses": 9,
-        "alphaMax": 0.1,
-        "eta": 1.05,
-        "beta": 0.9
-      }
+      "description": "The AutoAttack ensemble: APGD-CE, APGD-T over the 9 most likely wrong classes, FAB-T (100 iterations each) and Square Attack with 5,000 queries, each on the samples still robust"
     }
   ],
   "strengths": [

@@ -43,7 +43,7 @@ export function experimentProblems(value: unknown): string[] {
   if (e.limit !== undefined && !(Number.isInteger(e.limit) && e.limit > 0)) p.push('"limit" must be a positive integer');
   if (e.attacks !== undefined) {
     const a = e.attacks;
-    const names = CATALOGUE.attacks.flatMap((x) => [x.name, ...x.aliases]);
+    const names = [...CATALOGUE.attacks.flatMap((x) => [x.name, ...x.aliases]), ...CATALOGUE.attackGroups.map((g) => g.name)];
     const strengths = CATALOGUE.strengths.map((x) => x.name);
     if (a?.strength !== undefined && !strengths.includes(a.strength)) p.push(`"attacks.strength" must be one of ${strengths.join(', ')}`);
     if (a?.names === undefined && a?.strength !== undefined) {

@@ -104,8 +104,8 @@ export function experimentSchema(c: Catalogue): Record<string, unknown> {
           "minItems": 1,
           "uniqueItems": true,
           "items": {
-            "enum": c.attacks.map((a) => a.name),
-            "enumDescriptions": c.attacks.map((a) => `${a.title}: ${a.reference}`)
+            "enum": [...c.attacks.map((a) => a.name), ...c.attackGroups.map((g) => g.name)],
+            "enumDescriptions": [...c.attacks.map((a) => `${a.title}: ${a.reference}`), ...c.attackGroups.map((g) => g.description)]
           }
         },
         "eps": {

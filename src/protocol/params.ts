@@ -60,6 +60,8 @@ export interface CatalogueStrength {
 
 export interface Catalogue {
   attacks: readonly CatalogueAttack[];
+  /** Names that stand for several attacks ('autoattack': the standard ensemble). */
+  attackGroups: readonly { name: string; members: readonly string[]; description: string }[];
   strengths: readonly CatalogueStrength[];
   defenses: readonly CatalogueDefense[];
   threats: readonly CatalogueThreat[];

@@ -22,7 +22,7 @@ test('src/protocol/catalogue.ts and media/experiment.schema.json are what the re
 
 test('the schema lists every attack, defense and defense parameter of the registries', () => {
   const schema = experimentSchema(buildCatalogue()) as any;
-  assert.deepEqual(schema.definitions.attacks.properties.names.items.enum, [...ATTACK_NAMES]);
+  assert.deepEqual(schema.definitions.attacks.properties.names.items.enum, [...ATTACK_NAMES, 'autoattack']);
   assert.deepEqual(schema.definitions.defense.properties.kind.enum, [...DEFENSE_KINDS]);
   for (const d of buildCatalogue().defenses) {
     const props = schema.definitions.defense.properties[d.kind].properties;

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import * as ort from 'onnxruntime-node';
 import { buildGradientModel, type LossKind } from '../../src/core/onnx/autodiff';
-import { lossNeedsTargets, withLossInputs } from '../../src/core/onnx/autodiff/loss';
+import { lossNeedsTargets } from '../../src/core/onnx/autodiff/loss';
 import { UserError } from '../../src/core/errors';
 import { GraphBuilder, makeModel } from '../../src/core/onnx/builder';
 import { tensorValueInfo } from '../../src/core/onnx/cut';
@@ -57,7 +57,7 @@ function jsDlr(kind: 'dlr' | 'dlr-targeted', z: ArrayLike<number>, offset: numbe
 }
 
 async function lossModel(model: ModelProto, kind: LossKind) {
-  const gm = withLossInputs(buildGradientModel(model, await shapesOf(model), { kind: 'loss', loss: kind }), kind);
+  const gm = buildGradientModel(model, await shapesOf(model), { kind: 'loss', loss: kind });
   return { gm, s: await session(gm.model) };
 }
 

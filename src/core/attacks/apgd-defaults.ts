@@ -1,11 +1,8 @@
 /**
  * Names, reference and default parameters of APGD (Auto-PGD, Croce & Hein 2020), as data, for the
- * attack registry (kept apart from defaults.ts until APGD is registered there). The defaults are the
- * paper's: N_iter = 100, ρ = 0.75, α = 0.75, η⁽⁰⁾ = 2ε, checkpoints p₀ = 0, p₁ = 0.22,
+ * attack specs in apgd.ts. The defaults are the paper's: N_iter = 100, ρ = 0.75, α = 0.75, η⁽⁰⁾ = 2ε, checkpoints p₀ = 0, p₁ = 0.22,
  * p_{j+1} = p_j + max(p_j − p_{j−1} − 0.03, 0.06), and 9 target classes for APGD-T.
  */
-import type { Norm } from './types';
-
 export const APGD_DEFAULTS = {
   /** Gradient steps per run (N_iter). */
   steps: 100,
@@ -24,22 +21,3 @@ export const APGD_DEFAULTS = {
   /** Start from a uniform random point of the eps-ball. */
   randomStart: true,
 } as const;
-
-export interface ApgdInfo {
-  name: string;
-  title: string;
-  reference: string;
-  gradientFree: false;
-  norms: readonly Norm[];
-  /** The loss the entry fixes. */
-  loss: 'ce' | 'dlr' | 'dlr-targeted';
-}
-
-const REFERENCE = 'Croce & Hein, "Reliable evaluation of adversarial robustness with an ensemble of diverse parameter-free attacks", ICML 2020';
-
-/** Registry entries for the three published variants (apgd.ts: apgdCe, apgdDlr, apgdT). */
-export const APGD_ATTACKS: Readonly<Record<'apgd-ce' | 'apgd-dlr' | 'apgd-t', ApgdInfo>> = {
-  'apgd-ce': { name: 'apgd-ce', title: 'Auto-PGD on cross-entropy (APGD-CE)', reference: REFERENCE, gradientFree: false, norms: ['linf', 'l2'], loss: 'ce' },
-  'apgd-dlr': { name: 'apgd-dlr', title: 'Auto-PGD on the DLR loss (APGD-DLR)', reference: REFERENCE, gradientFree: false, norms: ['linf', 'l2'], loss: 'dlr' },
-  'apgd-t': { name: 'apgd-t', title: 'Auto-PGD on the targeted DLR loss (APGD-T)', reference: REFERENCE, gradientFree: false, norms: ['linf', 'l2'], loss: 'dlr-targeted' },
-};

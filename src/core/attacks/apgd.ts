@@ -58,6 +58,7 @@ import {
   throwIfAborted,
   type AttackContext,
 } from './common';
+import { defineAttack } from './spec';
 import type { AttackOptions, AttackResult, Classifier, LossKind } from './types';
 
 export type ApgdLoss = 'ce' | 'dlr' | 'dlr-targeted';
@@ -431,3 +432,44 @@ function step(
   }
   return z;
 }
+
+const REFERENCE = 'Croce & Hein, "Reliable evaluation of adversarial robustness with an ensemble of diverse parameter-free attacks", ICML 2020';
+const SPEC_DEFAULTS = { steps: APGD_DEFAULTS.steps, restarts: APGD_DEFAULTS.restarts, rho: APGD_DEFAULTS.rho, momentum: APGD_DEFAULTS.momentum, initialStepFactor: APGD_DEFAULTS.initialStepFactor, randomStart: APGD_DEFAULTS.randomStart };
+
+/** APGD on cross-entropy: the first attack of the AutoAttack ensemble. */
+export const APGD_CE = defineAttack({
+  name: 'apgd-ce',
+  title: 'Auto-PGD on cross-entropy (APGD-CE)',
+  reference: REFERENCE,
+  gradientFree: false,
+  norms: ['linf', 'l2'],
+  uses: ['steps', 'restarts', 'randomStart'],
+  defaults: { ...SPEC_DEFAULTS, loss: 'ce' },
+  run: (c, x, labels, o, rng) => apgdCe(c, x, labels, o, rng),
+});
+
+/** APGD on the DLR loss (invariant to shifts and rescaling of the logits). */
+export const APGD_DLR = defineAttack({
+  name: 'apgd-dlr',
+  title: 'Auto-PGD on the DLR loss (APGD-DLR)',
+  reference: REFERENCE,
+  gradientFree: false,
+  minClasses: 3,
+  norms: ['linf', 'l2'],
+  uses: ['steps', 'restarts', 'randomStart'],
+  defaults: { ...SPEC_DEFAULTS, loss: 'dlr' },
+  run: (c, x, labels, o, rng) => apgdDlr(c, x, labels, o, rng),
+});
+
+/** APGD on the targeted DLR loss over the most likely wrong classes: AutoAttack's second attack. */
+export const APGD_T = defineAttack({
+  name: 'apgd-t',
+  title: 'Auto-PGD on the targeted DLR loss (APGD-T)',
+  reference: REFERENCE,
+  gradientFree: false,
+  minClasses: 4,
+  norms: ['linf', 'l2'],
+  uses: ['steps', 'restarts', 'randomStart'],
+  defaults: { ...SPEC_DEFAULTS, loss: 'dlr-targeted', targetClasses: APGD_DEFAULTS.targetClasses },
+  run: (c, x, labels, o, rng) => apgdT(c, x, labels, o, rng),
+});

@@ -3,6 +3,7 @@
  * experiment schema, the generated catalogue) reads this list; adding an attack is one file that
  * exports its AttackSpec plus one line here.
  */
+import { APGD_CE, APGD_DLR, APGD_T } from './apgd';
 import { FAB_T } from './fab';
 import { FGSM } from './fgsm';
 import { BIM, MIFGSM, PGD } from './iterative';
@@ -10,8 +11,9 @@ import type { AttackSpec } from './spec';
 import { SPSA } from './spsa';
 import { SQUARE } from './square';
 import { UserError } from '../errors';
+import { AUTOATTACK, STRENGTHS } from './strength';
 
-export const ATTACK_REGISTRY = [FGSM, BIM, PGD, MIFGSM, SPSA, SQUARE, FAB_T] as const;
+export const ATTACK_REGISTRY = [FGSM, BIM, PGD, MIFGSM, APGD_CE, APGD_DLR, APGD_T, FAB_T, SPSA, SQUARE] as const;
 
 export type AttackName = (typeof ATTACK_REGISTRY)[number]['name'];
 
@@ -29,11 +31,16 @@ export const ATTACK_FUNCTIONS = Object.fromEntries(ATTACK_REGISTRY.map((a) => [a
 
 /** Parses a comma- or space-separated list of attack names or aliases (case-insensitive, duplicates dropped). */
 export function parseAttackList(text: string): AttackName[] {
-  const valid = `Valid attacks: ${ATTACK_NAMES.join(', ')}.`;
+  const valid = `Valid attacks: ${ATTACK_NAMES.join(', ')}, or autoattack (the standard ensemble).`;
   const out: AttackName[] = [];
   for (const raw of text.split(/[\s,]+/)) {
     if (!raw) continue;
     const word = raw.toLowerCase();
+    if (word === AUTOATTACK) {
+      // The standard ensemble (strength.ts resolves it before a run; here its names are checked).
+      for (const n of STRENGTHS.standard.plan.names) if (!out.includes(n)) out.push(n);
+      continue;
+    }
     const spec = ATTACK_REGISTRY.find((a) => a.name === word || (a as AttackSpec).aliases?.includes(word));
     if (!spec) throw new UserError(`Unknown attack '${raw}'`, valid);
     if (!out.includes(spec.name)) out.push(spec.name);

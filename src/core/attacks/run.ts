@@ -120,6 +120,8 @@ export async function runAttack(
   const [lo, hi] = checkThreatModel(config.norm, config.eps, config.range);
   checkInRange(x, d, lo, hi);
   if (!ATTACKS[attack].gradientFree) requireGradient(classifier, ATTACKS[attack].title); // fail before any work
+  const minClasses = ATTACKS[attack].minClasses ?? 2;
+  if (k < minClasses) throw new UserError(`The ${ATTACKS[attack].title} needs a model with at least ${minClasses} classes; this one has ${k}.`, 'Use apgd-ce or pgd instead.');
   checkLabels(labels, k, 'label');
 
   const root = new Rng(options.seed);

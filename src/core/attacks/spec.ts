@@ -19,6 +19,8 @@ export interface AttackSpec<Name extends string = string> {
   /** True when the attack needs only logits (no `lossGradient`). */
   gradientFree: boolean;
   norms: readonly Norm[];
+  /** The fewest classes the attack works with (APGD-T's targeted DLR needs 4); default 2. */
+  minClasses?: number;
   /** The plan options this attack reads; the others do not change what it does. */
   uses: readonly PlanOption[];
   /** Default parameters, as documented (shown by the CLI help and the extension). */

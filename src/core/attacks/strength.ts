@@ -17,7 +17,7 @@ export const STRENGTHS = {
   },
   standard: {
     description: 'The AutoAttack ensemble: APGD-CE, APGD-T over the 9 most likely wrong classes, FAB-T (100 iterations each) and Square Attack with 5,000 queries, each on the samples still robust',
-    plan: { names: ['apgd-ce', 'apgd-t', 'fab-t', 'square'], steps: 100, queries: 5000, sequential: true },
+    plan: { names: ['apgd-ce', 'apgd-t', 'fab-t', 'square'] as const, steps: 100, queries: 5000, sequential: true },
   },
   thorough: {
     description: 'The ensemble with 5 restarts, APGD-DLR and PGD-100 added, and Square Attack with 10,000 queries',
@@ -29,8 +29,18 @@ export type Strength = keyof typeof STRENGTHS;
 
 export const STRENGTH_CATALOGUE: readonly CatalogueStrength[] = Object.entries(STRENGTHS).map(([name, s]) => ({ name, description: s.description }));
 
-/** The plan with its preset filled in: the plan's own names and budgets win over the preset's. */
+/** `--attack autoattack`: the standard ensemble by name, run sequentially with its budgets. */
+export const AUTOATTACK = 'autoattack';
+
+/**
+ * The plan with its preset filled in (the plan's own names and budgets win over the preset's), and
+ * the name 'autoattack' expanded into the standard ensemble.
+ */
 export function resolveStrength(plan: AttackPlan): AttackPlan {
+  if (plan.names.some((n) => n.toLowerCase() === AUTOATTACK)) {
+    const names = plan.names.flatMap((n) => (n.toLowerCase() === AUTOATTACK ? [...STRENGTHS.standard.plan.names] : [n]));
+    return resolveStrength({ ...plan, names: [...new Set(names)], sequential: plan.sequential ?? true });
+  }
   if (plan.strength === undefined) return plan;
   const preset = (STRENGTHS as Record<string, { plan: PresetPlan }>)[plan.strength];
   if (!preset) throw new UserError(`Unknown strength '${plan.strength}'.`, `Choose one of ${Object.keys(STRENGTHS).join(', ')}.`);

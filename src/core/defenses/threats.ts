@@ -88,7 +88,7 @@ export class DefendedClassifier implements Classifier {
   }
 }
 
-type GradientFn = (x: Float32Array, n: number, labels: Int32Array, loss: LossKind) => Promise<Float32Array>;
+type GradientFn = (x: Float32Array, n: number, labels: Int32Array, loss: LossKind, targets?: Int32Array) => Promise<Float32Array>;
 
 /** The defended classifier with the gradient of the given threat model (none for gradient-free). */
 export function threatClassifier(defended: DefendedClassifier, threat: ThreatModel): Classifier & { release(): Promise<void>; surrogate: string } {
@@ -98,7 +98,7 @@ export function threatClassifier(defended: DefendedClassifier, threat: ThreatMod
     logits: (x: Float32Array, n: number) => defended.logits(x, n),
   };
   if (threat === 'gradient-free') return { ...base, surrogate: 'none (forward passes only)', release: async () => {} };
-  const transfer: GradientFn = async (x, n, labels, loss) => (await defended.parts.undefended.lossGradient(x, n, labels, loss)).grad;
+  const transfer: GradientFn = async (x, n, labels, loss, targets) => (await defended.parts.undefended.lossGradient(x, n, labels, loss, targets)).grad;
   let gradient: { fn: GradientFn; release(): Promise<void>; surrogate: string };
   const stage = defended.parts.stage;
   if (threat === 'transfer' || (threat === 'bpda' && stage.placement === 'after-tail')) {
@@ -114,9 +114,15 @@ export function threatClassifier(defended: DefendedClassifier, threat: ThreatMod
     ...base,
     surrogate: gradient.surrogate,
     // Logits come from the defended forward pass: attacks judge success on the defended model.
-    lossGradient: async (x, n, labels, loss) => ({ grad: await gradient.fn(x, n, labels, loss), logits: await defended.logits(x, n) }),
+    lossGradient: async (x, n, labels, loss, targets) => ({ grad: await gradient.fn(x, n, labels, loss, targets), logits: await defended.logits(x, n) }),
     release: () => gradient.release(),
   };
+}
+
+/** The target labels a targeted loss needs (one per sample), or an error naming the loss. */
+function targetsFor(loss: LossKind, targets: Int32Array | undefined, n: number): Int32Array {
+  if (!targets || targets.length !== n) throw new Error(`the ${loss} loss needs one target label per sample (${targets?.length ?? 0} for ${n} samples)`);
+  return targets;
 }
 
 function labelTensor(labels: Int32Array): ort.Tensor {
@@ -127,7 +133,7 @@ function labelTensor(labels: Int32Array): ort.Tensor {
 function bpdaGradient(defended: DefendedClassifier): { fn: GradientFn; release(): Promise<void>; surrogate: string } {
   const { model, shapes, stage, sessionOptions, input } = defended.parts;
   const { head, tail } = cutModel(model, stage.layer, shapes);
-  const sessions = new Map<LossKind, Promise<{ headVjp: Session; tailGrad: Session; h: { grad: string; cotangent: string }; t: { grad: string; labels: string } }>>();
+  const sessions = new Map<LossKind, Promise<{ headVjp: Session; tailGrad: Session; h: { grad: string; cotangent: string }; t: { grad: string; labels: string; targets?: string } }>>();
   const get = (loss: LossKind) => {
     let p = sessions.get(loss);
     if (!p) {
@@ -138,7 +144,7 @@ function bpdaGradient(defended: DefendedClassifier): { fn: GradientFn; release()
           headVjp: await createSession(encodeModel(hg.model), sessionOptions),
           tailGrad: await createSession(encodeModel(tg.model), sessionOptions),
           h: { grad: hg.grad, cotangent: hg.cotangent! },
-          t: { grad: tg.grad, labels: tg.labels! },
+          t: { grad: tg.grad, labels: tg.labels!, targets: tg.targets },
         };
       })();
       sessions.set(loss, p);
@@ -147,11 +153,13 @@ function bpdaGradient(defended: DefendedClassifier): { fn: GradientFn; release()
   };
   return {
     surrogate: 'identity through the defense',
-    fn: async (x, n, labels, loss) => {
+    fn: async (x, n, labels, loss, targets) => {
       const s = await get(loss);
       const out = await defended.run(x, n, [DEFENSE_IO.activationOut]);
       const h = out[DEFENSE_IO.activationOut];
-      const gT = (await s.tailGrad.run({ [stage.layer]: h, [s.t.labels]: labelTensor(labels) }, [s.t.grad]))[s.t.grad];
+      const feeds: Record<string, ort.Tensor> = { [stage.layer]: h, [s.t.labels]: labelTensor(labels) };
+      if (s.t.targets) feeds[s.t.targets] = labelTensor(targetsFor(loss, targets, n));
+      const gT = (await s.tailGrad.run(feeds, [s.t.grad]))[s.t.grad];
       const gx = await s.headVjp.run({ [input]: new ort.Tensor('float32', x, [n, ...defended.sampleDims]), [s.h.cotangent]: gT }, [s.h.grad]);
       return gx[s.h.grad].data as Float32Array;
     },
@@ -174,7 +182,7 @@ function bpdaGradient(defended: DefendedClassifier): { fn: GradientFn; release()
 function directGradient(defended: DefendedClassifier): { fn: GradientFn; release(): Promise<void>; surrogate: string } {
   const { input, sessionOptions, numClasses } = defended.parts;
   const probabilities = defended.parts.stage.scores === 'probabilities';
-  const sessions = new Map<string, Promise<{ session: Session; grad: string; labels?: string; cotangent?: string; mask?: string } | 'zero'>>();
+  const sessions = new Map<string, Promise<{ session: Session; grad: string; labels?: string; targets?: string; cotangent?: string; mask?: string } | 'zero'>>();
   let shapes: Promise<Map<string, Dim[]>> | undefined;
   const shapesOf = (m: ModelProto) => {
     const bytes = encodeModel(m);
@@ -195,7 +203,7 @@ function directGradient(defended: DefendedClassifier): { fn: GradientFn; release
             if (e instanceof UserError && /does not depend differentiably/.test(e.message)) return 'zero' as const;
             throw e;
           }
-          return { session: await createSession(encodeModel(g.model), sessionOptions), grad: g.grad, labels: g.labels };
+          return { session: await createSession(encodeModel(g.model), sessionOptions), grad: g.grad, labels: g.labels, targets: g.targets };
         }
         const objective = adaptiveObjective(defended.defended, numClasses);
         const g = buildGradientModel(objective.model, await shapesOf(objective.model), { kind: 'vjp' }, { input, output: objective.output });
@@ -207,11 +215,12 @@ function directGradient(defended: DefendedClassifier): { fn: GradientFn; release
   };
   return {
     surrogate: probabilities ? 'true gradient of log Σ_{j≠y} c·softmax_j (through c)' : 'true gradient of the defended model',
-    fn: async (x, n, labels, loss) => {
+    fn: async (x, n, labels, loss, targets) => {
       const s = await get(loss);
       if (s === 'zero') return new Float32Array(x.length);
       const feeds: Record<string, ort.Tensor> = { [input]: new ort.Tensor('float32', x, [n, ...defended.sampleDims]) };
       if (s.labels) feeds[s.labels] = labelTensor(labels);
+      if (s.targets) feeds[s.targets] = labelTensor(targetsFor(loss, targets, n));
       if (s.mask) {
         const mask = new Float32Array(n * numClasses).fill(1);
         labels.forEach((y, i) => (mask[i * numClasses + y] = 0));
@@ -250,7 +259,7 @@ function adaptiveGradient(defended: DefendedClassifier): { fn: GradientFn; relea
     })());
   return {
     surrogate: spec.description,
-    fn: async (x, n, labels, loss) => (await (await get()).c.lossGradient(x, n, labels, loss)).grad,
+    fn: async (x, n, labels, loss, targets) => (await (await get()).c.lossGradient(x, n, labels, loss, targets)).grad,
     release: async () => {
       if (!classifier) return;
       const { c, session } = await classifier;

@@ -29,7 +29,7 @@ export interface LaneInit {
 
 export type LaneRequest =
   | { id: number; method: 'logits'; args: [Float32Array, number] }
-  | { id: number; method: 'lossGradient'; args: [Float32Array, number, Int32Array, LossKind] }
+  | { id: number; method: 'lossGradient'; args: [Float32Array, number, Int32Array, LossKind, Int32Array | undefined] }
   | { id: number; method: 'linfStep'; args: [Float32Array, Float32Array, number, Int32Array, LossKind, LinfStep] }
   | { id: number; method: 'release'; args: [] };
 
@@ -84,8 +84,8 @@ class LaneClassifier implements Classifier {
     return (await this.call({ method: 'logits', args: [x, n] }))[0];
   }
 
-  async lossGradient(x: Float32Array, n: number, labels: Int32Array, loss: LossKind): Promise<{ grad: Float32Array; logits: Float32Array }> {
-    const [grad, logits] = await this.call({ method: 'lossGradient', args: [x, n, labels, loss] });
+  async lossGradient(x: Float32Array, n: number, labels: Int32Array, loss: LossKind, targets?: Int32Array): Promise<{ grad: Float32Array; logits: Float32Array }> {
+    const [grad, logits] = await this.call({ method: 'lossGradient', args: [x, n, labels, loss, targets] });
     return { grad, logits };
   }
 

@@ -8,7 +8,7 @@ import * as ort from 'onnxruntime-node';
 import type { Classifier, LinfStep, LossKind } from '../attacks/types';
 import type { Dim } from '../model/shapes';
 import { buildGradientModel, type GradientModel } from '../onnx/autodiff';
-import { lossNeedsTargets, withLossInputs } from '../onnx/autodiff/loss';
+import { lossNeedsTargets } from '../onnx/autodiff/loss';
 import { withLinfStep, type LinfStepModel } from '../onnx/autodiff/step';
 import { encodeModel, opsetVersion, type ModelProto } from '../onnx/proto';
 import { createSession, type Session, type SessionOptions } from './session';
@@ -134,7 +134,7 @@ export class OnnxClassifier implements Classifier {
     if (!pending) {
       pending = (async () => {
         const built = buildGradientModel(this.parts.model, this.parts.shapes, { kind: 'loss', loss }, { input: this.parts.input, output: this.parts.output });
-        const g = extend(withLossInputs(built, loss));
+        const g = extend(built);
         return { session: await createSession(encodeModel(g.model), this.parts.sessionOptions), g };
       })();
       cache.set(loss, pending);

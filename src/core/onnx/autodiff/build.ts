@@ -24,7 +24,7 @@ import { analyze, groupUnsupported, resolveIO, resolveOutput, resolveSources, un
 import { ConstantValues } from './constants';
 import { BackwardContext } from './context';
 import { Emitter } from './emitter';
-import { emitLoss } from './loss';
+import { emitLoss, lossNeedsTargets } from './loss';
 import { plannedOpset, withOpset } from './opset';
 import { rewriteForGradient } from './rewrite';
 import { GRADIENT_RULES } from './rules';
@@ -67,10 +67,13 @@ export function buildGradientModel(forwardModel: ModelProto, forwardShapes: Map<
       return { seed, inputs: [tensorValueInfo(seed, outDims)], outputs: [] };
     }
     const labels = (result.labels = unique('labels'));
-    const { loss, dlogits } = emitLoss(ctx, io.output, target.loss, labels);
+    // The targeted DLR loss reads a second int64 input of target labels.
+    const targets = lossNeedsTargets(target.loss) ? (result.targets = unique('targets')) : undefined;
+    const { loss, dlogits } = emitLoss(ctx, io.output, target.loss, labels, targets);
     result.loss = unique('loss');
     e.node('Identity', [loss], {}, [result.loss]);
-    return { seed: dlogits, inputs: [tensorValueInfo(labels, [outDims[0]], DataType.INT64)], outputs: [tensorValueInfo(result.loss, [])] };
+    const inputs = [labels, ...(targets ? [targets] : [])].map((name) => tensorValueInfo(name, [outDims[0]], DataType.INT64));
+    return { seed: dlogits, inputs, outputs: [tensorValueInfo(result.loss, [])] };
   });
   result.grad = built.grads.get(io.input)!;
   if (options.wrt) result.grads = Object.fromEntries(wrt.map((t) => [t, built.grads.get(t)!]));

@@ -30,16 +30,7 @@ export function lossNeedsTargets(kind: LossKind): boolean {
   return kind === 'dlr-targeted';
 }
 
-/**
- * The name of the target-label input of a 'dlr-targeted' loss model whose label input is `labels`.
- * The autodiff builder names only the labels input; the targets input is derived from it and
- * declared by withLossInputs.
- */
-export function targetsInputName(labels: string): string {
-  return `${labels}/targets`;
-}
-
-/** `targets`: the target-label input of 'dlr-targeted' (default targetsInputName(labels)). */
+/** `targets`: the int64 [N] target-label input that 'dlr-targeted' reads (buildGradientModel declares it). */
 export function emitLoss(ctx: BackwardContext, logits: string, kind: LossKind, labels: string, targets?: string): { loss: string; dlogits: string } {
   const e = ctx.e;
   const dims = ctx.dims(logits);
@@ -86,7 +77,8 @@ export function emitLoss(ctx: BackwardContext, logits: string, kind: LossKind, l
     if (kind === 'dlr') {
       other = oneHotOf(e.op('ArgMax', [without(logits, onehot)], { axis: 1, keepdims: 1 }));
     } else {
-      other = oneHotOf(e.unsqueeze(targets ?? targetsInputName(labels), [1]));
+      if (!targets) throw new Error('the dlr-targeted loss needs a target-label input');
+      other = oneHotOf(e.unsqueeze(targets, [1]));
     }
     const diff = e.sub(pick(onehot), pick(other)); // z_y − z_other, [N, 1]
     const perSample = e.neg(e.div(diff, gap));
@@ -103,22 +95,3 @@ export function emitLoss(ctx: BackwardContext, logits: string, kind: LossKind, l
   return { loss: e.reduce('ReduceMean', perSample, [0], false), dlogits: e.div(diff, n) };
 }
 
-/**
- * Declares the extra inputs a loss model needs beyond the labels: for 'dlr-targeted', an int64
- * input of target labels shaped like the labels, named targetsInputName(labels), which emitLoss
- * reads (buildGradientModel declares only the labels input). Other losses: `g` unchanged.
- */
-export function withLossInputs(g: GradientModel, kind: LossKind): GradientModel {
-  if (!lossNeedsTargets(kind) || g.targets) return g;
-  const graph = g.model.graph!;
-  const labelsInfo = (graph.input ?? []).find((v) => v.name === g.labels);
-  if (!g.labels || !labelsInfo) throw new Error(`withLossInputs: no labels input in the ${kind} loss model`);
-  const targets = targetsInputName(g.labels);
-  const taken = [...(graph.input ?? []).map((v) => v.name), ...(graph.initializer ?? []).map((t) => t.name), ...(graph.node ?? []).flatMap((n) => n.output ?? [])];
-  if (taken.includes(targets)) throw new Error(`withLossInputs: the model already has a tensor named '${targets}'`);
-  return {
-    ...g,
-    targets,
-    model: { ...g.model, graph: { ...graph, input: [...(graph.input ?? []), { ...labelsInfo, name: targets }] } },
-  };
-}

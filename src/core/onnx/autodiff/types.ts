@@ -21,7 +21,7 @@ export interface GradientModel {
   cotangent?: string;
   /** loss: extra int64 input [N] of class indices. */
   labels?: string;
-  /** loss 'dlr-targeted': extra int64 input [N] of target class indices (added by withLossInputs, loss.ts). */
+  /** loss 'dlr-targeted': extra int64 input [N] of target class indices (declared by buildGradientModel). */
   targets?: string;
   /** loss: output, the scalar loss value. */
   loss?: string;

@@ -3,7 +3,7 @@
  * nodes (2 per multiply-add), from shapes probed with onnxruntime. Elementwise ops are left out:
  * they are a rounding error next to these on a CNN.
  */
-import { inferShapes, type Dim } from '../src/core/model/shapes';
+import { inferShapes, type Dim } from '../src/core/runtime/shapes';
 import { encodeModel, type ModelProto } from '../src/core/onnx/proto';
 import { sizeOf } from '../src/core/tensor';
 

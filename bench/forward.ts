@@ -4,7 +4,7 @@
  *   npm run bench -- [--threads 2] [--batch 100] [--repeats 5]
  */
 import * as ort from 'onnxruntime-node';
-import { loadModel } from '../src/core/onnx/load';
+import { loadModel } from '../src/core/model/load';
 import { createSession, runBatched } from '../src/core/runtime/session';
 import { DEMO, demoData, flag, median, torchReference } from './common';
 

@@ -1,8 +1,8 @@
 /**
  * TensorFlow.js models in Robustness Lab: how long the conversion to ONNX takes, and the clean
  * forward throughput of the converted demo model on onnxruntime beside the same model in
- * TensorFlow.js itself (pure-JS 'cpu' backend, and the 'wasm' backend when
- * @tensorflow/tfjs-backend-wasm is installed), same images, same batch, in one run.
+ * TensorFlow.js itself (pure-JS 'cpu' backend, the 'wasm' backend when
+ * @tensorflow/tfjs-backend-wasm is installed, and tfjs-node where it installs and loads), same images, same batch, in one run.
  *   npm run bench:tfjs -- [--threads 2] [--batch 100] [--repeats 5] [--limit 1000]
  */
 import path from 'node:path';
@@ -114,9 +114,19 @@ async function main() {
     console.log(`  robustness-lab (onnxruntime, converted): ${fmt(ours)} images/s`);
 
     const probs = softmaxRows(logits, 10);
-    for (const backend of ['cpu', 'wasm'] as const) {
+    for (const backend of ['cpu', 'wasm', 'tensorflow'] as const) {
       let wasmThreads = '?';
-      if (backend === 'wasm') {
+      if (backend === 'tensorflow') {
+        // tfjs-node (libtensorflow), where it is installed and loads on this Node version.
+        try {
+          // eslint-disable-next-line @typescript-eslint/no-require-imports
+          require('@tensorflow/tfjs-node');
+          if (!(await tf.setBackend('tensorflow'))) throw new Error('setBackend failed');
+        } catch (e) {
+          console.log(`  TensorFlow.js node (tfjs-node): skipped (${(e as Error).message.split('\n')[0]})`);
+          continue;
+        }
+      } else if (backend === 'wasm') {
         try {
           // eslint-disable-next-line @typescript-eslint/no-require-imports
           const wasm = require('@tensorflow/tfjs-backend-wasm') as { getThreadsCount?: () => number };
@@ -133,7 +143,7 @@ async function main() {
       await tf.ready();
       const predict = await tfjsModel(kind);
       const { rate, probs: theirs } = await tfjsRate(predict, x, raw.count, batch, backend === 'cpu' ? Math.min(repeats, 3) : repeats);
-      const threadsNote = backend === 'wasm' ? ` (${wasmThreads} thread${wasmThreads === '1' ? '' : 's'})` : ' (pure JavaScript, 1 thread)';
+      const threadsNote = backend === 'wasm' ? ` (${wasmThreads} thread${wasmThreads === '1' ? '' : 's'})` : backend === 'tensorflow' ? ' (tfjs-node, libtensorflow)' : ' (pure JavaScript, 1 thread)';
       console.log(`  TensorFlow.js ${backend}${threadsNote}: ${fmt(rate)} images/s; onnxruntime is ${(ours / rate).toFixed(1)}x; max |Δ probability| ${maxDiff(probs, theirs).toExponential(1)}`);
     }
     await tf.setBackend('cpu');

@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Finds import cycles in src/ (type-only imports included) and imports across the boundaries the
 // design draws: src/core never imports 'vscode' nor the front ends; src/protocol imports nothing
-// from src/core; the extension reaches the engine only through the worker (no src/core imports);
+// from src/core; src/core/onnx is pure graph code (no sessions) and src/core/model runs none either;
+// the extension reaches the engine only through the worker (no src/core imports);
 // the webview imports no Node built-ins. Exits 1 and prints each problem.
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
@@ -48,6 +49,9 @@ for (const f of files) {
     const t = target ? rel(target) : spec;
     if (r.startsWith('src/core/') && (spec === 'vscode' || /^src\/(extension|cli|worker)\//.test(t))) problems.push(`${r}: the engine imports ${spec}`);
     if (r.startsWith('src/protocol/') && t.startsWith('src/core/')) problems.push(`${r}: the protocol imports the engine (${spec})`);
+    // ONNX graph code is pure: no sessions, no evaluation, no model inspection above it.
+    if (r.startsWith('src/core/onnx/') && /^src\/core\/(runtime|model|eval|defenses|attacks|train|tfjs|data)\//.test(t)) problems.push(`${r}: graph code imports ${t}; sessions and evaluation live above src/core/onnx`);
+    if (r.startsWith('src/core/model/') && /^src\/core\/(runtime|eval|defenses|attacks)\//.test(t)) problems.push(`${r}: the model description imports ${t}`);
     if (r.startsWith('src/extension/') && t.startsWith('src/core/')) problems.push(`${r}: the extension imports the engine (${spec}); go through the worker and src/protocol`);
     if (r.startsWith('webview-ui/') && (builtins.has(spec) || spec === 'vscode' || t.startsWith('src/core/'))) problems.push(`${r}: the webview imports ${spec}`);
   }

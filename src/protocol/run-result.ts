@@ -63,6 +63,11 @@ export interface ThresholdRow {
   rejectionRate: number;
   /** Correct and accepted, over all samples (a rejection counts as an error). */
   accuracyOverAll: number;
+  /**
+   * Accepted and misclassified, over all samples: what an attack on a detector is after (fooled
+   * and not caught). Schema 2.
+   */
+  acceptedWrong?: number;
   accepted: number;
   total: number;
 }

@@ -335,9 +335,9 @@ export function defenseTables(r: RunResult): Table[] {
       rows: thresholds.map((t) => [formatNumber(t), ...thresholdCells(baseline.find((b) => b.threshold === t)), ...thresholdCells(defended.find((b) => b.threshold === t))]),
     });
   }
-  const underAttack = attackResults(r).defended.flatMap((a) => list(a.thresholds, isThresholdRow).map((t) => [a.attack, a.threat, formatNumber(a.eps), formatNumber(t.threshold), ...thresholdCells(t)]));
+  const underAttack = attackResults(r).defended.flatMap((a) => list(a.thresholds, isThresholdRow).map((t) => [a.attack, a.threat, formatNumber(a.eps), formatNumber(t.threshold), ...thresholdCells(t), percent(t.acceptedWrong)]));
   if (underAttack.length) {
-    tables.push({ title: 'dAE thresholds under attack', columns: ['attack', 'threat', 'eps', 'threshold', 'accuracy', 'rejected', 'over all'], rows: underAttack });
+    tables.push({ title: 'dAE thresholds under attack (accepted and wrong: fooled and not caught)', columns: ['attack', 'threat', 'eps', 'threshold', 'accuracy', 'rejected', 'over all', 'accepted and wrong'], rows: underAttack });
   }
   return tables;
 }

@@ -29,7 +29,7 @@ import { loadCachedDefense, saveDefense, type DefenseCacheKey } from '../../src/
 import type { DefenseStage } from '../../src/core/defenses/types';
 import { makeModel } from '../../src/core/onnx/builder';
 import { tensorValueInfo } from '../../src/core/onnx/cut';
-import { assertFloatInputs, checkClassifierOutput, loadModel, nonFiniteInitializers } from '../../src/core/onnx/load';
+import { assertFloatInputs, checkClassifierOutput, loadModel, nonFiniteInitializers } from '../../src/core/model/load';
 import { AttributeType, DataType, encodeModel, type GraphProto, type ModelProto, type NodeProto, type TensorProto } from '../../src/core/onnx/proto';
 import { floatTensor } from '../../src/core/onnx/tensor-proto';
 import { setAllowedRoots } from '../../src/core/paths';

@@ -3,7 +3,7 @@
  * run in onnxruntime (no backward code involved), accumulated in float64.
  */
 import * as ort from 'onnxruntime-node';
-import { inferShapes, type Dim } from '../../src/core/model/shapes';
+import { inferShapes, type Dim } from '../../src/core/runtime/shapes';
 import { encodeModel, type ModelProto } from '../../src/core/onnx/proto';
 import { seededValues } from './models';
 

@@ -12,7 +12,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { apgd, apgdCe, apgdCheckpoints, apgdT, type ApgdOptions } from '../../src/core/attacks/apgd';
 import { APGD_DEFAULTS } from '../../src/core/attacks/apgd-defaults';
-import type { AttackResult, Classifier, LossKind } from '../../src/core/attacks/types';
+import type { AttackOutcome, Classifier, LossKind } from '../../src/core/attacks/types';
 import { openClassifier } from '../../src/core/eval/model-session';
 import { Rng } from '../../src/core/random';
 import { OnnxClassifier } from '../../src/core/runtime/onnx-classifier';
@@ -197,15 +197,15 @@ function setup(n = 30, seed = 7) {
 }
 
 /** The attack over the samples in batches of `batch`, each sample keeping its id. */
-async function inBatches(model: Classifier, x: Float32Array, labels: Int32Array, d: number, batch: number, options: ApgdOptions, seed: number): Promise<AttackResult> {
+async function inBatches(model: Classifier, x: Float32Array, labels: Int32Array, d: number, batch: number, options: ApgdOptions, seed: number): Promise<AttackOutcome> {
   const n = labels.length;
-  const parts: AttackResult[] = [];
+  const parts: AttackOutcome[] = [];
   for (let s = 0; s < n; s += batch) {
     const e = Math.min(n, s + batch);
     const ids = Array.from({ length: e - s }, (_, i) => s + i);
     parts.push(await apgd(model, x.slice(s * d, e * d), labels.slice(s, e), { ...options, sampleIds: ids }, new Rng(seed)));
   }
-  const cat = <T extends Float32Array | Int32Array | Uint8Array | Float64Array>(key: keyof AttackResult) =>
+  const cat = <T extends Float32Array | Int32Array | Uint8Array | Float64Array>(key: keyof AttackOutcome) =>
     parts.flatMap((p) => Array.from(p[key] as T)) as number[];
   return {
     x: Float32Array.from(cat('x')), fooled: Uint8Array.from(cat('fooled')), predictions: Int32Array.from(cat('predictions')),

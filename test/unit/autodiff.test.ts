@@ -12,17 +12,22 @@ import path from 'node:path';
 import { test } from 'node:test';
 import * as ort from 'onnxruntime-node';
 import {
-  buildGradientModel, computeGradient, gradcheck, loadInputTensor, unsupportedGradientOps, type LossKind,
+  buildGradientModel,
+  unsupportedGradientOps,
+  type LossKind,
 } from '../../src/core/onnx/autodiff';
-import { compareWithFiniteDifferences } from '../../src/core/onnx/autodiff/gradcheck';
+import { loadInputTensor } from '../../src/core/data/tensor-file';
+import { computeGradient } from '../../src/core/runtime/compute-gradient';
+import { gradcheck } from '../../src/core/runtime/gradcheck';
+import { compareWithFiniteDifferences } from '../../src/core/runtime/gradcheck';
 import { parseNpy } from '../../src/core/data/npy';
 import { Rng } from '../../src/core/random';
 import { createSession } from '../../src/core/runtime/session';
 import { UserError } from '../../src/core/errors';
-import type { Dim } from '../../src/core/model/shapes';
+import type { Dim } from '../../src/core/runtime/shapes';
 import { floatAttr, GraphBuilder, makeModel } from '../../src/core/onnx/builder';
 import { tensorValueInfo } from '../../src/core/onnx/cut';
-import { loadModel } from '../../src/core/onnx/load';
+import { loadModel } from '../../src/core/model/load';
 import { AttributeType, DataType, encodeModel, opsetVersion, type ModelProto, type NodeProto } from '../../src/core/onnx/proto';
 import { floatTensor } from '../../src/core/onnx/tensor-proto';
 import { awayFrom, centralDifferences, distinct, dotWith, f32, relativeL2, scaledMaxError, session, shapesOf } from '../helpers/gradcheck';

@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { FAB_T, fabT, HyperplaneProjector, logitDifferenceGradient } from '../../src/core/attacks/fab';
-import type { AttackResult, Classifier, LossKind, Norm } from '../../src/core/attacks/types';
+import type { AttackOutcome, Classifier, LossKind, Norm } from '../../src/core/attacks/types';
 import { CancelledError } from '../../src/core/cancel';
 import { openClassifier } from '../../src/core/eval/model-session';
 import { Rng } from '../../src/core/random';
@@ -139,7 +139,7 @@ function distance(a: ArrayLike<number>, b: ArrayLike<number>, r: number, d: numb
 }
 
 /** Every returned input lies in the range and the eps-ball, norms and predictions are honest, and fooled ⇔ misclassified. */
-function checkThreatModel(res: AttackResult, model: Classifier & { z?(x: ArrayLike<number>, r: number): Float64Array }, x: Float32Array, labels: Int32Array, norm: Norm, eps: number, range: readonly [number, number] = [0, 1]) {
+function checkThreatModel(res: AttackOutcome, model: Classifier & { z?(x: ArrayLike<number>, r: number): Float64Array }, x: Float32Array, labels: Int32Array, norm: Norm, eps: number, range: readonly [number, number] = [0, 1]) {
   const d = x.length / labels.length;
   for (let r = 0; r < labels.length; r++) {
     const actual = distance(res.x, x, r, d, norm);
@@ -291,12 +291,12 @@ test('FAB-T results do not depend on the batch size, stay in the eps-ball and th
     assert.equal(whole.fooled[0], 1);
     assert.equal(whole.linf[0], 0);
     // Batches of 5 with the samples' ids: the same per-sample streams, so the same results.
-    const parts: AttackResult[] = [];
+    const parts: AttackOutcome[] = [];
     for (let s = 0; s < n; s += 5) {
       const e = Math.min(n, s + 5);
       parts.push(await fabT(model, x.slice(s * d, e * d), labels.slice(s, e), { ...options, sampleIds: Int32Array.from({ length: e - s }, (_, i) => s + i) }, new Rng(7)));
     }
-    const join = <T extends Float32Array | Float64Array | Int32Array | Uint8Array>(pick: (r: AttackResult) => T) => parts.flatMap((p) => Array.from(pick(p)));
+    const join = <T extends Float32Array | Float64Array | Int32Array | Uint8Array>(pick: (r: AttackOutcome) => T) => parts.flatMap((p) => Array.from(pick(p)));
     assert.deepEqual(join((r) => r.x), Array.from(whole.x), `${norm}: adversarial inputs`);
     assert.deepEqual(join((r) => r.fooled), Array.from(whole.fooled));
     assert.deepEqual(join((r) => r.predictions), Array.from(whole.predictions));

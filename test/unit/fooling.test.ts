@@ -21,7 +21,7 @@ import { loadDataset, preprocess } from '../../src/core/data';
 import { daeEvaluate, daeLogConfidenceGradient, daeWeightsFromStage, fitDae } from '../../src/core/defenses/dae';
 import { DEFENSE_IO, type DefenseStage } from '../../src/core/defenses/types';
 import { inspectModel } from '../../src/core/eval/model-session';
-import { inferShapes } from '../../src/core/model/shapes';
+import { inferShapes } from '../../src/core/runtime/shapes';
 import { GraphBuilder, makeModel } from '../../src/core/onnx/builder';
 import { tensorValueInfo } from '../../src/core/onnx/cut';
 import { encodeModel, type ModelProto, type NodeProto } from '../../src/core/onnx/proto';

@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { runEvaluation } from '../../src/core/eval/evaluate';
-import { sha256Hex } from '../../src/core/onnx/load';
+import { sha256Hex } from '../../src/core/model/load';
 import { DEMO_MODEL, DEMO_TEST_IMAGES, DEMO_TEST_LABELS, DEMO_TRAIN_IMAGES, DEMO_TRAIN_LABELS, ROOT } from '../helpers/cli';
 
 interface Reference {

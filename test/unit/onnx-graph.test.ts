@@ -7,9 +7,9 @@ import * as ort from 'onnxruntime-node';
 import { UserError } from '../../src/core/errors';
 import { buildModelGraph } from '../../src/core/model/graph';
 import { insertionPoints } from '../../src/core/model/insertion-points';
-import { inferShapes } from '../../src/core/model/shapes';
+import { inferShapes } from '../../src/core/runtime/shapes';
 import { cutModel, tensorValueInfo } from '../../src/core/onnx/cut';
-import { loadModel } from '../../src/core/onnx/load';
+import { loadModel } from '../../src/core/model/load';
 import { decodeModel, encodeModel, DataType } from '../../src/core/onnx/proto';
 import { residualModel, seededValues } from '../helpers/models';
 

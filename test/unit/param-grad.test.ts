@@ -13,7 +13,7 @@ import * as ort from 'onnxruntime-node';
 import { buildGradientModel, buildObjectiveGradientModel } from '../../src/core/onnx/autodiff/build';
 import { trainingObjective, type TrainingLoss } from '../../src/core/onnx/autodiff/train-loss';
 import { UserError } from '../../src/core/errors';
-import type { Dim } from '../../src/core/model/shapes';
+import type { Dim } from '../../src/core/runtime/shapes';
 import { floatAttr, GraphBuilder, makeModel } from '../../src/core/onnx/builder';
 import { tensorValueInfo } from '../../src/core/onnx/cut';
 import { DataType, type ModelProto, type NodeProto } from '../../src/core/onnx/proto';

@@ -6,9 +6,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import * as ort from 'onnxruntime-node';
-import { inferShapes } from '../../src/core/model/shapes';
+import { inferShapes } from '../../src/core/runtime/shapes';
 import { buildGradientModel } from '../../src/core/onnx/autodiff';
-import { loadModel } from '../../src/core/onnx/load';
+import { loadModel } from '../../src/core/model/load';
 import { encodeModel } from '../../src/core/onnx/proto';
 import { createSession } from '../../src/core/runtime/session';
 import { A, artifactsFromDir, placeholder, randomInput, saveLayersModel, tempDir, tf, tfReady, writeGraphModel, type GraphWeight } from './tfjs-helpers';

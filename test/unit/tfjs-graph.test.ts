@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { loadModel } from '../../src/core/onnx/load';
+import { loadModel } from '../../src/core/model/load';
 import { A, artifactsFromDir, assertClose, placeholder, randomInput, runConverted, tempDir, tf, tfReady, writeGraphModel, type GraphNodeJson, type GraphWeight } from './tfjs-helpers';
 
 const n = (name: string, op: string, input: string[], attr: Record<string, unknown> = {}): GraphNodeJson => ({ name, op, input, attr });

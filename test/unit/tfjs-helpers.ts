@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import * as tf from '@tensorflow/tfjs';
-import { loadModel } from '../../src/core/onnx/load';
+import { loadModel } from '../../src/core/model/load';
 import { createSession } from '../../src/core/runtime/session';
 import { Rng } from '../../src/core/random';
 

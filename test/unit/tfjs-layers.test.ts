@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { loadModel } from '../../src/core/onnx/load';
+import { loadModel } from '../../src/core/model/load';
 import { assertClose, randomInput, runConverted, saveLayersModel, tempDir, tf, tfReady } from './tfjs-helpers';
 
 type Sym = tf.SymbolicTensor;

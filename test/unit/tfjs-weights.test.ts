@@ -9,7 +9,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { loadModel } from '../../src/core/onnx/load';
+import { loadModel } from '../../src/core/model/load';
 import { decodeWeightGroup, type WeightSpec } from '../../src/core/tfjs/weights';
 import { artifactsFromDir, assertClose, quantize, randomInput, runConverted, saveLayersModel, tempDir, tf, tfReady } from './tfjs-helpers';
 

@@ -59,7 +59,7 @@ import {
   type AttackContext,
 } from './common';
 import { defineAttack } from './spec';
-import type { AttackOptions, AttackResult, Classifier, LossKind } from './types';
+import type { AttackOptions, AttackOutcome, Classifier, LossKind } from './types';
 
 export type ApgdLoss = 'ce' | 'dlr' | 'dlr-targeted';
 
@@ -118,7 +118,7 @@ export async function apgd(
   labels: Int32Array,
   options: ApgdOptions,
   rng?: Rng,
-): Promise<AttackResult> {
+): Promise<AttackOutcome> {
   const ctx = resolveContext(classifier, x, labels, options, rng);
   const p = plan(options, ctx.k);
   if (!classifier.lossGradient) {
@@ -150,17 +150,17 @@ export async function apgd(
 }
 
 /** APGD on cross-entropy. */
-export function apgdCe(classifier: Classifier, x: Float32Array, labels: Int32Array, options: Omit<ApgdOptions, 'loss'>, rng?: Rng): Promise<AttackResult> {
+export function apgdCe(classifier: Classifier, x: Float32Array, labels: Int32Array, options: Omit<ApgdOptions, 'loss'>, rng?: Rng): Promise<AttackOutcome> {
   return apgd(classifier, x, labels, { ...options, loss: 'ce' }, rng);
 }
 
 /** APGD on the DLR loss. */
-export function apgdDlr(classifier: Classifier, x: Float32Array, labels: Int32Array, options: Omit<ApgdOptions, 'loss'>, rng?: Rng): Promise<AttackResult> {
+export function apgdDlr(classifier: Classifier, x: Float32Array, labels: Int32Array, options: Omit<ApgdOptions, 'loss'>, rng?: Rng): Promise<AttackOutcome> {
   return apgd(classifier, x, labels, { ...options, loss: 'dlr' }, rng);
 }
 
 /** APGD-T: APGD on the targeted DLR loss, towards each of the `targetClasses` most likely wrong classes in turn. */
-export function apgdT(classifier: Classifier, x: Float32Array, labels: Int32Array, options: Omit<ApgdOptions, 'loss'>, rng?: Rng): Promise<AttackResult> {
+export function apgdT(classifier: Classifier, x: Float32Array, labels: Int32Array, options: Omit<ApgdOptions, 'loss'>, rng?: Rng): Promise<AttackOutcome> {
   return apgd(classifier, x, labels, { ...options, loss: 'dlr-targeted' }, rng);
 }
 
@@ -225,7 +225,7 @@ class Outcome {
     return success;
   }
 
-  result(): AttackResult {
+  result(): AttackOutcome {
     const { linf, l2 } = perturbationNorms(this.x, this.clean, this.ctx.n, this.ctx.d);
     return {
       x: this.x,

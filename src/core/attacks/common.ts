@@ -7,7 +7,7 @@ import { throwIfCancelled } from '../cancel';
 import { UserError } from '../errors';
 import { Rng } from '../random';
 import { sizeOf } from '../tensor';
-import type { AttackLoss, AttackOptions, AttackResult, Classifier, Norm } from './types';
+import type { AttackLoss, AttackOptions, AttackOutcome, Classifier, Norm } from './types';
 
 /** Everything an attack needs about its batch, checked once. */
 export interface AttackContext {
@@ -376,7 +376,7 @@ export class BestTracker {
     for (const j of idx) this.queries[j] += times;
   }
 
-  result(): AttackResult {
+  result(): AttackOutcome {
     const { linf, l2 } = perturbationNorms(this.best, this.x, this.ctx.n, this.ctx.d);
     return {
       x: this.best,

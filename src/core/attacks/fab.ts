@@ -70,7 +70,7 @@ import {
   type AttackContext,
 } from './common';
 import { defineAttack } from './spec';
-import type { AttackOptions, AttackResult, Classifier, Norm } from './types';
+import type { AttackOptions, AttackOutcome, Classifier, Norm } from './types';
 
 export interface FabOptions extends AttackOptions {
   /** Iterations per run (default 100). */
@@ -137,7 +137,7 @@ export async function fabT(
   labels: Int32Array,
   options: FabOptions,
   rng?: Rng,
-): Promise<AttackResult> {
+): Promise<AttackOutcome> {
   // FAB-T picks its own target classes and succeeds on any misclassification: its plan does not
   // read 'targeted', so given target labels do not change what it does.
   const ctx = resolveContext(classifier, x, labels, { ...options, targets: undefined }, rng);
@@ -188,7 +188,7 @@ class Outcome {
     this.queries = new Int32Array(ctx.n);
   }
 
-  result(): AttackResult {
+  result(): AttackOutcome {
     const { linf, l2 } = perturbationNorms(this.x, this.clean, this.ctx.n, this.ctx.d);
     return {
       x: this.x,

@@ -20,7 +20,7 @@ import {
   logitsChunked,
 } from './common';
 import { defineAttack } from './spec';
-import type { AttackLoss, AttackOptions, AttackResult, Classifier } from './types';
+import type { AttackLoss, AttackOptions, AttackOutcome, Classifier } from './types';
 
 export interface GradientAttackOptions extends AttackOptions {
   /** Loss whose gradient drives the attack: cross-entropy (default) or the CW margin. */
@@ -47,7 +47,7 @@ export async function fgsm(
   labels: Int32Array,
   options: GradientAttackOptions,
   rng?: Rng,
-): Promise<AttackResult> {
+): Promise<AttackOutcome> {
   const ctx = resolveContext(classifier, x, labels, options, rng);
   const gradient = requireGradient(classifier, FGSM.title);
   throwIfAborted(ctx.signal);

@@ -31,7 +31,7 @@ import {
 } from './common';
 import type { GradientAttackOptions } from './fgsm';
 import { defineAttack } from './spec';
-import type { AttackResult, Classifier } from './types';
+import type { AttackOutcome, Classifier } from './types';
 
 export interface IterativeOptions extends GradientAttackOptions {
   /** Gradient steps per restart. */
@@ -125,7 +125,7 @@ export function bim(
   labels: Int32Array,
   options: IterativeOptions,
   rng?: Rng,
-): Promise<AttackResult> {
+): Promise<AttackOutcome> {
   const p = plan(options, DEFAULTS.bim, { restarts: 1, randomStart: false, momentum: undefined });
   return iterate('bim', classifier, x, labels, options, rng, p);
 }
@@ -137,7 +137,7 @@ export function pgd(
   labels: Int32Array,
   options: PgdOptions,
   rng?: Rng,
-): Promise<AttackResult> {
+): Promise<AttackOutcome> {
   const d = DEFAULTS.pgd;
   const p = plan(options, d, {
     restarts: checkInteger(options.restarts ?? d.restarts, 'restarts', 1),
@@ -154,7 +154,7 @@ export function mifgsm(
   labels: Int32Array,
   options: MiFgsmOptions,
   rng?: Rng,
-): Promise<AttackResult> {
+): Promise<AttackOutcome> {
   const d = DEFAULTS.mifgsm;
   const p = plan(options, d, {
     restarts: 1,
@@ -172,7 +172,7 @@ async function iterate(
   options: GradientAttackOptions,
   rng: Rng | undefined,
   p: Plan,
-): Promise<AttackResult> {
+): Promise<AttackOutcome> {
   const ctx = resolveContext(classifier, x, labels, options, rng);
   const gradient = requireGradient(classifier, TITLES[attack]);
   const loss = options.loss ?? DEFAULTS[attack].loss;

@@ -4,7 +4,7 @@
  * the generated catalogue (src/protocol/catalogue.ts) are all derived from that list.
  */
 import type { Rng } from '../random';
-import type { AttackOptions, AttackResult, Classifier, Norm } from './types';
+import type { AttackOptions, AttackOutcome, Classifier, Norm } from './types';
 
 /** The options of an experiment's attack plan (AttackPlan) that an attack can read. */
 export type PlanOption = 'steps' | 'stepSize' | 'restarts' | 'randomStart' | 'queries' | 'loss' | 'targeted';
@@ -25,7 +25,7 @@ export interface AttackSpec<Name extends string = string> {
   uses: readonly PlanOption[];
   /** Default parameters, as documented (shown by the CLI help and the extension). */
   defaults: Readonly<Record<string, number | boolean | string>>;
-  run(classifier: Classifier, x: Float32Array, labels: Int32Array, options: AttackOptions & Record<string, unknown>, rng?: Rng): Promise<AttackResult>;
+  run(classifier: Classifier, x: Float32Array, labels: Int32Array, options: AttackOptions & Record<string, unknown>, rng?: Rng): Promise<AttackOutcome>;
 }
 
 /** Keeps the literal name type, so the registry can derive the union of attack names. */

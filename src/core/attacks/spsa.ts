@@ -26,7 +26,7 @@ import {
   resolveContext,
   throwIfAborted,
 } from './common';
-import type { AttackOptions, AttackResult, Classifier } from './types';
+import type { AttackOptions, AttackOutcome, Classifier } from './types';
 
 export interface SpsaOptions extends AttackOptions {
   /** Forward passes per sample, including the evaluation of the start (default 5000). */
@@ -68,7 +68,7 @@ export async function spsa(
   labels: Int32Array,
   options: SpsaOptions,
   rng?: Rng,
-): Promise<AttackResult> {
+): Promise<AttackOutcome> {
   const ctx = resolveContext(classifier, x, labels, options, rng);
   const defaults = DEFAULTS;
   const budget = checkInteger(options.queries ?? defaults.queries, 'queries', 1);

@@ -19,7 +19,7 @@ import type { Rng } from '../random';
 import { defineAttack } from './spec';
 import { BestTracker, checkInteger, checkPositive, clamp, logitsChunked, resolveContext, throwIfAborted } from './common';
 import type { AttackContext } from './common';
-import type { AttackOptions, AttackResult, Classifier } from './types';
+import type { AttackOptions, AttackOutcome, Classifier } from './types';
 
 export interface SquareOptions extends AttackOptions {
   /** Forward passes per sample, including the initialisation (default 5000). */
@@ -93,7 +93,7 @@ export async function squareAttack(
   labels: Int32Array,
   options: SquareOptions,
   rng?: Rng,
-): Promise<AttackResult> {
+): Promise<AttackOutcome> {
   const ctx = resolveContext(classifier, x, labels, options, rng);
   const defaults = DEFAULTS;
   const budget = checkInteger(options.queries ?? defaults.queries, 'queries', 1);

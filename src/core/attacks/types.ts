@@ -1,6 +1,8 @@
 /** What an attack sees of a model: a batched classifier with logits and, if differentiable, input gradients. */
 
-export type LossKind = 'ce-sum' | 'ce-mean' | 'cw' | 'dlr' | 'dlr-targeted';
+/** The losses the generated gradient models compute (defined by the autodiff, src/core/onnx/autodiff/loss.ts). */
+export type { LossKind } from '../onnx/autodiff/types';
+import type { LossKind } from '../onnx/autodiff/types';
 export type Norm = 'linf' | 'l2';
 
 export interface Classifier {
@@ -72,8 +74,8 @@ export interface AttackOptions {
   signal?: AbortSignal;
 }
 
-/** Per-sample outcome of one attack on a batch of n samples. */
-export interface AttackResult {
+/** Per-sample outcome of one attack function on a batch of n samples (runAttack reduces these to AttackMetrics, the RunResult keeps an AttackResult entry). */
+export interface AttackOutcome {
   /** The adversarial inputs (n × sample size, same layout as the input batch), inside [lo, hi]. */
   x: Float32Array;
   /** 1 where the attack succeeded: pred ≠ label (untargeted) or pred = target (targeted). */

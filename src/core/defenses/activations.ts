@@ -13,7 +13,7 @@ import { argmaxRows } from '../tensor';
 import { modelInput } from '../eval/model-session';
 import type { ModelGraph } from '../model/graph';
 import { cutModel } from '../onnx/cut';
-import type { LoadedModel } from '../onnx/load';
+import type { LoadedModel } from '../model/load';
 import { encodeModel, opsetVersion } from '../onnx/proto';
 import { createSession, runBatched, type ProviderChoice, type Session } from '../runtime/session';
 import { DEFENSE_IO, type DefenseStage } from './types';

@@ -12,7 +12,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, lstatSync } from 'node:fs';
 import path from 'node:path';
 import { writeFileAtomic, writeJsonAtomic } from '../fs-atomic';
-import { hasExternalData } from '../onnx/load';
+import { hasExternalData } from '../model/load';
 import { decodeModel, encodeModel } from '../onnx/proto';
 import { assertInsideRoots, readContainedSync } from '../paths';
 import type { DefenseStage } from './types';

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { UserError } from '../errors';
 import { assertInsideRoots } from '../paths';
 import type { ModelGraph } from '../model/graph';
-import type { LoadedModel } from '../onnx/load';
+import type { LoadedModel } from '../model/load';
 import { defenseParams, type DefensePlan } from '../../protocol/experiment';
 import { referenceActivations } from './activations';
 import { loadCachedDefense, saveDefense, type DefenseCacheKey } from './cache';

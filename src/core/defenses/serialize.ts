@@ -5,7 +5,7 @@
  * files atomically is the artifact cache's job.
  */
 import { UserError } from '../errors';
-import { sha256Hex } from '../onnx/load';
+import { sha256Hex } from '../model/load';
 import { decodeModel, encodeModel } from '../onnx/proto';
 import { DEFENSE_IO, type DefenseKind, type DefenseStage } from './types';
 

@@ -11,11 +11,11 @@
 import * as ort from 'onnxruntime-node';
 import type { Classifier, LossKind } from '../attacks/types';
 import { UserError } from '../errors';
-import { inferShapes, type Dim } from '../model/shapes';
+import { inferShapes, type Dim } from '../runtime/shapes';
 import { buildGradientModel } from '../onnx/autodiff';
 import { GraphBuilder } from '../onnx/builder';
 import { cutModel, tensorValueInfo } from '../onnx/cut';
-import { sha256Hex } from '../onnx/load';
+import { sha256Hex } from '../model/load';
 import { encodeModel, type ModelProto } from '../onnx/proto';
 import { OnnxClassifier } from '../runtime/onnx-classifier';
 import { createSession, type Session, type SessionOptions } from '../runtime/session';

@@ -4,8 +4,8 @@
  */
 import { UserError } from '../errors';
 import { buildModelGraph, type ModelGraph } from '../model/graph';
-import { inferShapes } from '../model/shapes';
-import { assertFloatInputs, checkClassifierOutput, loadModel, type LoadedModel, type LoadModelOptions } from '../onnx/load';
+import { inferShapes } from '../runtime/shapes';
+import { assertFloatInputs, checkClassifierOutput, loadModel, type LoadedModel, type LoadModelOptions } from '../model/load';
 import { createSession, runBatched, type Session, type SessionOptions } from '../runtime/session';
 export { argmaxRows } from '../tensor';
 

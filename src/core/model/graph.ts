@@ -3,7 +3,7 @@
  * and outputs, every layer with op, output shapes and parameter count, and the insertion points.
  */
 import { dataInputs } from '../onnx/graph-utils';
-import type { LoadedModel } from '../onnx/load';
+import type { LoadedModel } from './load';
 import { opsetVersion, type NodeProto, type ValueInfoProto } from '../onnx/proto';
 import { dataTypeName, elementCount } from '../onnx/tensor-proto';
 import { insertionPoints } from './insertion-points';

@@ -3,7 +3,7 @@
  * the tail (T → outputs). Running head then tail gives the full model's outputs.
  */
 import { UserError } from '../errors';
-import type { Dim } from '../model/shapes';
+import type { Dim } from '../../protocol/model';
 import { dataInputs, initializerNames, producerMap, subgraphReads } from './graph-utils';
 import { DataType, type ModelProto, type NodeProto, type ValueInfoProto } from './proto';
 

@@ -12,7 +12,7 @@ import { Worker } from 'node:worker_threads';
 import type { Classifier, LinfStep, LossKind } from '../attacks/types';
 import { CancelledError } from '../cancel';
 import { UserError } from '../errors';
-import type { Dim } from '../model/shapes';
+import type { Dim } from './shapes';
 import type { SessionOptions } from './session';
 
 /** What a lane worker needs to open the classifier (structured-clone friendly). */

@@ -6,7 +6,7 @@
 import { UserError } from '../errors';
 import * as ort from 'onnxruntime-node';
 import type { Classifier, LinfStep, LossKind } from '../attacks/types';
-import type { Dim } from '../model/shapes';
+import type { Dim } from './shapes';
 import { buildGradientModel, type GradientModel } from '../onnx/autodiff';
 import { lossNeedsTargets } from '../onnx/autodiff/loss';
 import { withLinfStep, type LinfStepModel } from '../onnx/autodiff/step';

@@ -20,7 +20,7 @@
 import * as ort from 'onnxruntime-node';
 import { throwIfCancelled } from '../cancel';
 import { UserError } from '../errors';
-import { inferShapes, type Dim } from '../model/shapes';
+import { inferShapes, type Dim } from '../runtime/shapes';
 import { buildLossModel, buildTrainStep, trainableInitializers, withParams, type LossModel, type Optimizer, type TrainStepModel } from '../onnx/autodiff/train-step';
 import type { TrainingLoss } from '../onnx/autodiff/train-loss';
 import { encodeModel, type ModelProto } from '../onnx/proto';

@@ -78,6 +78,6 @@ export function thresholdTable(scores: Float32Array, labels: ArrayLike<number>, 
         good += correct[j];
       }
     }
-    return { threshold, acceptedAccuracy: accepted ? good / accepted : null, rejectionRate: (n - accepted) / n, accuracyOverAll: good / n, accepted, total: n };
+    return { threshold, acceptedAccuracy: accepted ? good / accepted : null, rejectionRate: (n - accepted) / n, accuracyOverAll: good / n, acceptedWrong: (accepted - good) / n, accepted, total: n };
   });
 }

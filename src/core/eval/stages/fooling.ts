@@ -3,8 +3,8 @@
  * dAE defense ran, on the dAE-scaled model with the gradient through the confidence c.
  */
 import { appendRejectClassLogits, foolingGenerator, scoredFromLogits, scoredFromRejectClassLogits, type FoolingResult } from '../../attacks/fooling';
-import { inferShapes } from '../../model/shapes';
-import { sha256Hex } from '../../onnx/load';
+import { inferShapes } from '../../runtime/shapes';
+import { sha256Hex } from '../../model/load';
 import { encodeModel } from '../../onnx/proto';
 import { OnnxClassifier } from '../../runtime/onnx-classifier';
 import { createSession } from '../../runtime/session';

@@ -15,7 +15,7 @@
  * backward nodes are appended: the graph stays topologically sorted.
  */
 import { UserError } from '../../errors';
-import type { Dim } from '../../model/shapes';
+import type { Dim } from '../../../protocol/model';
 import { GraphBuilder } from '../builder';
 import { tensorValueInfo } from '../cut';
 import { dataInputs, freshNamer, tensorNames, unusedPrefix } from '../graph-utils';

@@ -6,7 +6,7 @@
 import { attrInt, attrInts, attrTensor } from '../attributes';
 import type { GraphProto, NodeProto, TensorProto } from '../proto';
 import { tensorValues } from '../tensor-proto';
-import type { Dim } from '../../model/shapes';
+import type { Dim } from '../../../protocol/model';
 
 export interface ConstTensor {
   dims: number[];

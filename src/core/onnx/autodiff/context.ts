@@ -3,7 +3,7 @@
  * constants, which tensors need gradients, and the shared helpers for broadcasting and
  * per-axis linear maps.
  */
-import type { Dim } from '../../model/shapes';
+import type { Dim } from '../../../protocol/model';
 import type { NodeProto } from '../proto';
 import type { ConstantValues, ConstTensor } from './constants';
 import type { Emitter } from './emitter';

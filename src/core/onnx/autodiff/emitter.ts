@@ -6,7 +6,7 @@
 import { floatAttr, GraphBuilder, type AttrValue } from '../builder';
 import { DataType, type AttributeProto } from '../proto';
 import { floatTensor } from '../tensor-proto';
-import type { Dim } from '../../model/shapes';
+import type { Dim } from '../../../protocol/model';
 
 type Attrs = Record<string, AttrValue | AttributeProto>;
 

@@ -36,6 +36,3 @@ export { buildGradientModel, buildObjectiveGradientModel, unsupportedGradientOps
 export { emitTrainingLoss, trainingObjective, type TrainingLoss } from './train-loss';
 export { buildLossModel, buildTrainStep, trainableInitializers, type Optimizer, type TrainStepModel, type TrainStepOptions } from './train-step';
 export { supportedGradientOps } from './rules';
-export { gradcheck, type GradcheckInput, type GradcheckOptions, type GradcheckResult } from './gradcheck';
-export { computeGradient, type ComputeGradientOptions } from './compute';
-export { loadInputTensor, type FloatTensor } from './tensor-file';

@@ -20,7 +20,7 @@
  *
  * Both apply only where the intermediate tensor has that one reader and is not a graph output.
  */
-import type { Dim } from '../../model/shapes';
+import type { Dim } from '../../../protocol/model';
 import { attrInt, attrInts } from '../attributes';
 import { attribute } from '../builder';
 import { freshNamer, subgraphReads, tensorNames } from '../graph-utils';

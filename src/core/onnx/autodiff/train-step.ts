@@ -21,7 +21,7 @@
  * parameter, memory-bound: for a small dense network they cost about as much as its matrix products.
  */
 import { UserError } from '../../errors';
-import type { Dim } from '../../model/shapes';
+import type { Dim } from '../../../protocol/model';
 import { GraphBuilder } from '../builder';
 import { tensorValueInfo } from '../cut';
 import { freshNamer, tensorNames, unusedPrefix } from '../graph-utils';

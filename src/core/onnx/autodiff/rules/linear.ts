@@ -7,7 +7,7 @@ import { attrFloat, attrInt } from '../../attributes';
 import { floatAttr } from '../../builder';
 import type { BackwardContext } from '../context';
 import type { GradRule } from '../types';
-import type { Dim } from '../../../model/shapes';
+import type { Dim } from '../../../../protocol/model';
 
 function gemm(ctx: BackwardContext, a: string, b: string, transA: number, transB: number, alpha: number): string {
   // Gemm's C is required before opset 11: a scalar 0 with beta 0 stands in for it.

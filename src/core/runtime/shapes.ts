@@ -7,10 +7,10 @@
 import * as ort from 'onnxruntime-node';
 import { UserError } from '../errors';
 import { dataInputs } from '../onnx/graph-utils';
-import type { LoadedModel } from '../onnx/load';
+import type { LoadedModel } from '../model/load';
 import { DataType, encodeModel, type ModelProto, type ValueInfoProto } from '../onnx/proto';
-import { createSession } from '../runtime/session';
-import { valueInfoDims } from './graph';
+import { createSession } from './session';
+import { valueInfoDims } from '../model/graph';
 
 /** A dimension: a number, or the name of a symbolic one (the batch dimension, usually). */
 export type { Dim } from '../../protocol/model';

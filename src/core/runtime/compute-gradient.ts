@@ -1,12 +1,12 @@
 /** One-shot input gradient of a model file (the CLI's `gradient` command). */
 import * as ort from 'onnxruntime-node';
-import { UserError } from '../../errors';
-import { inferShapes } from '../../model/shapes';
-import { createSession, type ProviderChoice } from '../../runtime/session';
-import { loadModel } from '../load';
-import { encodeModel } from '../proto';
-import { buildGradientModel } from './build';
-import type { GradientTarget } from './types';
+import { UserError } from '../errors';
+import { inferShapes } from './shapes';
+import { createSession, type ProviderChoice } from './session';
+import { loadModel } from '../model/load';
+import { encodeModel } from '../onnx/proto';
+import { buildGradientModel } from '../onnx/autodiff/build';
+import type { GradientTarget } from '../onnx/autodiff/types';
 
 export interface ComputeGradientOptions {
   /** Class indices, one per sample (loss targets). */

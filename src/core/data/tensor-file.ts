@@ -1,10 +1,10 @@
 /** Reading a float tensor from a file: NumPy .npy (float32/float64) or a serialised ONNX TensorProto (.pb). */
 import { readFileSync } from 'node:fs';
-import { UserError } from '../../errors';
-import type { Tensor } from '../../tensor';
-import { parseNpy } from '../../data/npy';
-import { DataType, decodeTensor, type TensorProto } from '../proto';
-import { dataTypeName, tensorValues } from '../tensor-proto';
+import { UserError } from '../errors';
+import type { Tensor } from '../tensor';
+import { parseNpy } from './npy';
+import { DataType, decodeTensor, type TensorProto } from '../onnx/proto';
+import { dataTypeName, tensorValues } from '../onnx/tensor-proto';
 
 export type FloatTensor = Tensor;
 

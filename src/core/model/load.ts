@@ -11,7 +11,7 @@ import path from 'node:path';
 import { UserError } from '../errors';
 import { openContained, readContainedSync, type OpenedFile, type Roots } from '../paths';
 import { isTfjsModelPath, loadTfjsModel } from '../tfjs';
-import { DataType, decodeModel, encodeModel, type AttributeProto, type GraphProto, type ModelProto, type NodeProto, type TensorProto, type ValueInfoProto } from './proto';
+import { DataType, decodeModel, encodeModel, type AttributeProto, type GraphProto, type ModelProto, type NodeProto, type TensorProto, type ValueInfoProto } from '../onnx/proto';
 
 export interface LoadedModel {
   path: string;

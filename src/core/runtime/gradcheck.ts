@@ -17,13 +17,13 @@
  *    too. Small models give errors ~1e-5.
  */
 import * as ort from 'onnxruntime-node';
-import { UserError } from '../../errors';
-import type { Dim } from '../../model/shapes';
-import { Rng } from '../../random';
-import { createSession, type Session } from '../../runtime/session';
-import { dataInputs } from '../graph-utils';
-import { decodeModel, encodeModel, DataType, type ModelProto } from '../proto';
-import { buildGradientModel } from './build';
+import { UserError } from '../errors';
+import type { Dim } from './shapes';
+import { Rng } from '../random';
+import { createSession, type Session } from './session';
+import { dataInputs } from '../onnx/graph-utils';
+import { decodeModel, encodeModel, DataType, type ModelProto } from '../onnx/proto';
+import { buildGradientModel } from '../onnx/autodiff/build';
 
 export interface GradcheckOptions {
   /** Values of the input (of the first float input when the model has several); seeded uniform [0, 1) when absent. */

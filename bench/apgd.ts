@@ -57,22 +57,50 @@ async function startTorch(args: string[]): Promise<TorchApgd | { skipped: string
 }
 
 async function main() {
-  const threads = flag('threads', 2), batch = flag('batch', 100), limit = flag('limit', 1000), eps = flag('eps', 0.03), steps = flag('steps', 100);
+  const threads = flag('threads', 2),
+    batch = flag('batch', 100),
+    limit = flag('limit', 1000),
+    eps = flag('eps', 0.03),
+    steps = flag('steps', 100);
   const data = await demoData(limit);
   const d = 784;
   const m = await openClassifier(DEMO.model, { ep: 'cpu', threads });
   const laneCount = flag('lanes', 2);
-  const pool = laneCount > 1
-    ? await OnnxLanes.start({ model: encodeModel(m.loaded.model), shapes: [...m.graph.shapes], input: m.input, output: m.output, sampleDims: [...m.sampleDims], numClasses: m.numClasses, sessionOptions: { ep: 'cpu', threads: Math.max(1, Math.floor(threads / laneCount)) } }, laneCount)
-    : undefined;
-  const classifier = pool ? undefined : new OnnxClassifier({ model: m.loaded.model, shapes: m.graph.shapes, session: m.session, input: m.input, output: m.output, sampleDims: m.sampleDims, numClasses: m.numClasses, sessionOptions: { ep: 'cpu', threads } });
+  const pool =
+    laneCount > 1
+      ? await OnnxLanes.start(
+          {
+            model: encodeModel(m.loaded.model),
+            shapes: [...m.graph.shapes],
+            input: m.input,
+            output: m.output,
+            sampleDims: [...m.sampleDims],
+            numClasses: m.numClasses,
+            sessionOptions: { ep: 'cpu', threads: Math.max(1, Math.floor(threads / laneCount)) },
+          },
+          laneCount,
+        )
+      : undefined;
+  const classifier = pool
+    ? undefined
+    : new OnnxClassifier({
+        model: m.loaded.model,
+        shapes: m.graph.shapes,
+        session: m.session,
+        input: m.input,
+        output: m.output,
+        sampleDims: m.sampleDims,
+        numClasses: m.numClasses,
+        sessionOptions: { ep: 'cpu', threads },
+      });
   const engines: Classifier[] = pool ? [...pool.lanes] : [classifier!];
   const warm = data.x.subarray(0, batch * d);
   for (const engine of engines) await engine.lossGradient!(warm, batch, data.labels.subarray(0, batch), 'ce-sum'); // builds the sessions
 
   /** APGD-CE on the samples of batch b classified correctly clean; returns robust samples and gradient evaluations. */
   const oursBatch = async (engine: Classifier, b: number) => {
-    const start = b * batch, n = Math.min(batch, data.count - start);
+    const start = b * batch,
+      n = Math.min(batch, data.count - start);
     const x = data.x.subarray(start * d, (start + n) * d);
     const labels = data.labels.subarray(start, start + n);
     const predictions = argmaxRows(await engine.logits(x, n), 10);
@@ -80,29 +108,50 @@ async function main() {
     if (keep.length === 0) return { correct: 0, gradients: 0 };
     const xs = new Float32Array(keep.length * d);
     keep.forEach((i, r) => xs.set(x.subarray(i * d, (i + 1) * d), r * d));
-    const res = await apgdCe(engine, xs, Int32Array.from(keep, (i) => labels[i]), { norm: 'linf', eps, steps, randomStart: false, sampleIds: Int32Array.from(keep, (i) => start + i) });
+    const res = await apgdCe(
+      engine,
+      xs,
+      Int32Array.from(keep, (i) => labels[i]),
+      { norm: 'linf', eps, steps, randomStart: false, sampleIds: Int32Array.from(keep, (i) => start + i) },
+    );
     return { correct: res.fooled.filter((f) => !f).length, gradients: res.gradientEvaluations.reduce((a, v) => a + v, 0) };
   };
   const batches = Math.ceil(data.count / batch);
   const oursPass = async () => {
-    let next = 0, correct = 0, gradients = 0;
+    let next = 0,
+      correct = 0,
+      gradients = 0;
     const t0 = performance.now();
-    await Promise.all(engines.map(async (engine) => {
-      while (next < batches) {
-        const r = await oursBatch(engine, next++); // not `correct += await …`: that reads `correct` before the await
-        correct += r.correct;
-        gradients += r.gradients;
-      }
-    }));
+    await Promise.all(
+      engines.map(async (engine) => {
+        while (next < batches) {
+          const r = await oursBatch(engine, next++); // not `correct += await …`: that reads `correct` before the await
+          correct += r.correct;
+          gradients += r.gradients;
+        }
+      }),
+    );
     return { seconds: (performance.now() - t0) / 1000, correct, gradients };
   };
 
   // Rounds alternate a full pass of ours and a full pass of PyTorch, with a pause before each pass
   // (both runtimes busy-wait after parallel work); the median round is the figure (see bench/pgd.ts).
   const idle = () => new Promise((resolve) => setTimeout(resolve, flag('pause-ms', 500)));
-  const torch = await startTorch(['--batch', String(batch), '--threads', String(threads), '--limit', String(data.count), '--steps', String(steps), '--eps', String(eps)]);
+  const torch = await startTorch([
+    '--batch',
+    String(batch),
+    '--threads',
+    String(threads),
+    '--limit',
+    String(data.count),
+    '--steps',
+    String(steps),
+    '--eps',
+    String(eps),
+  ]);
   const rounds: { ours: number; torch?: number }[] = [];
-  let ours = { correct: 0, gradients: 0 }, ref = { correct: 0, gradients: 0 };
+  let ours = { correct: 0, gradients: 0 },
+    ref = { correct: 0, gradients: 0 };
   for (let r = 0; r < flag('rounds', 3); r++) {
     await idle();
     const pass = await oursPass();
@@ -124,10 +173,16 @@ async function main() {
 
   const fmt = (v: number) => v.toFixed(1);
   const laneThreads = laneCount > 1 ? Math.max(1, Math.floor(threads / laneCount)) : threads;
-  console.log(`APGD-CE L∞ eps ${eps}, ${steps} iterations, no random start, demo model, ${data.count} images, batch ${batch}, ${threads} threads, ${rounds.length} rounds alternating with PyTorch`);
-  console.log(`  robust accuracy: ours ${(100 * ours.correct / data.count).toFixed(1)}%${'run' in torch ? `, PyTorch ${(100 * ref.correct / data.count).toFixed(1)}%` : ''}`);
+  console.log(
+    `APGD-CE L∞ eps ${eps}, ${steps} iterations, no random start, demo model, ${data.count} images, batch ${batch}, ${threads} threads, ${rounds.length} rounds alternating with PyTorch`,
+  );
+  console.log(
+    `  robust accuracy: ours ${((100 * ours.correct) / data.count).toFixed(1)}%${'run' in torch ? `, PyTorch ${((100 * ref.correct) / data.count).toFixed(1)}%` : ''}`,
+  );
   console.log(`  gradient evaluations: ours ${ours.gradients}${'run' in torch ? `, PyTorch ${ref.gradients}` : ''}`);
-  console.log(`  robustness-lab (generated ONNX gradients, JavaScript step, ${laneCount} lane${laneCount > 1 ? 's' : ''} of ${laneThreads} thread${laneThreads > 1 ? 's' : ''}): ${rounds.map((r) => fmt(r.ours)).join(' / ')} images/s`);
+  console.log(
+    `  robustness-lab (generated ONNX gradients, JavaScript step, ${laneCount} lane${laneCount > 1 ? 's' : ''} of ${laneThreads} thread${laneThreads > 1 ? 's' : ''}): ${rounds.map((r) => fmt(r.ours)).join(' / ')} images/s`,
+  );
   if (!('run' in torch)) console.log(`  PyTorch reference: skipped (${torch.skipped})`);
   else {
     const ratios = rounds.map((r) => r.ours / r.torch!);

@@ -46,7 +46,10 @@ export class TorchPgdServer {
   static async start(args: string[]): Promise<TorchPgdServer | { skipped: string }> {
     const python = '/usr/bin/python3';
     if (!existsSync(python)) return { skipped: `${python} not found` };
-    const child = spawn(python, [path.join(ROOT, 'bench', 'torch_reference.py'), '--task', 'pgd-serve', ...args], { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(python, [path.join(ROOT, 'bench', 'torch_reference.py'), '--task', 'pgd-serve', ...args], {
+      cwd: ROOT,
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
     let stderr = '';
     child.stderr.on('data', (d) => (stderr += d));
     const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
@@ -57,7 +60,12 @@ export class TorchPgdServer {
     };
     try {
       const ready = JSON.parse(await next()) as { torch: string };
-      return new TorchPgdServer((line) => child.stdin.write(`${line}\n`), next, () => child.stdin.end(), ready.torch);
+      return new TorchPgdServer(
+        (line) => child.stdin.write(`${line}\n`),
+        next,
+        () => child.stdin.end(),
+        ready.torch,
+      );
     } catch (e) {
       return { skipped: `PyTorch reference failed (install Debian's python3-torch): ${(e as Error).message}` };
     }

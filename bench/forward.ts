@@ -9,7 +9,9 @@ import { createSession, runBatched } from '../src/core/runtime/session';
 import { DEMO, demoData, flag, median, torchReference } from './common';
 
 async function main() {
-  const threads = flag('threads', 2), batch = flag('batch', 100), repeats = flag('repeats', 5);
+  const threads = flag('threads', 2),
+    batch = flag('batch', 100),
+    repeats = flag('repeats', 5);
   const data = await demoData(1000);
   const session = await createSession(loadModel(DEMO.model).bytes, { ep: 'cpu', threads });
   const input = { name: 'input', data: data.x, count: data.count, sampleDims: [1, 28, 28] };

@@ -23,25 +23,51 @@ import { DEMO, demoData, flag, median, TorchPgdServer } from './common';
 import { flopsPerSample } from './flops';
 
 async function main() {
-  const threads = flag('threads', 2), batch = flag('batch', 100), limit = flag('limit', 1000), eps = flag('eps', 0.03), steps = 10;
+  const threads = flag('threads', 2),
+    batch = flag('batch', 100),
+    limit = flag('limit', 1000),
+    eps = flag('eps', 0.03),
+    steps = 10;
   const alpha = (2.5 * eps) / steps;
   const data = await demoData(limit);
   const m = await openClassifier(DEMO.model, { ep: 'cpu', threads });
-  const classifier = new OnnxClassifier({ model: m.loaded.model, shapes: m.graph.shapes, session: m.session, input: m.input, output: m.output, sampleDims: m.sampleDims, numClasses: m.numClasses, sessionOptions: { ep: 'cpu', threads } });
+  const classifier = new OnnxClassifier({
+    model: m.loaded.model,
+    shapes: m.graph.shapes,
+    session: m.session,
+    input: m.input,
+    output: m.output,
+    sampleDims: m.sampleDims,
+    numClasses: m.numClasses,
+    sessionOptions: { ep: 'cpu', threads },
+  });
   const d = 784;
   // Our side runs in lanes (worker threads with their own single-threaded sessions, as
   // `evaluate --lanes` does), each taking the next batch when free; --lanes 1 is one session on all threads.
   const laneCount = flag('lanes', 2);
-  const pool = laneCount > 1
-    ? await OnnxLanes.start({ model: encodeModel(m.loaded.model), shapes: [...m.graph.shapes], input: m.input, output: m.output, sampleDims: [...m.sampleDims], numClasses: m.numClasses, sessionOptions: { ep: 'cpu', threads: Math.max(1, Math.floor(threads / laneCount)) } }, laneCount)
-    : undefined;
+  const pool =
+    laneCount > 1
+      ? await OnnxLanes.start(
+          {
+            model: encodeModel(m.loaded.model),
+            shapes: [...m.graph.shapes],
+            input: m.input,
+            output: m.output,
+            sampleDims: [...m.sampleDims],
+            numClasses: m.numClasses,
+            sessionOptions: { ep: 'cpu', threads: Math.max(1, Math.floor(threads / laneCount)) },
+          },
+          laneCount,
+        )
+      : undefined;
   const engines: Classifier[] = pool ? [...pool.lanes] : [classifier];
   const warm = data.x.subarray(0, batch * d);
   for (const engine of engines) await engine.linfStep!(warm, warm, batch, data.labels.subarray(0, batch), 'ce-sum', { alpha, eps, range: [0, 1] }); // builds the sessions
 
   /** Plain PGD on batch b (random start from the batch's own stream, `steps` fused steps) and the prediction on the result. */
   const oursBatch = async (engine: Classifier, b: number) => {
-    const start = b * batch, n = Math.min(batch, data.count - start);
+    const start = b * batch,
+      n = Math.min(batch, data.count - start);
     const x = data.x.subarray(start * d, (start + n) * d);
     const labels = data.labels.subarray(start, start + n);
     const rng = new Rng(0).fork(b);
@@ -52,14 +78,17 @@ async function main() {
   };
   /** One timed pass over all batches; returns its wall seconds and the robust count. */
   const oursPass = async () => {
-    let next = 0, correct = 0;
+    let next = 0,
+      correct = 0;
     const t0 = performance.now();
-    await Promise.all(engines.map(async (engine) => {
-      while (next < batches) {
-        const robust = await oursBatch(engine, next++); // not `correct += await …`: that reads `correct` before the await
-        correct += robust;
-      }
-    }));
+    await Promise.all(
+      engines.map(async (engine) => {
+        while (next < batches) {
+          const robust = await oursBatch(engine, next++); // not `correct += await …`: that reads `correct` before the await
+          correct += robust;
+        }
+      }),
+    );
     return { seconds: (performance.now() - t0) / 1000, correct };
   };
 
@@ -69,9 +98,21 @@ async function main() {
   // and onnxruntime both busy-wait after parallel work), so neither starts on an occupied machine.
   const idle = () => new Promise((resolve) => setTimeout(resolve, flag('pause-ms', 500)));
   const batches = Math.ceil(data.count / batch);
-  const torch = await TorchPgdServer.start(['--batch', String(batch), '--threads', String(threads), '--limit', String(data.count), '--steps', String(steps), '--eps', String(eps)]);
+  const torch = await TorchPgdServer.start([
+    '--batch',
+    String(batch),
+    '--threads',
+    String(threads),
+    '--limit',
+    String(data.count),
+    '--steps',
+    String(steps),
+    '--eps',
+    String(eps),
+  ]);
   const rounds: { ours: number; torch?: number }[] = [];
-  let oursCorrect = 0, torchCorrect = 0;
+  let oursCorrect = 0,
+    torchCorrect = 0;
   for (let r = 0; r < flag('rounds', 5); r++) {
     await idle();
     const ours = await oursPass();
@@ -91,7 +132,12 @@ async function main() {
   if (torch instanceof TorchPgdServer) torch.close();
 
   const t1 = performance.now();
-  const library = await runAttack(classifier, data, { attack: 'pgd', norm: 'linf', eps, steps, restarts: 1 }, { batchSize: batch, seed: 0, lanes: pool?.lanes });
+  const library = await runAttack(
+    classifier,
+    data,
+    { attack: 'pgd', norm: 'linf', eps, steps, restarts: 1 },
+    { batchSize: batch, seed: 0, lanes: pool?.lanes },
+  );
   const librarySeconds = (performance.now() - t1) / 1000;
 
   const ours = median(rounds.map((r) => r.ours));
@@ -104,18 +150,28 @@ async function main() {
   const ghz = Number(/cpu MHz\s*:\s*([\d.]+)/.exec(cpuinfo)?.[1] ?? cpus()[0].speed) / 1000;
   const peak = threads * ghz * simd * 2;
   const fmt = (v: number) => v.toFixed(0);
-  console.log(`PGD-${steps} L∞ eps ${eps} (step ${alpha}), demo model, ${data.count} images, batch ${batch}, ${threads} threads, ${rounds.length} rounds alternating with PyTorch`);
-  console.log(`  robust accuracy: ours ${(100 * oursCorrect / data.count).toFixed(1)}%${torch instanceof TorchPgdServer ? `, PyTorch ${(100 * torchCorrect / data.count).toFixed(1)}%` : ''} (random starts differ)`);
+  console.log(
+    `PGD-${steps} L∞ eps ${eps} (step ${alpha}), demo model, ${data.count} images, batch ${batch}, ${threads} threads, ${rounds.length} rounds alternating with PyTorch`,
+  );
+  console.log(
+    `  robust accuracy: ours ${((100 * oursCorrect) / data.count).toFixed(1)}%${torch instanceof TorchPgdServer ? `, PyTorch ${((100 * torchCorrect) / data.count).toFixed(1)}%` : ''} (random starts differ)`,
+  );
   const laneThreads = laneCount > 1 ? Math.max(1, Math.floor(threads / laneCount)) : threads;
-  console.log(`  robustness-lab (generated ONNX gradients, fused step, ${laneCount} lane${laneCount > 1 ? 's' : ''} of ${laneThreads} thread${laneThreads > 1 ? 's' : ''}): ${rounds.map((r) => fmt(r.ours)).join(' / ')} images/s`);
+  console.log(
+    `  robustness-lab (generated ONNX gradients, fused step, ${laneCount} lane${laneCount > 1 ? 's' : ''} of ${laneThreads} thread${laneThreads > 1 ? 's' : ''}): ${rounds.map((r) => fmt(r.ours)).join(' / ')} images/s`,
+  );
   if (!(torch instanceof TorchPgdServer)) console.log(`  PyTorch reference: skipped (${torch.skipped})`);
   else {
     const ratios = rounds.map((r) => r.ours / r.torch!);
     console.log(`  PyTorch ${torch.version}: ${rounds.map((r) => fmt(r.torch!)).join(' / ')} images/s`);
     console.log(`  ratio per round: ${ratios.map((v) => v.toFixed(2)).join(' / ')}; median ${median(ratios).toFixed(2)}x`);
   }
-  console.log(`  library PGD with per-sample early stopping: ${(data.count / librarySeconds).toFixed(0)} images/s, robust accuracy ${(100 * library.accuracy).toFixed(1)}%`);
-  console.log(`  forward+backward: ${(flopsPerImage / 1e6).toFixed(1)} MFLOP per image, ${achieved.toFixed(1)} GFLOP/s achieved (median round) = ${((100 * achieved) / peak).toFixed(1)}% of a ${peak.toFixed(0)} GFLOP/s fp32 peak (${threads} cores × ${ghz.toFixed(2)} GHz × ${simd * 2} flop/cycle)`);
+  console.log(
+    `  library PGD with per-sample early stopping: ${(data.count / librarySeconds).toFixed(0)} images/s, robust accuracy ${(100 * library.accuracy).toFixed(1)}%`,
+  );
+  console.log(
+    `  forward+backward: ${(flopsPerImage / 1e6).toFixed(1)} MFLOP per image, ${achieved.toFixed(1)} GFLOP/s achieved (median round) = ${((100 * achieved) / peak).toFixed(1)}% of a ${peak.toFixed(0)} GFLOP/s fp32 peak (${threads} cores × ${ghz.toFixed(2)} GHz × ${simd * 2} flop/cycle)`,
+  );
   await pool?.release();
   await classifier.release();
   await m.session.release();

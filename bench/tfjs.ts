@@ -38,8 +38,11 @@ async function tfjsModel(kind: 'layers' | 'graph'): Promise<(x: tf.Tensor) => tf
   const group = json.weightsManifest![0];
   const data = Buffer.concat(group.paths.map((p) => files.readFileSync(path.join(dir, p))));
   const artifacts: tf.io.ModelArtifacts = {
-    modelTopology: json.modelTopology as tf.io.ModelArtifacts['modelTopology'], format: json.format, signature: json.signature as object,
-    weightSpecs: group.weights as tf.io.WeightsManifestEntry[], weightData: data.buffer.slice(data.byteOffset, data.byteOffset + data.length) as ArrayBuffer,
+    modelTopology: json.modelTopology as tf.io.ModelArtifacts['modelTopology'],
+    format: json.format,
+    signature: json.signature as object,
+    weightSpecs: group.weights as tf.io.WeightsManifestEntry[],
+    weightData: data.buffer.slice(data.byteOffset, data.byteOffset + data.length) as ArrayBuffer,
   };
   if (kind === 'layers') {
     const m = await tf.loadLayersModel(tf.io.fromMemory(artifacts));
@@ -49,7 +52,13 @@ async function tfjsModel(kind: 'layers' | 'graph'): Promise<(x: tf.Tensor) => tf
   return (x) => g.predict(x) as tf.Tensor;
 }
 
-async function tfjsRate(predict: (x: tf.Tensor) => tf.Tensor, x: Float32Array, count: number, batch: number, repeats: number): Promise<{ rate: number; probs: Float32Array }> {
+async function tfjsRate(
+  predict: (x: tf.Tensor) => tf.Tensor,
+  x: Float32Array,
+  count: number,
+  batch: number,
+  repeats: number,
+): Promise<{ rate: number; probs: Float32Array }> {
   const run = () => {
     const out = new Float32Array(count * 10);
     for (let s = 0; s < count; s += batch) {
@@ -74,7 +83,7 @@ function softmaxRows(z: Float32Array, classes: number): Float32Array {
     const row = z.subarray(i, i + classes);
     const m = Math.max(...row);
     let s = 0;
-    for (let c = 0; c < classes; c++) s += (p[i + c] = Math.exp(row[c] - m));
+    for (let c = 0; c < classes; c++) s += p[i + c] = Math.exp(row[c] - m);
     for (let c = 0; c < classes; c++) p[i + c] /= s;
   }
   return p;
@@ -84,11 +93,16 @@ const maxDiff = (a: Float32Array, b: Float32Array) => a.reduce((m, v, i) => Math
 const fmt = (r: number) => Math.round(r).toLocaleString('en-US');
 
 async function main() {
-  const threads = flag('threads', 2), batch = flag('batch', 100), repeats = flag('repeats', 5), limit = flag('limit', 1000);
+  const threads = flag('threads', 2),
+    batch = flag('batch', 100),
+    repeats = flag('repeats', 5),
+    limit = flag('limit', 1000);
   tf.env().set('PROD', true);
   const raw = await loadDataset({ path: DEMO.images, labelsPath: DEMO.labels, limit });
   const x = preprocess(raw, { layout: 'NHWC', channels: 1, height: 28, width: 28 });
-  console.log(`TensorFlow.js demo models, ${raw.count} demo test images, batch ${batch}, ${threads} threads (onnxruntime ${ort.env.versions.common}, tfjs ${tf.version.tfjs})`);
+  console.log(
+    `TensorFlow.js demo models, ${raw.count} demo test images, batch ${batch}, ${threads} threads (onnxruntime ${ort.env.versions.common}, tfjs ${tf.version.tfjs})`,
+  );
 
   for (const kind of ['layers', 'graph'] as const) {
     const files = readTfjsFiles(MODELS[kind]);
@@ -96,8 +110,12 @@ async function main() {
     const convertMs = timeIt(repeats, () => encodeModel(convertTfjs(files.json, files.weights, files.jsonPath)));
     const cachedMs = timeIt(repeats, () => loadTfjsModel(MODELS[kind]));
     const loaded = loadTfjsModel(MODELS[kind]);
-    console.log(`\n${kind} model (${path.relative(ROOT, MODELS[kind])}): ${loaded.model.graph!.node!.length} ONNX nodes, ${(loaded.bytes.length / 1024).toFixed(0)} KiB`);
-    console.log(`  conversion: read + decode weights ${readMs.toFixed(1)} ms, convert + encode ${convertMs.toFixed(1)} ms; loadModel again (cached) ${cachedMs.toFixed(1)} ms (median of ${repeats})`);
+    console.log(
+      `\n${kind} model (${path.relative(ROOT, MODELS[kind])}): ${loaded.model.graph!.node!.length} ONNX nodes, ${(loaded.bytes.length / 1024).toFixed(0)} KiB`,
+    );
+    console.log(
+      `  conversion: read + decode weights ${readMs.toFixed(1)} ms, convert + encode ${convertMs.toFixed(1)} ms; loadModel again (cached) ${cachedMs.toFixed(1)} ms (median of ${repeats})`,
+    );
 
     const session = await createSession(loaded.bytes, { ep: 'cpu', threads });
     const input = { name: session.inputNames[0], data: x, count: raw.count, sampleDims: [28, 28, 1] };
@@ -143,8 +161,15 @@ async function main() {
       await tf.ready();
       const predict = await tfjsModel(kind);
       const { rate, probs: theirs } = await tfjsRate(predict, x, raw.count, batch, backend === 'cpu' ? Math.min(repeats, 3) : repeats);
-      const threadsNote = backend === 'wasm' ? ` (${wasmThreads} thread${wasmThreads === '1' ? '' : 's'})` : backend === 'tensorflow' ? ' (tfjs-node, libtensorflow)' : ' (pure JavaScript, 1 thread)';
-      console.log(`  TensorFlow.js ${backend}${threadsNote}: ${fmt(rate)} images/s; onnxruntime is ${(ours / rate).toFixed(1)}x; max |Δ probability| ${maxDiff(probs, theirs).toExponential(1)}`);
+      const threadsNote =
+        backend === 'wasm'
+          ? ` (${wasmThreads} thread${wasmThreads === '1' ? '' : 's'})`
+          : backend === 'tensorflow'
+            ? ' (tfjs-node, libtensorflow)'
+            : ' (pure JavaScript, 1 thread)';
+      console.log(
+        `  TensorFlow.js ${backend}${threadsNote}: ${fmt(rate)} images/s; onnxruntime is ${(ours / rate).toFixed(1)}x; max |Δ probability| ${maxDiff(probs, theirs).toExponential(1)}`,
+      );
     }
     await tf.setBackend('cpu');
   }

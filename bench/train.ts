@@ -31,11 +31,18 @@ interface Side {
 }
 
 async function main() {
-  const threads = flag('threads', 2), limit = flag('limit', 4000), hidden = flag('hidden', 256), epochs = flag('epochs', 20), rounds = flag('rounds', 1);
-  const batch = 64, sigma = 0.25, lr = 1e-3;
+  const threads = flag('threads', 2),
+    limit = flag('limit', 4000),
+    hidden = flag('hidden', 256),
+    epochs = flag('epochs', 20),
+    rounds = flag('rounds', 1);
+  const batch = 64,
+    sigma = 0.25,
+    lr = 1e-3;
   const raw = await loadDataset({ path: TRAIN_IMAGES, limit });
   const h = preprocess(raw, { layout: 'NCHW', channels: 1, height: 28, width: 28 });
-  const n = raw.count, d = 784;
+  const n = raw.count,
+    d = 784;
 
   const ours = async (): Promise<Side> => {
     const t0 = performance.now();
@@ -46,7 +53,14 @@ async function main() {
       { inputs: hidden, outputs: d, activation: 'linear', w: glorotUniform([hidden, d], init.fork('decoder')), b: new Float32Array(d) },
     ];
     const fit = await fitDense({
-      layers, loss: { kind: 'mse' }, optimizer: { kind: 'adam', epsilon: 1e-7 }, data: { x: u, n }, epochs, batchSize: batch, learningRate: lr, rng: 0,
+      layers,
+      loss: { kind: 'mse' },
+      optimizer: { kind: 'adam', epsilon: 1e-7 },
+      data: { x: u, n },
+      epochs,
+      batchSize: batch,
+      learningRate: lr,
+      rng: 0,
       corrupt: (x, _rows, noise) => {
         for (let i = 0; i < x.length; i++) x[i] += sigma * noise.normal();
       },
@@ -58,8 +72,29 @@ async function main() {
 
   const python = (impl: 'numpy' | 'torch'): Side | { skipped: string } => {
     const env = { ...process.env, OMP_NUM_THREADS: String(threads), OPENBLAS_NUM_THREADS: String(threads), MKL_NUM_THREADS: String(threads) };
-    const r = spawnSync('/usr/bin/python3', [path.join(ROOT, 'scripts', 'reference_dae.py'), '--task', 'bench', '--impl', impl, '--limit', String(limit), '--hidden', String(hidden),
-      '--epochs', String(epochs), '--batch', String(batch), '--threads', String(threads), '--seed', '0'], { cwd: ROOT, encoding: 'utf8', env, maxBuffer: 1 << 24 });
+    const r = spawnSync(
+      '/usr/bin/python3',
+      [
+        path.join(ROOT, 'scripts', 'reference_dae.py'),
+        '--task',
+        'bench',
+        '--impl',
+        impl,
+        '--limit',
+        String(limit),
+        '--hidden',
+        String(hidden),
+        '--epochs',
+        String(epochs),
+        '--batch',
+        String(batch),
+        '--threads',
+        String(threads),
+        '--seed',
+        '0',
+      ],
+      { cwd: ROOT, encoding: 'utf8', env, maxBuffer: 1 << 24 },
+    );
     if (r.status !== 0) return { skipped: `${impl} reference failed: ${(r.stderr || r.error?.message || '').trim().split('\n').pop()}` };
     const out = JSON.parse(r.stdout.trim().split('\n').pop()!);
     versions[impl] = out.version;
@@ -86,7 +121,9 @@ async function main() {
   };
   const last = (side: string) => results[side].filter((r): r is Side => 'seconds' in r).pop();
   const steps = epochs * Math.ceil(n / batch);
-  console.log(`dAE fit ${d}-${hidden}-${d}, ${n} images, ${epochs} epochs, batch ${batch} (${steps} Adam steps), ${threads} threads budget, ${cpus().length} cores (${cpus()[0].model.trim()}), ${rounds} round${rounds > 1 ? 's' : ''}`);
+  console.log(
+    `dAE fit ${d}-${hidden}-${d}, ${n} images, ${epochs} epochs, batch ${batch} (${steps} Adam steps), ${threads} threads budget, ${cpus().length} cores (${cpus()[0].model.trim()}), ${rounds} round${rounds > 1 ? 's' : ''}`,
+  );
   const line = (label: string, side: string) => {
     const s = seconds(side);
     const l = last(side);
@@ -94,12 +131,17 @@ async function main() {
       console.log(`  ${label}: skipped (${(results[side][0] as { skipped: string }).skipped})`);
       return;
     }
-    console.log(`  ${label}: ${s.toFixed(1)} s (${(steps / s).toFixed(0)} steps/s), loss ${l.loss[0].toFixed(3)} → ${l.loss[l.loss.length - 1].toFixed(3)}, clean MSE ${l.cleanMse.toFixed(3)} (units of s²)`);
+    console.log(
+      `  ${label}: ${s.toFixed(1)} s (${(steps / s).toFixed(0)} steps/s), loss ${l.loss[0].toFixed(3)} → ${l.loss[l.loss.length - 1].toFixed(3)}, clean MSE ${l.cleanMse.toFixed(3)} (units of s²)`,
+    );
   };
   line(`robustness-lab (onnxruntime ${ort.env.versions.common}, fused ONNX training step)`, 'ours');
   line(`numpy ${versions.numpy ?? ''} (hand-written gradients and Adam)`, 'numpy');
   line(`PyTorch ${versions.torch ?? ''} (torch.optim.Adam)`, 'torch');
-  if (tfjs) console.log(`  TensorFlow.js (the previous trainer, pure-JS backend): ${tfjs.seconds.toFixed(1)} s for ${tfjs.epochs} epoch${tfjs.epochs > 1 ? 's' : ''}, ≈ ${((tfjs.seconds * epochs) / tfjs.epochs).toFixed(0)} s for ${epochs}`);
+  if (tfjs)
+    console.log(
+      `  TensorFlow.js (the previous trainer, pure-JS backend): ${tfjs.seconds.toFixed(1)} s for ${tfjs.epochs} epoch${tfjs.epochs > 1 ? 's' : ''}, ≈ ${((tfjs.seconds * epochs) / tfjs.epochs).toFixed(0)} s for ${epochs}`,
+    );
   const o = seconds('ours');
   for (const side of ['numpy', 'torch']) {
     const s = seconds(side);
@@ -109,7 +151,16 @@ async function main() {
 }
 
 /** The dAE's previous training loop (TensorFlow.js, Adam, Gaussian corruption), timed for `epochs` epochs. */
-async function tfjsEpochsSeconds(h: Float32Array, n: number, d: number, hidden: number, batch: number, sigma: number, lr: number, epochs: number): Promise<number> {
+async function tfjsEpochsSeconds(
+  h: Float32Array,
+  n: number,
+  d: number,
+  hidden: number,
+  batch: number,
+  sigma: number,
+  lr: number,
+  epochs: number,
+): Promise<number> {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const tf = require('@tensorflow/tfjs') as typeof TF;
   tf.env().set('PROD', true);
@@ -123,7 +174,8 @@ async function tfjsEpochsSeconds(h: Float32Array, n: number, d: number, hidden: 
   const b2 = tf.variable(tf.zeros([d]));
   const optimizer = tf.train.adam(lr);
   const noise = new Rng(0).fork('noise');
-  const clean = new Float32Array(batch * d), noisy = new Float32Array(batch * d);
+  const clean = new Float32Array(batch * d),
+    noisy = new Float32Array(batch * d);
   for (let epoch = 0; epoch < epochs; epoch++) {
     const order = permutation(n, new Rng(0).fork(`shuffle/${epoch}`));
     for (let start = 0; start < n; start += batch) {
@@ -133,7 +185,11 @@ async function tfjsEpochsSeconds(h: Float32Array, n: number, d: number, hidden: 
       const cost = tf.tidy(() => {
         const xc = tf.tensor2d(clean.subarray(0, m * d), [m, d]);
         const xn = tf.tensor2d(noisy.subarray(0, m * d), [m, d]);
-        return optimizer.minimize(() => tf.mean(tf.square(tf.sub(tf.add(tf.matMul(tf.sigmoid(tf.add(tf.matMul(xn, w1), b1)), w2), b2), xc))) as TF.Scalar, true, [w1, b1, w2, b2]) as TF.Scalar;
+        return optimizer.minimize(
+          () => tf.mean(tf.square(tf.sub(tf.add(tf.matMul(tf.sigmoid(tf.add(tf.matMul(xn, w1), b1)), w2), b2), xc))) as TF.Scalar,
+          true,
+          [w1, b1, w2, b2],
+        ) as TF.Scalar;
       });
       await cost.data();
       cost.dispose();

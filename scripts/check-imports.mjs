@@ -29,7 +29,9 @@ function resolve(from, spec) {
   for (const c of [base, `${base}.ts`, `${base}.tsx`, path.join(base, 'index.ts')]) {
     try {
       if (statSync(c).isFile()) return c;
-    } catch {}
+    } catch {
+      // not there: try the next candidate
+    }
   }
   return undefined;
 }
@@ -50,10 +52,13 @@ for (const f of files) {
     if (r.startsWith('src/core/') && (spec === 'vscode' || /^src\/(extension|cli|worker)\//.test(t))) problems.push(`${r}: the engine imports ${spec}`);
     if (r.startsWith('src/protocol/') && t.startsWith('src/core/')) problems.push(`${r}: the protocol imports the engine (${spec})`);
     // ONNX graph code is pure: no sessions, no evaluation, no model inspection above it.
-    if (r.startsWith('src/core/onnx/') && /^src\/core\/(runtime|model|eval|defenses|attacks|train|tfjs|data)\//.test(t)) problems.push(`${r}: graph code imports ${t}; sessions and evaluation live above src/core/onnx`);
+    if (r.startsWith('src/core/onnx/') && /^src\/core\/(runtime|model|eval|defenses|attacks|train|tfjs|data)\//.test(t))
+      problems.push(`${r}: graph code imports ${t}; sessions and evaluation live above src/core/onnx`);
     if (r.startsWith('src/core/model/') && /^src\/core\/(runtime|eval|defenses|attacks)\//.test(t)) problems.push(`${r}: the model description imports ${t}`);
-    if (r.startsWith('src/extension/') && t.startsWith('src/core/')) problems.push(`${r}: the extension imports the engine (${spec}); go through the worker and src/protocol`);
-    if (r.startsWith('webview-ui/') && (builtins.has(spec) || spec === 'vscode' || t.startsWith('src/core/'))) problems.push(`${r}: the webview imports ${spec}`);
+    if (r.startsWith('src/extension/') && t.startsWith('src/core/'))
+      problems.push(`${r}: the extension imports the engine (${spec}); go through the worker and src/protocol`);
+    if (r.startsWith('webview-ui/') && (builtins.has(spec) || spec === 'vscode' || t.startsWith('src/core/')))
+      problems.push(`${r}: the webview imports ${spec}`);
   }
   graph.set(f, deps);
 }

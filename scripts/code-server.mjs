@@ -90,13 +90,17 @@ export function installVsix(vsix, extensionsDir, userDataDir) {
 export async function startCodeServer({ userDataDir, extensionsDir, port, trust = true, log = () => {} }) {
   port ??= await freePort();
   const args = [
-    '--auth', 'none',
-    '--bind-addr', `127.0.0.1:${port}`,
+    '--auth',
+    'none',
+    '--bind-addr',
+    `127.0.0.1:${port}`,
     '--disable-telemetry',
     '--disable-update-check',
     '--disable-getting-started-override',
-    '--user-data-dir', userDataDir,
-    '--extensions-dir', extensionsDir,
+    '--user-data-dir',
+    userDataDir,
+    '--extensions-dir',
+    extensionsDir,
     ...(trust ? ['--disable-workspace-trust'] : []),
   ];
   const { node, argv, env } = codeServer(args);

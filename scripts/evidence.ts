@@ -32,7 +32,11 @@ const base: EvaluationConfig = {
   model: path.join(ROOT, 'demo/fashion-cnn.onnx'),
   data: path.join(ROOT, 'demo/data/t10k-images-idx3-ubyte.gz'),
   labels: path.join(ROOT, 'demo/data/t10k-labels-idx1-ubyte.gz'),
-  limit, batchSize: 100, threads: 2, ep: 'cpu', seed: 0,
+  limit,
+  batchSize: 100,
+  threads: 2,
+  ep: 'cpu',
+  seed: 0,
   cacheDir: path.join(ROOT, '.rlab-cache', 'evidence'),
 };
 const reference = {
@@ -55,30 +59,44 @@ const find = (r: RunResult, target: string, attack: string, threat: string, eps:
 function table1(rows: { name: string; result: RunResult }[]): string {
   const baseline = rows[0].result;
   const curve = (r: RunResult, target: string, attack: string, threat: string) => EPS.map((e) => pct(find(r, target, attack, threat, e)?.accuracy)).join(' | ');
-  const lines = [`| model | threat | clean | ${EPS.map((e) => `FGSM ${e}`).join(' | ')} | ${EPS.map((e) => `I-FGSM ${e}`).join(' | ')} |`, `|${'---|'.repeat(3 + 2 * EPS.length)}`];
-  lines.push(`| undefended | whitebox | ${pct(baseline.clean.accuracy)} | ${curve(baseline, 'baseline', 'fgsm', 'whitebox')} | ${curve(baseline, 'baseline', 'bim', 'whitebox')} |`);
+  const lines = [
+    `| model | threat | clean | ${EPS.map((e) => `FGSM ${e}`).join(' | ')} | ${EPS.map((e) => `I-FGSM ${e}`).join(' | ')} |`,
+    `|${'---|'.repeat(3 + 2 * EPS.length)}`,
+  ];
+  lines.push(
+    `| undefended | whitebox | ${pct(baseline.clean.accuracy)} | ${curve(baseline, 'baseline', 'fgsm', 'whitebox')} | ${curve(baseline, 'baseline', 'bim', 'whitebox')} |`,
+  );
   for (const { name, result } of rows) {
     for (const threat of ['transfer', 'bpda', 'direct', 'adaptive']) {
-      lines.push(`| ${name} | ${threat} | ${pct(result.defense!.clean.accuracy)} | ${curve(result, 'defended', 'fgsm', threat)} | ${curve(result, 'defended', 'bim', threat)} |`);
+      lines.push(
+        `| ${name} | ${threat} | ${pct(result.defense!.clean.accuracy)} | ${curve(result, 'defended', 'fgsm', threat)} | ${curve(result, 'defended', 'bim', threat)} |`,
+      );
     }
   }
-  const worst = [`| model | Square (gradient-free) ${EPS.join(' / ')} | worst case per sample over all attacks and threats, per eps (strongest single attack) | verdict |`, '|---|---|---|---|'];
+  const worst = [
+    `| model | Square (gradient-free) ${EPS.join(' / ')} | worst case per sample over all attacks and threats, per eps (strongest single attack) | verdict |`,
+    '|---|---|---|---|',
+  ];
   const baselineWorst = (baseline.worstCase ?? []).map((w) => `${pct(w.accuracy)} (${w.attack})`).join(' / ');
   worst.push(`| undefended | ${EPS.map((e) => pct(find(baseline, 'baseline', 'square', 'whitebox', e)?.accuracy)).join(' / ')} | ${baselineWorst} | |`);
   for (const { name, result } of rows) {
     const d = result.defense!;
-    worst.push(`| ${name} | ${EPS.map((e) => pct(find(result, 'defended', 'square', 'gradient-free', e)?.accuracy)).join(' / ')} | ${d.worstCase.map((w) => `${pct(w.accuracy)} (${w.attack}, ${w.threat})`).join(' / ')} | ${d.verdict} |`);
+    worst.push(
+      `| ${name} | ${EPS.map((e) => pct(find(result, 'defended', 'square', 'gradient-free', e)?.accuracy)).join(' / ')} | ${d.worstCase.map((w) => `${pct(w.accuracy)} (${w.attack}, ${w.threat})`).join(' / ')} | ${d.verdict} |`,
+    );
   }
   return `${lines.join('\n')}\n\nWorst case (Square Attack with ${attacks.queries} queries as the gradient-free threat):\n\n${worst.join('\n')}\n\n${checksList(rows)}`;
 }
 
 /** The checks that fired on each defended run, and the verdict's reasons. */
 function checksList(rows: { name: string; result: RunResult }[]): string {
-  return rows.map(({ name, result }) => {
-    const fired = (result.checks ?? []).filter((c) => c.fired && c.target === 'defended');
-    const reasons = result.defense?.verdictReasons ?? [];
-    return `- **${name}**: verdict ${result.defense!.verdict}. ${reasons.join(' ')}${fired.length ? ` Checks that fired: ${fired.map((c) => `${c.id} (${c.threat || 'model'})`).join(', ')}.` : ''}`;
-  }).join('\n');
+  return rows
+    .map(({ name, result }) => {
+      const fired = (result.checks ?? []).filter((c) => c.fired && c.target === 'defended');
+      const reasons = result.defense?.verdictReasons ?? [];
+      return `- **${name}**: verdict ${result.defense!.verdict}. ${reasons.join(' ')}${fired.length ? ` Checks that fired: ${fired.map((c) => `${c.id} (${c.threat || 'model'})`).join(', ')}.` : ''}`;
+    })
+    .join('\n');
 }
 
 async function main() {
@@ -106,15 +124,27 @@ ${table1(rows)}`);
   const foolPlan = { targets: undefined, seeds: quick ? 1 : 2, maxSteps: quick ? 100 : 500, thresholds: [0.9, 0.99] };
   const daeRows: string[] = [];
   const daeAttacks = { names: ['bim'], eps: [0.02, 0.06], norm: 'linf' as const, steps: 10 };
-  for (const [name, layer, hidden, epochs] of [['dAE at the input', 'input', 256, quick ? 2 : 10], ['dAE at fc1', LAYERS.fc1, 256, quick ? 2 : 20]] as const) {
-    const r = await run(name, { attacks: daeAttacks, defense: { kind: 'dae', layer, ...reference, threats: ['transfer', 'adaptive'], dae: { hidden, epochs } }, fooling: foolPlan });
+  for (const [name, layer, hidden, epochs] of [
+    ['dAE at the input', 'input', 256, quick ? 2 : 10],
+    ['dAE at fc1', LAYERS.fc1, 256, quick ? 2 : 20],
+  ] as const) {
+    const r = await run(name, {
+      attacks: daeAttacks,
+      defense: { kind: 'dae', layer, ...reference, threats: ['transfer', 'adaptive'], dae: { hidden, epochs } },
+      fooling: foolPlan,
+    });
     const t = r.defense!.thresholds!;
     // Under the adaptive BIM at the largest eps: accepted and misclassified at the 99% threshold.
-    const fooledAccepted = (threat: string) => pct(find(r, 'defended', 'bim', threat, daeAttacks.eps[1])?.thresholds?.find((row) => row.threshold === 0.99)?.acceptedWrong);
+    const fooledAccepted = (threat: string) =>
+      pct(find(r, 'defended', 'bim', threat, daeAttacks.eps[1])?.thresholds?.find((row) => row.threshold === 0.99)?.acceptedWrong);
     if (daeRows.length === 0) {
-      daeRows.push(`| undefended | ${t.baseline.map((row) => `${pct(row.acceptedAccuracy)} / ${pct(row.rejectionRate)}`).join(' | ')} | ${r.fooling!.baseline.map((f) => `${pct(f.foolingRate)} (${f.averageSteps?.toFixed(1) ?? '–'})`).join(' | ')} | – | – |`);
+      daeRows.push(
+        `| undefended | ${t.baseline.map((row) => `${pct(row.acceptedAccuracy)} / ${pct(row.rejectionRate)}`).join(' | ')} | ${r.fooling!.baseline.map((f) => `${pct(f.foolingRate)} (${f.averageSteps?.toFixed(1) ?? '–'})`).join(' | ')} | – | – |`,
+      );
     }
-    daeRows.push(`| ${name} | ${t.defended.map((row) => `${pct(row.acceptedAccuracy)} / ${pct(row.rejectionRate)}`).join(' | ')} | ${r.fooling!.defended!.map((f) => `${pct(f.foolingRate)} (${f.averageSteps?.toFixed(1) ?? '–'})`).join(' | ')} | ${fooledAccepted('transfer')} | ${fooledAccepted('adaptive')} |`);
+    daeRows.push(
+      `| ${name} | ${t.defended.map((row) => `${pct(row.acceptedAccuracy)} / ${pct(row.rejectionRate)}`).join(' | ')} | ${r.fooling!.defended!.map((f) => `${pct(f.foolingRate)} (${f.averageSteps?.toFixed(1) ?? '–'})`).join(' | ')} | ${fooledAccepted('transfer')} | ${fooledAccepted('adaptive')} |`,
+    );
   }
   sections.push(`## 2. Confidence thresholds and the fooling generator (the dAE paper's Table 2 shape)
 
@@ -135,12 +165,17 @@ ${daeRows.join('\n')}`);
   const lesciAttacks = { names: ['pgd'], eps: [0.02, 0.04], norm: 'linf' as const, steps: 10 };
   for (const [layerName, layer] of Object.entries(LAYERS)) {
     for (const mode of ['vq', 'vote'] as const) {
-      const r = await run(`LESCI ${mode} ${layerName}`, { attacks: lesciAttacks, defense: { kind: 'lesci', layer, ...reference, threats: ['transfer', 'bpda', 'direct', 'adaptive'], lesci: { mode } } });
+      const r = await run(`LESCI ${mode} ${layerName}`, {
+        attacks: lesciAttacks,
+        defense: { kind: 'lesci', layer, ...reference, threats: ['transfer', 'bpda', 'direct', 'adaptive'], lesci: { mode } },
+      });
       const d = r.defense!;
       const base = (e: number) => pct(find(r, 'baseline', 'pgd', 'whitebox', e)?.accuracy);
       const adaptive = (e: number) => pct(find(r, 'defended', 'pgd', 'adaptive', e)?.accuracy);
       lesciLayers.push({ layer: layerName, mode, clean: d.clean.accuracy, worst: d.worstCase.map((w) => w.accuracy) });
-      lesciRows.push(`| ${layerName} | ${mode} | ${pct(d.clean.accuracy)} | ${pct(d.clean.projectionRate ?? 1)} | ${lesciAttacks.eps.map(adaptive).join(' | ')} | ${d.worstCase.map((w) => `${pct(w.accuracy)} (${w.threat})`).join(' | ')} | ${lesciAttacks.eps.map(base).join(' | ')} | ${d.verdict} |`);
+      lesciRows.push(
+        `| ${layerName} | ${mode} | ${pct(d.clean.accuracy)} | ${pct(d.clean.projectionRate ?? 1)} | ${lesciAttacks.eps.map(adaptive).join(' | ')} | ${d.worstCase.map((w) => `${pct(w.accuracy)} (${w.threat})`).join(' | ')} | ${lesciAttacks.eps.map(base).join(' | ')} | ${d.verdict} |`,
+      );
     }
   }
   sections.push(`## 3. LESCI at several layers (PGD-10 with random start; worst case per sample over transfer, BPDA, direct and adaptive)
@@ -156,11 +191,15 @@ ${lesciRows.join('\n')}`);
     const d = result.defense!;
     const gains = d.worstCase.map((w) => w.accuracy - (baselineWorst.find((b) => b.eps === w.eps)?.accuracy ?? NaN));
     const adaptiveOnly = d.worstCase.filter((w) => w.threat === 'adaptive').length;
-    claims.push(`- ${name}: the worst case per sample is ${gains.map((g, i) => `${g >= 0 ? '+' : ''}${(100 * g).toFixed(1)} points at eps ${d.worstCase[i].eps}`).join(', ')} against the undefended model (verdict: ${d.verdict}); the adaptive attack is the strongest single attack at ${adaptiveOnly} of ${d.worstCase.length} epsilons.`);
+    claims.push(
+      `- ${name}: the worst case per sample is ${gains.map((g, i) => `${g >= 0 ? '+' : ''}${(100 * g).toFixed(1)} points at eps ${d.worstCase[i].eps}`).join(', ')} against the undefended model (verdict: ${d.verdict}); the adaptive attack is the strongest single attack at ${adaptiveOnly} of ${d.worstCase.length} epsilons.`,
+    );
   }
   const vq = lesciLayers.filter((l) => l.mode === 'vq');
   const monotone = vq.every((l, i) => i === 0 || (l.worst[1] <= vq[i - 1].worst[1] && l.clean >= vq[i - 1].clean));
-  claims.push(`- The LESCI paper's trade-off (earlier insertion: more robust, less accurate) ${monotone ? 'holds' : 'does not hold monotonically'} for vq mode under the adaptive threat model: clean ${vq.map((l) => `${l.layer} ${pct(l.clean)}`).join(', ')}; worst case at eps 0.04 ${vq.map((l) => `${l.layer} ${pct(l.worst[1])}`).join(', ')}.`);
+  claims.push(
+    `- The LESCI paper's trade-off (earlier insertion: more robust, less accurate) ${monotone ? 'holds' : 'does not hold monotonically'} for vq mode under the adaptive threat model: clean ${vq.map((l) => `${l.layer} ${pct(l.clean)}`).join(', ')}; worst case at eps 0.04 ${vq.map((l) => `${l.layer} ${pct(l.worst[1])}`).join(', ')}.`,
+  );
   sections.push(`## 4. Which of the papers' claims survive the adaptive threat model
 
 Computed from the tables above (worst cases are per-sample unions over every attack and threat model that ran):

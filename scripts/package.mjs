@@ -53,7 +53,8 @@ const { scripts: _s, devDependencies: _d, ...ortManifest } = ortPkg;
 ortManifest.dependencies = { 'onnxruntime-common': ortPkg.dependencies['onnxruntime-common'] };
 writeFileSync(path.join(stage, ortDest, 'package.json'), JSON.stringify(ortManifest, null, 2));
 for (const f of ['package.json', 'dist', 'LICENSE']) {
-  if (existsSync(path.join(ROOT, 'node_modules', 'onnxruntime-common', f))) copy(path.join('node_modules', 'onnxruntime-common', f), undefined, (src) => noMaps(src) && !src.endsWith('.d.ts'));
+  if (existsSync(path.join(ROOT, 'node_modules', 'onnxruntime-common', f)))
+    copy(path.join('node_modules', 'onnxruntime-common', f), undefined, (src) => noMaps(src) && !src.endsWith('.d.ts'));
 }
 
 // The packaged manifest: runtime dependencies only (everything else is bundled by esbuild).
@@ -66,7 +67,18 @@ if (existsSync(path.join(ROOT, 'LICENSE'))) copy('LICENSE');
 const vsce = path.join(ROOT, 'node_modules', '@vscode', 'vsce', 'vsce');
 execFileSync(
   process.execPath,
-  [vsce, 'package', '--target', target, '--out', out, '--no-update-package-json', '--allow-missing-repository', '--skip-license', '--no-rewrite-relative-links'],
+  [
+    vsce,
+    'package',
+    '--target',
+    target,
+    '--out',
+    out,
+    '--no-update-package-json',
+    '--allow-missing-repository',
+    '--skip-license',
+    '--no-rewrite-relative-links',
+  ],
   { cwd: stage, stdio: 'inherit' },
 );
 const mb = (statSync(out).size / 1024 / 1024).toFixed(1);

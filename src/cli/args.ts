@@ -97,7 +97,8 @@ export const SAFETY_USAGE = '[--max-decompressed-mb M] [--allow-nonfinite] [--al
  */
 export function safetyFromFlags(values: Values): { maxDecompressedBytes?: number; allowNonFinite?: boolean; allowNonFiniteWeights?: boolean } {
   const mb = number(values, 'max-decompressed-mb');
-  if (mb !== undefined && !(mb > 0)) throw new UserError(`--max-decompressed-mb must be a positive number of megabytes (MiB), got '${str(values, 'max-decompressed-mb')}'.`);
+  if (mb !== undefined && !(mb > 0))
+    throw new UserError(`--max-decompressed-mb must be a positive number of megabytes (MiB), got '${str(values, 'max-decompressed-mb')}'.`);
   return {
     ...(mb !== undefined && { maxDecompressedBytes: Math.floor(mb * 1024 ** 2) }),
     ...(values['allow-nonfinite'] === true && { allowNonFinite: true }),

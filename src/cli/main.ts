@@ -87,7 +87,9 @@ function installSignalHandlers(): void {
       }
       received = signal;
       process.exitCode = code;
-      process.stderr.write(`\n${signal === 'SIGINT' ? 'Ctrl-C' : signal}: cancelling (${signal === 'SIGINT' ? 'Ctrl-C' : 'the signal'} again stops at once)…\n`);
+      process.stderr.write(
+        `\n${signal === 'SIGINT' ? 'Ctrl-C' : signal}: cancelling (${signal === 'SIGINT' ? 'Ctrl-C' : 'the signal'} again stops at once)…\n`,
+      );
       cancelCli(`Cancelled by ${signal}.`);
       setTimeout(() => {
         process.stderr.write('cancelled.\n');

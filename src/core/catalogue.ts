@@ -10,14 +10,22 @@ const THREAT_DESCRIPTIONS: Record<ThreatModel, string> = {
   transfer: 'Gradients of the undefended model',
   bpda: "The defense's backward pass replaced by a surrogate (Athalye et al. 2018)",
   direct: 'Whatever gradient the defended pipeline really has',
-  adaptive: 'An attack written for the defense, knowing its internals and reference data (representation matching for nearest-neighbour layers, the joint objective for detectors)',
+  adaptive:
+    'An attack written for the defense, knowing its internals and reference data (representation matching for nearest-neighbour layers, the joint objective for detectors)',
   'gradient-free': 'SPSA / Square Attack on the defended pipeline\u2019s outputs alone',
 };
 
 export function buildCatalogue(): Catalogue {
   return {
     attacks: ATTACK_REGISTRY.map((a: AttackSpec) => ({
-      name: a.name, aliases: a.aliases ?? [], title: a.title, reference: a.reference, gradientFree: a.gradientFree, norms: a.norms, uses: a.uses, defaults: a.defaults,
+      name: a.name,
+      aliases: a.aliases ?? [],
+      title: a.title,
+      reference: a.reference,
+      gradientFree: a.gradientFree,
+      norms: a.norms,
+      uses: a.uses,
+      defaults: a.defaults,
     })),
     attackGroups: [{ name: AUTOATTACK, members: STRENGTHS.standard.plan.names, description: STRENGTHS.standard.description }],
     strengths: STRENGTH_CATALOGUE,

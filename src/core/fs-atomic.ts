@@ -52,8 +52,14 @@ function writeError(target: string, e: unknown): Error {
   const code = (e as NodeJS.ErrnoException)?.code;
   if (!code) return e as Error;
   const why: Record<string, string> = {
-    EISDIR: 'it is a folder', ENOTDIR: 'a part of its path is a file, not a folder', EACCES: 'permission denied', EPERM: 'permission denied',
-    ENOSPC: 'the disk is full', EROFS: 'the file system is read-only', ENAMETOOLONG: 'the name is too long', EDQUOT: 'the disk quota is exhausted',
+    EISDIR: 'it is a folder',
+    ENOTDIR: 'a part of its path is a file, not a folder',
+    EACCES: 'permission denied',
+    EPERM: 'permission denied',
+    ENOSPC: 'the disk is full',
+    EROFS: 'the file system is read-only',
+    ENAMETOOLONG: 'the name is too long',
+    EDQUOT: 'the disk quota is exhausted',
   };
   return new UserError(`Cannot write '${target}': ${why[code] ?? (e as Error).message}.`, 'Choose another output path.');
 }
@@ -91,7 +97,8 @@ export function cleanStaleTemps(dir: string, maxAgeMs = STALE_TMP_MS, now = Date
  * creatable) under a writable folder, with no file in the way. Returns the absolute path.
  */
 export function checkWritableOut(target: string, flag = '--out'): string {
-  if (typeof target !== 'string' || target.trim() === '' || target.includes('\0')) throw new UserError(`${flag} must name a file, got ${JSON.stringify(target)}.`);
+  if (typeof target !== 'string' || target.trim() === '' || target.includes('\0'))
+    throw new UserError(`${flag} must name a file, got ${JSON.stringify(target)}.`);
   if (/[\\/]$/.test(target)) throw new UserError(`${flag} '${target}' names a folder; give a file name.`, `e.g. ${flag} ${path.join(target, 'result.json')}`);
   const abs = path.resolve(target);
   let st;
@@ -108,7 +115,8 @@ export function checkWritableOut(target: string, flag = '--out'): string {
     }
   }
   if (st?.isDirectory()) throw new UserError(`${flag} '${target}' is a folder; give a file name.`, `e.g. ${flag} ${path.join(target, 'result.json')}`);
-  if (st && !st.isFile()) throw new UserError(`${flag} '${target}' exists and is not a regular file (a pipe, socket or device).`, 'Choose another output path.');
+  if (st && !st.isFile())
+    throw new UserError(`${flag} '${target}' exists and is not a regular file (a pipe, socket or device).`, 'Choose another output path.');
   // The nearest existing ancestor must be a folder we can write into; everything below it is created.
   let dir = path.dirname(abs);
   for (;;) {

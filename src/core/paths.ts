@@ -106,7 +106,16 @@ function capital(s: string): string {
 
 function missing(shown: string, what: string, err: unknown, naming: Naming = {}): UserError {
   const code = (err as NodeJS.ErrnoException)?.code;
-  const why = code === 'ENOENT' ? 'it does not exist' : code === 'EACCES' || code === 'EPERM' ? 'permission denied' : code === 'ELOOP' ? 'too many symbolic links' : code === 'ENOTDIR' ? 'a part of the path is a file, not a folder' : (err as Error)?.message ?? String(err);
+  const why =
+    code === 'ENOENT'
+      ? 'it does not exist'
+      : code === 'EACCES' || code === 'EPERM'
+        ? 'permission denied'
+        : code === 'ELOOP'
+          ? 'too many symbolic links'
+          : code === 'ENOTDIR'
+            ? 'a part of the path is a file, not a folder'
+            : ((err as Error)?.message ?? String(err));
   return new UserError(`Cannot read ${named(shown, what, naming)}: ${why}.`, 'Check the path (relative paths are resolved against the working directory).');
 }
 
@@ -121,7 +130,10 @@ export function fileKind(st: Stats): string {
 }
 
 function notRegular(shown: string, what: string, st: Stats, naming: Naming = {}): UserError {
-  return new UserError(`${capital(named(shown, what, naming))} is ${fileKind(st)}, not a regular file; only regular files are read.`, st.isDirectory() ? 'Give the path of a file inside it.' : undefined);
+  return new UserError(
+    `${capital(named(shown, what, naming))} is ${fileKind(st)}, not a regular file; only regular files are read.`,
+    st.isDirectory() ? 'Give the path of a file inside it.' : undefined,
+  );
 }
 
 /**
@@ -191,7 +203,8 @@ export function openContained(p: string, options: ReadOptions & { base?: string 
     const st = fstatSync(fd);
     const before = lstatSync(file.real);
     if (!st.isFile()) throw notRegular(p, options.what, st, options);
-    if (before.ino !== st.ino || before.dev !== st.dev) throw new UserError(`The ${options.what} '${p}' changed while it was being opened.`, 'Try again once nothing else is writing the folder.');
+    if (before.ino !== st.ino || before.dev !== st.dev)
+      throw new UserError(`The ${options.what} '${p}' changed while it was being opened.`, 'Try again once nothing else is writing the folder.');
     checkSize(p, options, st.size);
     file.size = st.size;
   } catch (e) {
@@ -206,7 +219,10 @@ export function openContained(p: string, options: ReadOptions & { base?: string 
       let done = 0;
       while (done < length) {
         const n = readSync(fd, out, done, length - done, offset + done);
-        if (n === 0) throw new UserError(`The ${options.what} '${p}' ended after ${offset + done} bytes while ${offset + length} were expected (it changed while being read?).`);
+        if (n === 0)
+          throw new UserError(
+            `The ${options.what} '${p}' ended after ${offset + done} bytes while ${offset + length} were expected (it changed while being read?).`,
+          );
         done += n;
       }
       return out;
@@ -264,7 +280,8 @@ export async function readContained(p: string, options: ReadOptions): Promise<{ 
   try {
     const st2 = await handle.stat();
     if (!st2.isFile()) throw notRegular(p, options.what, st2, options);
-    if (st2.ino !== st.ino || st2.dev !== st.dev) throw new UserError(`The ${options.what} '${p}' changed while it was being opened.`, 'Try again once nothing else is writing the folder.');
+    if (st2.ino !== st.ino || st2.dev !== st.dev)
+      throw new UserError(`The ${options.what} '${p}' changed while it was being opened.`, 'Try again once nothing else is writing the folder.');
     checkSize(p, options, st2.size);
     const out = new Uint8Array(st2.size);
     let done = 0;
@@ -298,11 +315,13 @@ export function assertInsideRoots(p: string, what: string, root?: Roots): string
   const abs = path.resolve(p);
   const roots = rootList(root);
   if (!roots) return abs;
-  if (!roots.some((r) => isInside(r, abs))) throw outside(p, what, roots, false, { rootName: roots.length === 1 ? 'the workspace folder' : 'the workspace folders' });
+  if (!roots.some((r) => isInside(r, abs)))
+    throw outside(p, what, roots, false, { rootName: roots.length === 1 ? 'the workspace folder' : 'the workspace folders' });
   let existing = abs;
   while (!realOrNull(existing) && path.dirname(existing) !== existing) existing = path.dirname(existing);
   const real = realOrNull(existing);
   const realRoots = roots.map((r) => realOrNull(r) ?? r);
-  if (real && !realRoots.some((r) => isInside(r, real))) throw outside(p, what, roots, true, { rootName: roots.length === 1 ? 'the workspace folder' : 'the workspace folders' });
+  if (real && !realRoots.some((r) => isInside(r, real)))
+    throw outside(p, what, roots, true, { rootName: roots.length === 1 ? 'the workspace folder' : 'the workspace folders' });
   return abs;
 }

@@ -62,7 +62,7 @@ export class Rng {
       throw new UserError(`Invalid random seed ${seed}`, 'Use an integer seed, e.g. --seed 0.');
     }
     // Integers beyond 2^32 reduce modulo 2^32 (exact for |seed| < 2^53).
-    this.key0 = ((seed % TWO_POW_32) + TWO_POW_32) % TWO_POW_32 >>> 0;
+    this.key0 = (((seed % TWO_POW_32) + TWO_POW_32) % TWO_POW_32) >>> 0;
     this.key1 = key1 === undefined ? 0x2545f491 : key1 >>> 0;
     let s0 = this.key0;
     let s1 = this.key1 ^ 0x6a09e667;

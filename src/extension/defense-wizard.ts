@@ -48,11 +48,21 @@ async function askParameters(d: CatalogueDefense, s: (n: number) => Step, first:
     if (p.when && (paramValue(params, p.when.key) ?? d.params.find((q) => q.key === p.when!.key)?.default) !== p.when.equals) continue;
     const defaultText = p.default !== undefined ? String(p.default) : p.defaultText;
     if (p.type === 'enum') {
-      const value = await pickOne(here, p.description, p.values!.map((v, i) => ({ value: v, description: `${p.valueDescriptions?.[i] ?? ''}${v === p.default ? ' (default)' : ''}` })));
+      const value = await pickOne(
+        here,
+        p.description,
+        p.values!.map((v, i) => ({ value: v, description: `${p.valueDescriptions?.[i] ?? ''}${v === p.default ? ' (default)' : ''}` })),
+      );
       if (!value) return undefined;
       if (value !== p.default) setParamValue(params, p.key, value);
     } else if (p.type === 'integer' || p.type === 'number') {
-      const value = await inputNumber(here, { prompt: `${p.description}${defaultText ? ` Leave empty for the default, ${defaultText}.` : ''}`, integer: p.type === 'integer', min: p.min, max: p.max, optional: true });
+      const value = await inputNumber(here, {
+        prompt: `${p.description}${defaultText ? ` Leave empty for the default, ${defaultText}.` : ''}`,
+        integer: p.type === 'integer',
+        min: p.min,
+        max: p.max,
+        optional: true,
+      });
       if (value === undefined) return undefined;
       if (value !== null) setParamValue(params, p.key, value);
     }
@@ -64,7 +74,12 @@ async function askParameters(d: CatalogueDefense, s: (n: number) => Step, first:
 async function pickThreats(step: Step): Promise<{ threats?: ThreatModel[] } | undefined> {
   const picked = await vscode.window.showQuickPick(
     CATALOGUE.threats.map((t) => ({ label: t.name, description: t.description, picked: true, threat: t.name as ThreatModel })),
-    { title: `${step.title} (${step.step}/${step.totalSteps})`, placeHolder: 'Threat models to attack the defended model under', canPickMany: true, ignoreFocusOut: true },
+    {
+      title: `${step.title} (${step.step}/${step.totalSteps})`,
+      placeHolder: 'Threat models to attack the defended model under',
+      canPickMany: true,
+      ignoreFocusOut: true,
+    },
   );
   if (!picked || picked.length === 0) return undefined;
   return picked.length === THREAT_MODELS.length ? {} : { threats: picked.map((p) => p.threat) };
@@ -83,11 +98,19 @@ export async function askDefense(kind: string, target: InsertionTarget): Promise
   if (!params) return undefined;
   const threats = await pickThreats(s(totalSteps));
   if (!threats) return undefined;
-  return { plan: { kind, layer: target.tensor, ...(Object.keys(params).length ? { [kind]: params } : {}), ...threats }, reference, referenceLabels: labels.uri };
+  return {
+    plan: { kind, layer: target.tensor, ...(Object.keys(params).length ? { [kind]: params } : {}), ...threats },
+    reference,
+    referenceLabels: labels.uri,
+  };
 }
 
 /** Where the defense goes: a new experiment file, or one that evaluates the same model. */
-async function chooseExperiment(model: vscode.Uri, existing: ExperimentNode[], kind: string): Promise<{ uri: vscode.Uri; experiment?: ExperimentFile } | undefined> {
+async function chooseExperiment(
+  model: vscode.Uri,
+  existing: ExperimentNode[],
+  kind: string,
+): Promise<{ uri: vscode.Uri; experiment?: ExperimentFile } | undefined> {
   const sameModel = existing.filter((n) => n.experiment && path.resolve(path.dirname(n.uri.fsPath), n.experiment.model) === model.fsPath);
   if (sameModel.length) {
     const choice = await vscode.window.showQuickPick(
@@ -117,7 +140,10 @@ async function chooseExperiment(model: vscode.Uri, existing: ExperimentNode[], k
       const t = text.trim();
       if (!t.endsWith(EXPERIMENT_SUFFIX) || t.length === EXPERIMENT_SUFFIX.length) return `The name must end with ${EXPERIMENT_SUFFIX}.`;
       if (/[\\/:*?"<>|]/.test(t)) return 'A file name cannot contain \\ / : * ? " < > |';
-      const exists = await vscode.workspace.fs.stat(vscode.Uri.file(path.join(dir, t))).then(() => true, () => false);
+      const exists = await vscode.workspace.fs.stat(vscode.Uri.file(path.join(dir, t))).then(
+        () => true,
+        () => false,
+      );
       return exists ? `${t} exists; pick it from the list to update it, or choose another name.` : undefined;
     },
   });

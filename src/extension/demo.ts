@@ -9,13 +9,21 @@ export const DEMO_FOLDER = 'robustness-lab-demo';
 export const DEMO_EXPERIMENT = 'fashion-cnn-fgsm.rlab.json';
 
 async function exists(uri: vscode.Uri): Promise<boolean> {
-  return vscode.workspace.fs.stat(uri).then(() => true, () => false);
+  return vscode.workspace.fs.stat(uri).then(
+    () => true,
+    () => false,
+  );
 }
 
 export async function openDemo(extensionUri: vscode.Uri): Promise<void> {
   let parent = vscode.workspace.workspaceFolders?.[0]?.uri;
   if (!parent) {
-    const picked = await vscode.window.showOpenDialog({ title: `Create the folder ${DEMO_FOLDER} in…`, canSelectFiles: false, canSelectFolders: true, openLabel: 'Create Demo Here' });
+    const picked = await vscode.window.showOpenDialog({
+      title: `Create the folder ${DEMO_FOLDER} in…`,
+      canSelectFiles: false,
+      canSelectFolders: true,
+      openLabel: 'Create Demo Here',
+    });
     if (!picked?.[0]) return;
     parent = picked[0];
   }

@@ -72,8 +72,15 @@ export class ExperimentsProvider implements vscode.TreeDataProvider<ExperimentNo
     const attacks = e.attacks ? `${e.attacks.names.join(', ')} (${e.attacks.norm}) at eps ${e.attacks.eps.join(', ')}` : 'clean only';
     item.description = [e.defense ? `${e.defense.kind} after ${e.defense.layer}` : 'no defense', e.attacks?.names.join('+')].filter(Boolean).join(' · ');
     const tip = new vscode.MarkdownString();
-    tip.appendMarkdown(`**${experimentName(node)}** (`).appendText(vscode.workspace.asRelativePath(node.uri)).appendMarkdown(')\n\n');
-    tip.appendMarkdown('- model: ').appendText(e.model).appendMarkdown('\n- data: ').appendText(`${e.data}${e.limit ? ` (first ${e.limit})` : ''}`);
+    tip
+      .appendMarkdown(`**${experimentName(node)}** (`)
+      .appendText(vscode.workspace.asRelativePath(node.uri))
+      .appendMarkdown(')\n\n');
+    tip
+      .appendMarkdown('- model: ')
+      .appendText(e.model)
+      .appendMarkdown('\n- data: ')
+      .appendText(`${e.data}${e.limit ? ` (first ${e.limit})` : ''}`);
     tip.appendMarkdown('\n- attacks: ').appendText(attacks);
     if (e.defense) tip.appendMarkdown('\n- defense: ').appendText(`${e.defense.kind} after ${e.defense.layer}, fitted on ${e.defense.reference}`);
     if (e.fooling) tip.appendMarkdown('\n- fooling generator: ').appendText(`thresholds ${(e.fooling.thresholds ?? [0.9, 0.99]).join(', ')}`);

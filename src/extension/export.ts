@@ -47,7 +47,16 @@ export async function exportReport(runs: PanelRun[], format: ReportFormat, folde
       await write(target, renderHtml(reportRuns));
       break;
     case 'json':
-      await write(target, runs.length === 1 ? renderJson(runs[0].result) : JSON.stringify(runs.map((r) => r.result), null, 2) + '\n');
+      await write(
+        target,
+        runs.length === 1
+          ? renderJson(runs[0].result)
+          : JSON.stringify(
+              runs.map((r) => r.result),
+              null,
+              2,
+            ) + '\n',
+      );
       break;
   }
   void vscode.window

@@ -205,10 +205,14 @@ export class ModelsProvider implements vscode.TreeDataProvider<ModelTreeNode>, v
         const item = new vscode.TreeItem(modelLabel(node.uri), C.Collapsed);
         item.id = `model:${node.uri.toString()}`;
         const folder = vscode.workspace.getWorkspaceFolder(node.uri);
-        item.description = folder ? vscode.workspace.asRelativePath(node.uri, (vscode.workspace.workspaceFolders?.length ?? 0) > 1).replace(/\/?[^/]*$/, '') : 'outside the workspace';
+        item.description = folder
+          ? vscode.workspace.asRelativePath(node.uri, (vscode.workspace.workspaceFolders?.length ?? 0) > 1).replace(/\/?[^/]*$/, '')
+          : 'outside the workspace';
         item.tooltip = node.uri.fsPath;
         item.resourceUri = node.uri;
-        item.accessibilityInformation = { label: `${modelLabel(node.uri)}, ${tfjs ? 'TensorFlow.js' : 'ONNX'} model${item.description ? ` in ${item.description}` : ''}` };
+        item.accessibilityInformation = {
+          label: `${modelLabel(node.uri)}, ${tfjs ? 'TensorFlow.js' : 'ONNX'} model${item.description ? ` in ${item.description}` : ''}`,
+        };
         item.iconPath = new vscode.ThemeIcon('circuit-board');
         item.contextValue = 'model';
         return item;
@@ -233,7 +237,9 @@ export class ModelsProvider implements vscode.TreeDataProvider<ModelTreeNode>, v
         const item = new vscode.TreeItem(node.io.name, C.None);
         item.id = `${node.role}:${node.model.uri.toString()}:${node.io.name}`;
         item.description = `${node.io.elemType} ${shape(node.io.shape)}`;
-        const tip = new vscode.MarkdownString(`**${node.role === 'input' ? 'Input' : 'Output'}** \`${node.io.name}\`\n\n${node.io.elemType} ${shape(node.io.shape)}`);
+        const tip = new vscode.MarkdownString(
+          `**${node.role === 'input' ? 'Input' : 'Output'}** \`${node.io.name}\`\n\n${node.io.elemType} ${shape(node.io.shape)}`,
+        );
         if (node.insertionPoint) tip.appendMarkdown('\n\n$(target) **Insertion point**: a defense can go right on the input.');
         tip.supportThemeIcons = true;
         item.tooltip = tip;

@@ -46,7 +46,10 @@ export async function pickDataset(step: Step, prompt: string, prefer?: RegExp): 
   const files = (await vscode.workspace.findFiles(DATA_GLOB, EXCLUDE, 500)).filter((u) => !/label/i.test(basename(u.fsPath)));
   const score = (u: vscode.Uri) => (prefer?.test(basename(u.fsPath)) ? 0 : 1);
   files.sort((a, b) => score(a) - score(b) || vscode.workspace.asRelativePath(a).localeCompare(vscode.workspace.asRelativePath(b)));
-  const items: FileItem[] = [...files.map(fileItem), { label: '$(folder-opened) Browse…', description: 'a file, or a folder of images with one sub-folder per class', action: 'browse', alwaysShow: true }];
+  const items: FileItem[] = [
+    ...files.map(fileItem),
+    { label: '$(folder-opened) Browse…', description: 'a file, or a folder of images with one sub-folder per class', action: 'browse', alwaysShow: true },
+  ];
   const choice = await vscode.window.showQuickPick(items, { title: stepTitle(step), placeHolder: prompt, ignoreFocusOut: true, matchOnDescription: true });
   if (choice?.action === 'browse') return browse(prompt, true);
   return choice?.uri;
@@ -60,11 +63,26 @@ export async function pickLabels(step: Step, data: vscode.Uri): Promise<{ uri?: 
   const sameFolder = (u: vscode.Uri) => path.dirname(u.fsPath) === path.dirname(data.fsPath);
   const score = (u: vscode.Uri) => (basename(u.fsPath) === counterpart && sameFolder(u) ? 0 : sameFolder(u) ? 1 : 2);
   files.sort((a, b) => score(a) - score(b));
-  const holdsLabels = /\.npz$/i.test(name) || (await vscode.workspace.fs.stat(data).then((s) => s.type === vscode.FileType.Directory, () => false));
-  const none: FileItem = { label: '$(circle-slash) No labels file', description: 'the dataset holds its labels (NPZ, image folder)', action: 'none', alwaysShow: true };
+  const holdsLabels =
+    /\.npz$/i.test(name) ||
+    (await vscode.workspace.fs.stat(data).then(
+      (s) => s.type === vscode.FileType.Directory,
+      () => false,
+    ));
+  const none: FileItem = {
+    label: '$(circle-slash) No labels file',
+    description: 'the dataset holds its labels (NPZ, image folder)',
+    action: 'none',
+    alwaysShow: true,
+  };
   const browseItem: FileItem = { label: '$(folder-opened) Browse…', action: 'browse', alwaysShow: true };
   const items = holdsLabels ? [none, ...files.map(fileItem), browseItem] : [...files.map(fileItem), none, browseItem];
-  const choice = await vscode.window.showQuickPick(items, { title: stepTitle(step), placeHolder: `Labels for ${name}`, ignoreFocusOut: true, matchOnDescription: true });
+  const choice = await vscode.window.showQuickPick(items, {
+    title: stepTitle(step),
+    placeHolder: `Labels for ${name}`,
+    ignoreFocusOut: true,
+    matchOnDescription: true,
+  });
   if (!choice) return undefined;
   if (choice.action === 'none') return {};
   if (choice.action === 'browse') {
@@ -155,7 +173,17 @@ export async function pickAttacks(first: Step): Promise<{ plan?: AttackPlan } | 
     validateInput: epsListProblem,
   });
   if (eps === undefined) return undefined;
-  return { plan: { names, ...(mode.strength && { strength: mode.strength }), eps: eps.split(/[\s,]+/).filter(Boolean).map(Number), norm: norm.label as AttackPlan['norm'] } };
+  return {
+    plan: {
+      names,
+      ...(mode.strength && { strength: mode.strength }),
+      eps: eps
+        .split(/[\s,]+/)
+        .filter(Boolean)
+        .map(Number),
+      norm: norm.label as AttackPlan['norm'],
+    },
+  };
 }
 
 /** One of a few options, each with an explanation. */

@@ -31,7 +31,13 @@ interface ActiveRun {
 type JobCallbacks = RequestCallbacks & { onOutput(line: string): void };
 
 function slug(s: string): string {
-  return s.replace(/\.rlab\.json$|\.onnx$/i, '').replace(/[^A-Za-z0-9._-]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 60) || 'run';
+  return (
+    s
+      .replace(/\.rlab\.json$|\.onnx$/i, '')
+      .replace(/[^A-Za-z0-9._-]+/g, '-')
+      .replace(/^-+|-+$/g, '')
+      .slice(0, 60) || 'run'
+  );
 }
 
 function timestamp(d = new Date()): string {
@@ -96,8 +102,11 @@ export class Runner implements vscode.Disposable {
     const folders = (vscode.workspace.workspaceFolders ?? []).map((f) => f.uri.fsPath);
     const cwd = ((scope && vscode.workspace.getWorkspaceFolder(scope)) ?? vscode.workspace.workspaceFolders?.[0])?.uri.fsPath;
     if (folders.length === 0) return { cwd };
-    const files = [config.model, config.data, config.labels, config.defense?.reference, config.defense?.referenceLabels, config.cacheDir].filter((p): p is string => !!p);
-    const inside = (p: string) => folders.some((root) => !path.relative(root, path.resolve(p)).startsWith('..') && !path.isAbsolute(path.relative(root, path.resolve(p))));
+    const files = [config.model, config.data, config.labels, config.defense?.reference, config.defense?.referenceLabels, config.cacheDir].filter(
+      (p): p is string => !!p,
+    );
+    const inside = (p: string) =>
+      folders.some((root) => !path.relative(root, path.resolve(p)).startsWith('..') && !path.isAbsolute(path.relative(root, path.resolve(p))));
     const outside = files.filter((p) => !inside(p));
     if (outside.length === 0) return { cwd, roots: folders };
     const allow = 'Allow for this run';
@@ -117,7 +126,15 @@ export class Runner implements vscode.Disposable {
       void vscode.window.showInformationMessage('Robustness Lab: no evaluation is running.');
       return;
     }
-    const run = runs.length === 1 ? runs[0] : (await vscode.window.showQuickPick(runs.map((r) => ({ label: r.title, run: r })), { title: 'Cancel which evaluation?' }))?.run;
+    const run =
+      runs.length === 1
+        ? runs[0]
+        : (
+            await vscode.window.showQuickPick(
+              runs.map((r) => ({ label: r.title, run: r })),
+              { title: 'Cancel which evaluation?' },
+            )
+          )?.run;
     run?.handle.cancel();
   }
 
@@ -177,7 +194,8 @@ export class Runner implements vscode.Disposable {
     );
   }
 
-  private report(e: unknown, out: string): void {    const err = e instanceof WorkerError ? e : new WorkerError(e instanceof Error ? (e.stack ?? e.message) : String(e), 'internal');
+  private report(e: unknown, out: string): void {
+    const err = e instanceof WorkerError ? e : new WorkerError(e instanceof Error ? (e.stack ?? e.message) : String(e), 'internal');
     if (err.kind === 'cancelled' || err.kind === 'died') removeLeftovers(out);
     const showLog = (choice: string | undefined) => choice && this.output.show(true);
     switch (err.kind) {
@@ -193,7 +211,10 @@ export class Runner implements vscode.Disposable {
           .map((l) => (l.length > 160 ? `${l.slice(0, 160)}…` : l))
           .join(' | ');
         void vscode.window
-          .showErrorMessage(`Robustness Lab: ${err.message}${last ? ` Last log: ${last} —` : ''} The extension is still running; the log has the details.`, 'Show Log')
+          .showErrorMessage(
+            `Robustness Lab: ${err.message}${last ? ` Last log: ${last} —` : ''} The extension is still running; the log has the details.`,
+            'Show Log',
+          )
           .then(showLog);
         return;
       }

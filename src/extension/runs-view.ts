@@ -74,7 +74,11 @@ export class RunsProvider implements vscode.TreeDataProvider<RunNode>, vscode.Di
     const valid = found.filter((n) => n.result);
     void vscode.commands.executeCommand('setContext', 'robustnessLab.hasRuns', valid.length > 0);
     // Explorer menus test `resourcePath in robustnessLab.resultFiles`: URI paths, not file-system paths.
-    void vscode.commands.executeCommand('setContext', 'robustnessLab.resultFiles', valid.map((n) => n.uri.path));
+    void vscode.commands.executeCommand(
+      'setContext',
+      'robustnessLab.resultFiles',
+      valid.map((n) => n.uri.path),
+    );
     return found;
   }
 

@@ -35,6 +35,7 @@ export interface Services {
 }
 
 /** A family of commands: command id → handler. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- VS Code passes each command its own argument types
 export type Commands = Record<string, (...args: any[]) => unknown>;
 
 /** Creates the services; everything that needs disposing goes into the context's subscriptions. */
@@ -42,10 +43,14 @@ export function createServices(context: vscode.ExtensionContext): Services {
   const output = vscode.window.createOutputChannel('Robustness Lab', { log: true });
   const workerScript = vscode.Uri.joinPath(context.extensionUri, 'dist', 'worker.js').fsPath;
   // Inspection runs even in Restricted Mode: it may read only inside the workspace folders.
-  const inspector = new Inspector(workerScript, (line) => output.warn(`[inspector] ${line}`), () => {
-    const roots = (vscode.workspace.workspaceFolders ?? []).map((f) => f.uri.fsPath);
-    return { cwd: roots[0], roots };
-  });
+  const inspector = new Inspector(
+    workerScript,
+    (line) => output.warn(`[inspector] ${line}`),
+    () => {
+      const roots = (vscode.workspace.workspaceFolders ?? []).map((f) => f.uri.fsPath);
+      return { cwd: roots[0], roots };
+    },
+  );
   const runner = new Runner(context, output, workerScript);
   const models = new ModelsProvider(context, inspector);
   const experiments = new ExperimentsProvider();

@@ -1,6 +1,5 @@
 /** The user's settings (robustnessLab.*) and where results go. */
 import { resultsFolderInside, ResultsFolderError } from '../worker/launch';
-import path from 'node:path';
 import * as vscode from 'vscode';
 import type { EvaluationConfig } from '../protocol/experiment';
 

@@ -104,7 +104,10 @@ export class WorkerProcess {
     return this.child?.pid;
   }
 
-  request<K extends keyof WorkerAnswers>(body: Extract<RequestBody, { type: K }>, callbacks: RequestCallbacks = {}): { id: number; result: Promise<WorkerAnswers[K]> } {
+  request<K extends keyof WorkerAnswers>(
+    body: Extract<RequestBody, { type: K }>,
+    callbacks: RequestCallbacks = {},
+  ): { id: number; result: Promise<WorkerAnswers[K]> } {
     const child = this.ensureChild();
     const id = this.nextId++;
     clearTimeout(this.idleTimer);
@@ -148,7 +151,10 @@ export class WorkerProcess {
     // (onnxruntime included) lands in the extension host's folder; a missing folder is left out.
     const cwd = launch.cwd && isDirectory(launch.cwd) ? launch.cwd : undefined;
     const child = fork(this.script, [`--role=${this.role}`, ...launchArgs(launch)], {
-      stdio: ['ignore', 'pipe', 'pipe', 'ipc'], execArgv: [...(launch.execArgv ?? [])], env: { ...process.env, ELECTRON_RUN_AS_NODE: '1' }, ...(cwd && { cwd }),
+      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+      execArgv: [...(launch.execArgv ?? [])],
+      env: { ...process.env, ELECTRON_RUN_AS_NODE: '1' },
+      ...(cwd && { cwd }),
     });
     this.launchKey = key;
     let partial = '';
@@ -215,11 +221,7 @@ export class WorkerProcess {
     const tail = [...this.tail];
     for (const [id, p] of this.pending) {
       this.pending.delete(id);
-      p.reject(
-        p.cancelled
-          ? new WorkerError('The evaluation was cancelled.', 'cancelled')
-          : new WorkerError(`The compute process ${how}.`, 'died', tail),
-      );
+      p.reject(p.cancelled ? new WorkerError('The evaluation was cancelled.', 'cancelled') : new WorkerError(`The compute process ${how}.`, 'died', tail));
     }
   }
 

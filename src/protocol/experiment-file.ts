@@ -18,7 +18,6 @@ export class ExperimentFileError extends Error {
   }
 }
 
-
 /** Parses and checks an experiment file's text; throws ExperimentFileError naming the problem. */
 export function parseExperiment(text: string, file: string): ExperimentFile {
   let value: unknown;
@@ -48,9 +47,14 @@ export function experimentProblems(value: unknown): string[] {
     if (a?.strength !== undefined && !strengths.includes(a.strength)) p.push(`"attacks.strength" must be one of ${strengths.join(', ')}`);
     if (a?.names === undefined && a?.strength !== undefined) {
       // A strength alone names the attacks.
-    } else if (!Array.isArray(a?.names) || (a.names.length === 0 && a.strength === undefined)) p.push('"attacks.names" must list at least one attack (or give a "strength")');
-    else for (const n of a.names) if (typeof n !== 'string' || !names.includes(n.toLowerCase())) p.push(`"attacks.names" holds ${JSON.stringify(n)}, not an attack (known: ${CATALOGUE.attacks.map((x) => x.name).join(', ')})`);
-    if (!Array.isArray(a?.eps) || a.eps.length === 0 || a.eps.some((x) => typeof x !== 'number' || !(x >= 0))) p.push('"attacks.eps" must list non-negative numbers');
+    } else if (!Array.isArray(a?.names) || (a.names.length === 0 && a.strength === undefined))
+      p.push('"attacks.names" must list at least one attack (or give a "strength")');
+    else
+      for (const n of a.names)
+        if (typeof n !== 'string' || !names.includes(n.toLowerCase()))
+          p.push(`"attacks.names" holds ${JSON.stringify(n)}, not an attack (known: ${CATALOGUE.attacks.map((x) => x.name).join(', ')})`);
+    if (!Array.isArray(a?.eps) || a.eps.length === 0 || a.eps.some((x) => typeof x !== 'number' || !(x >= 0)))
+      p.push('"attacks.eps" must list non-negative numbers');
     if (a?.norm !== 'linf' && a?.norm !== 'l2') p.push('"attacks.norm" must be "linf" or "l2"');
   }
   if (e.defense !== undefined) {

@@ -96,7 +96,9 @@ export function paramProblem(p: ParamSpec, v: unknown): string | undefined {
     case 'enum':
       return typeof v === 'string' && p.values?.includes(v) ? undefined : `must be one of ${p.values?.join(', ')}`;
     case 'numbers':
-      return Array.isArray(v) && v.length > 0 && v.every((x) => typeof x === 'number' && Number.isFinite(x) && !range(x)) ? undefined : `must be a list of numbers${bounds ? ` ${bounds}` : ''}`;
+      return Array.isArray(v) && v.length > 0 && v.every((x) => typeof x === 'number' && Number.isFinite(x) && !range(x))
+        ? undefined
+        : `must be a list of numbers${bounds ? ` ${bounds}` : ''}`;
   }
 }
 
@@ -113,7 +115,10 @@ export function paramProblems(specs: readonly ParamSpec[], params: unknown, wher
     for (const [k, v] of Object.entries(o)) {
       const key = prefix + k;
       if (known.has(key)) {
-        const problem = paramProblem(specs.find((p) => p.key === key)!, v);
+        const problem = paramProblem(
+          specs.find((p) => p.key === key)!,
+          v,
+        );
         if (problem) problems.push(`"${where}.${key}" ${problem}, found ${JSON.stringify(v)}`);
       } else if (v && typeof v === 'object' && !Array.isArray(v) && specs.some((p) => p.key.startsWith(`${key}.`))) {
         walk(v as Record<string, unknown>, `${key}.`);

@@ -145,7 +145,10 @@ export function accuracyCurves(r: RunResult): Curve[] {
   const { undefended, defended } = attackResults(r);
   const defendedClean = defendedCleanAccuracy(r);
   const groups = new Map<string, Curve>();
-  for (const [attacks, isDefended] of [[undefended, false], [defended, true]] as const) {
+  for (const [attacks, isDefended] of [
+    [undefended, false],
+    [defended, true],
+  ] as const) {
     for (const a of attacks) {
       const threat = isDefended ? a.threat || 'direct' : UNDEFENDED_THREAT;
       const key = `${isDefended}|${a.attack}|${threat}|${a.norm}`;
@@ -191,7 +194,8 @@ export function worstCase(r: RunResult): WorstCaseRow[] {
   } else {
     for (const a of undefended) {
       const w = row(a.norm, a.eps);
-      if (!w.undefended || a.accuracy < w.undefended.accuracy) w.undefended = { accuracy: a.accuracy, attack: a.attack, threat: UNDEFENDED_THREAT, union: false };
+      if (!w.undefended || a.accuracy < w.undefended.accuracy)
+        w.undefended = { accuracy: a.accuracy, attack: a.attack, threat: UNDEFENDED_THREAT, union: false };
     }
   }
   const recorded = list(defenseOf(r)?.worstCase, isWorstCase);
@@ -212,7 +216,14 @@ function isWorstCase(x: unknown): x is WorstCase {
 
 function worstCaseCell(wc: WorstCase): WorstCaseCell {
   const firstBroken = Array.isArray(wc.firstBroken) ? wc.firstBroken.filter((f) => isRecord(f) && typeof f.count === 'number') : undefined;
-  return { accuracy: wc.accuracy, attack: wc.attack, threat: wc.threat, union: wc.method === 'per-sample-union', singleAccuracy: wc.singleAccuracy, firstBroken };
+  return {
+    accuracy: wc.accuracy,
+    attack: wc.attack,
+    threat: wc.threat,
+    union: wc.method === 'per-sample-union',
+    singleAccuracy: wc.singleAccuracy,
+    firstBroken,
+  };
 }
 
 /** "pgd/bpda 31, square/gradient-free 4": who broke how many samples first (clean errors left out). */
@@ -227,9 +238,15 @@ export function worstCaseTable(r: RunResult): Table {
   const hasDefense = rows.some((w) => w.defended);
   const union = rows.some((w) => w.undefended?.union || w.defended?.union);
   return {
-    title: union ? 'Worst case per sample over all attacks (a sample counts as robust only if it survived every attack)' : 'Worst case over attacks (lowest single attack)',
+    title: union
+      ? 'Worst case per sample over all attacks (a sample counts as robust only if it survived every attack)'
+      : 'Worst case over attacks (lowest single attack)',
     columns: [
-      'norm', 'eps', 'no defense', 'strongest attack', ...(union ? ['broken first by'] : []),
+      'norm',
+      'eps',
+      'no defense',
+      'strongest attack',
+      ...(union ? ['broken first by'] : []),
       ...(hasDefense ? ['with defense', 'strongest attack / threat', ...(union ? ['broken first by'] : []), 'broken'] : []),
     ],
     rows: rows.map((w) => [
@@ -238,12 +255,16 @@ export function worstCaseTable(r: RunResult): Table {
       percent(w.undefended?.accuracy),
       w.undefended ? `${w.undefended.attack}${w.undefended.singleAccuracy !== undefined ? ` (${percent(w.undefended.singleAccuracy)})` : ''}` : '–',
       ...(union ? [firstBrokenText(w.undefended)] : []),
-      ...(hasDefense ? [
-        percent(w.defended?.accuracy),
-        w.defended ? `${w.defended.attack} / ${w.defended.threat}${w.defended.singleAccuracy !== undefined ? ` (${percent(w.defended.singleAccuracy)})` : ''}` : '–',
-        ...(union ? [firstBrokenText(w.defended)] : []),
-        w.defended?.broken === undefined ? '–' : w.defended.broken ? 'broken' : 'no',
-      ] : []),
+      ...(hasDefense
+        ? [
+            percent(w.defended?.accuracy),
+            w.defended
+              ? `${w.defended.attack} / ${w.defended.threat}${w.defended.singleAccuracy !== undefined ? ` (${percent(w.defended.singleAccuracy)})` : ''}`
+              : '–',
+            ...(union ? [firstBrokenText(w.defended)] : []),
+            w.defended?.broken === undefined ? '–' : w.defended.broken ? 'broken' : 'no',
+          ]
+        : []),
     ]),
   };
 }
@@ -270,15 +291,37 @@ export function attackTable(r: RunResult): Table {
   return {
     title: 'Attacks',
     columns: [
-      'model', 'attack', 'threat', 'norm', 'eps', 'robust accuracy', 'success rate',
-      ...(rejection ? ['rejected', 'accepted accuracy'] : []), ...(projection ? ['projected'] : []),
-      'budget', 'mean ‖δ‖', 'max ‖δ‖', 'gradients', 'queries', 'seconds',
+      'model',
+      'attack',
+      'threat',
+      'norm',
+      'eps',
+      'robust accuracy',
+      'success rate',
+      ...(rejection ? ['rejected', 'accepted accuracy'] : []),
+      ...(projection ? ['projected'] : []),
+      'budget',
+      'mean ‖δ‖',
+      'max ‖δ‖',
+      'gradients',
+      'queries',
+      'seconds',
     ],
     rows: all.map((a) => [
-      defended.includes(a) ? 'defended' : 'baseline', a.attack, a.threat || UNDEFENDED_THREAT, a.norm, formatNumber(a.eps), percent(a.accuracy), percent(a.successRate),
+      defended.includes(a) ? 'defended' : 'baseline',
+      a.attack,
+      a.threat || UNDEFENDED_THREAT,
+      a.norm,
+      formatNumber(a.eps),
+      percent(a.accuracy),
+      percent(a.successRate),
       ...(rejection ? [percent(a.rejection?.rejectionRate), percent(a.rejection?.acceptedAccuracy)] : []),
       ...(projection ? [percent(a.projectionRate)] : []),
-      budgetText(a.params), formatNumber(a.meanPerturbation), formatNumber(a.maxPerturbation), formatNumber(a.gradientEvaluations), formatNumber(a.queries),
+      budgetText(a.params),
+      formatNumber(a.meanPerturbation),
+      formatNumber(a.maxPerturbation),
+      formatNumber(a.gradientEvaluations),
+      formatNumber(a.queries),
       typeof a.seconds === 'number' ? a.seconds.toFixed(1) : '–',
     ]),
   };
@@ -290,7 +333,13 @@ export function warningsTable(r: RunResult): Table {
   return {
     title: 'Warnings: checks on the evaluation that fired (a failed attack is not robustness)',
     columns: ['model', 'check', 'threat', 'eps', 'what it means'],
-    rows: fired.map((c) => [c.target === 'defended' ? 'defended' : 'baseline', c.id, c.threat || '–', c.eps === undefined ? '–' : formatNumber(c.eps), c.message]),
+    rows: fired.map((c) => [
+      c.target === 'defended' ? 'defended' : 'baseline',
+      c.id,
+      c.threat || '–',
+      c.eps === undefined ? '–' : formatNumber(c.eps),
+      c.message,
+    ]),
   };
 }
 
@@ -323,7 +372,11 @@ export function defenseTables(r: RunResult): Table[] {
   if (!d) return [];
   const tables: Table[] = [];
   if (isRecord(d.threats) && Object.keys(d.threats).length) {
-    tables.push({ title: 'Threat models: the gradient each attack followed', columns: ['threat', 'gradient'], rows: Object.entries(d.threats).map(([t, g]) => [t, formatNumber(g)]) });
+    tables.push({
+      title: 'Threat models: the gradient each attack followed',
+      columns: ['threat', 'gradient'],
+      rows: Object.entries(d.threats).map(([t, g]) => [t, formatNumber(g)]),
+    });
   }
   const baseline = list(d.thresholds?.baseline, isThresholdRow);
   const defended = list(d.thresholds?.defended, isThresholdRow);
@@ -332,12 +385,29 @@ export function defenseTables(r: RunResult): Table[] {
     tables.push({
       title: 'dAE thresholds (clean): accuracy among accepted, rejected, correct and accepted over all',
       columns: ['threshold', 'softmax: accuracy', 'rejected', 'over all', 'dAE: accuracy', 'rejected', 'over all'],
-      rows: thresholds.map((t) => [formatNumber(t), ...thresholdCells(baseline.find((b) => b.threshold === t)), ...thresholdCells(defended.find((b) => b.threshold === t))]),
+      rows: thresholds.map((t) => [
+        formatNumber(t),
+        ...thresholdCells(baseline.find((b) => b.threshold === t)),
+        ...thresholdCells(defended.find((b) => b.threshold === t)),
+      ]),
     });
   }
-  const underAttack = attackResults(r).defended.flatMap((a) => list(a.thresholds, isThresholdRow).map((t) => [a.attack, a.threat, formatNumber(a.eps), formatNumber(t.threshold), ...thresholdCells(t), percent(t.acceptedWrong)]));
+  const underAttack = attackResults(r).defended.flatMap((a) =>
+    list(a.thresholds, isThresholdRow).map((t) => [
+      a.attack,
+      a.threat,
+      formatNumber(a.eps),
+      formatNumber(t.threshold),
+      ...thresholdCells(t),
+      percent(t.acceptedWrong),
+    ]),
+  );
   if (underAttack.length) {
-    tables.push({ title: 'dAE thresholds under attack (accepted and wrong: fooled and not caught)', columns: ['attack', 'threat', 'eps', 'threshold', 'accuracy', 'rejected', 'over all', 'accepted and wrong'], rows: underAttack });
+    tables.push({
+      title: 'dAE thresholds under attack (accepted and wrong: fooled and not caught)',
+      columns: ['attack', 'threat', 'eps', 'threshold', 'accuracy', 'rejected', 'over all', 'accepted and wrong'],
+      rows: underAttack,
+    });
   }
   return tables;
 }
@@ -352,12 +422,15 @@ export function foolingTable(r: RunResult): Table | undefined {
   const defended = list(f.defended, isSummary);
   if (!baseline.length && !defended.length) return undefined;
   const thresholds = [...new Set([...baseline, ...defended].map((s) => s.threshold))].sort((a, b) => a - b);
-  const cells = (s: Summary | undefined) => (s ? [percent(s.foolingRate), s.averageSteps === null ? '–' : formatNumber(Math.round(s.averageSteps)), formatNumber(s.runs?.length)] : ['–', '–', '–']);
+  const cells = (s: Summary | undefined) =>
+    s ? [percent(s.foolingRate), s.averageSteps === null ? '–' : formatNumber(Math.round(s.averageSteps)), formatNumber(s.runs?.length)] : ['–', '–', '–'];
   return {
     title: 'Fooling generator (dAE paper): share of runs that reached the confidence threshold',
     columns: ['threshold', 'undefended: fooled', 'mean steps', 'runs', ...(defended.length ? ['dAE: fooled', 'mean steps', 'runs'] : [])],
     rows: thresholds.map((t) => [
-      formatNumber(t), ...cells(baseline.find((s) => s.threshold === t)), ...(defended.length ? cells(defended.find((s) => s.threshold === t)) : []),
+      formatNumber(t),
+      ...cells(baseline.find((s) => s.threshold === t)),
+      ...(defended.length ? cells(defended.find((s) => s.threshold === t)) : []),
     ]),
   };
 }
@@ -461,7 +534,12 @@ export function summaryRows(r: RunResult): [string, string][] {
     ['execution provider', rt ? `${rt.executionProvider} (requested ${rt.requested}${rt.fallbackReason ? `; ${rt.fallbackReason}` : ''})` : '?'],
     ['threads · batch', rt ? `${rt.threads === 0 ? 'auto' : rt.threads}${rt.lanes ? ` in ${rt.lanes} lanes` : ''} · ${rt.batchSize}` : '?'],
     ['seed', formatNumber(r.seed)],
-    ['durations', t ? `load ${t.loadSeconds.toFixed(2)} s, clean ${t.cleanSeconds.toFixed(2)} s (${formatNumber(Math.round(t.cleanImagesPerSecond))} img/s), total ${t.totalSeconds.toFixed(2)} s` : '?'],
+    [
+      'durations',
+      t
+        ? `load ${t.loadSeconds.toFixed(2)} s, clean ${t.cleanSeconds.toFixed(2)} s (${formatNumber(Math.round(t.cleanImagesPerSecond))} img/s), total ${t.totalSeconds.toFixed(2)} s`
+        : '?',
+    ],
     ['created', `${r.createdAt ?? '?'} by ${r.tool?.name ?? '?'} ${r.tool?.version ?? ''}`.trim()],
   );
   return rows;

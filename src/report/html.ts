@@ -1,7 +1,19 @@
 /** RunResult → one self-contained HTML file: inline CSS, the chart as inline SVG, images as data URIs. */
 import {
-  attackTable, confusionMatrices, defenseTables, defenseView, examplePixels, examples, foolingTable, formatNumber, percent, summaryRows, worstCaseTable,
-  type Matrix, type ReportRun, type Table,
+  attackTable,
+  confusionMatrices,
+  defenseTables,
+  defenseView,
+  examplePixels,
+  examples,
+  foolingTable,
+  formatNumber,
+  percent,
+  summaryRows,
+  worstCaseTable,
+  type Matrix,
+  type ReportRun,
+  type Table,
 } from './analysis';
 import { pngDataUri } from './png';
 import { accuracyChartSvg, escapeXml } from './svg-chart';
@@ -48,7 +60,8 @@ function exampleGallery(run: ReportRun): string {
     .map((e) => {
       const px = examplePixels(e);
       const [, h, w] = e.shape;
-      const img = (data: Uint8ClampedArray, alt: string) => `<img src="${esc(pngDataUri(data, w, h))}" alt="${esc(alt)}" width="${esc(Math.min(1024, Math.max(84, w * 3)))}">`;
+      const img = (data: Uint8ClampedArray, alt: string) =>
+        `<img src="${esc(pngDataUri(data, w, h))}" alt="${esc(alt)}" width="${esc(Math.min(1024, Math.max(84, w * 3)))}">`;
       return `<figure>${img(px.clean, 'clean')}${img(px.adversarial, 'adversarial')}${img(px.perturbation, 'perturbation (magnified)')}<figcaption>#${esc(e.index)}: label ${esc(e.label)}, clean → ${esc(e.cleanPrediction)}, ${esc(e.attack)} on ${esc(e.target)} (${esc(e.threat)}) eps ${esc(formatNumber(e.eps))} → ${esc(e.adversarialPrediction)}</figcaption></figure>`;
     })
     .join('');
@@ -89,7 +102,11 @@ export function renderHtml(runs: ReportRun[]): string {
   const title = runs.length === 1 ? `Robustness report: ${runs[0].name}` : `Robustness comparison: ${runs.map((r) => r.name).join(' vs ')}`;
   const summaries = runs.map((r) => summaryRows(r.result));
   const keys = [...new Set(summaries.flatMap((s) => s.map(([k]) => k)))];
-  const summary = table({ title: '', columns: ['', ...runs.map((r) => r.name)], rows: keys.map((k) => [k, ...summaries.map((s) => s.find(([key]) => key === k)?.[1] ?? '–')]) });
+  const summary = table({
+    title: '',
+    columns: ['', ...runs.map((r) => r.name)],
+    rows: keys.map((k) => [k, ...summaries.map((s) => s.find(([key]) => key === k)?.[1] ?? '–')]),
+  });
   const svg = accuracyChartSvg(runs);
   return `<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">

@@ -1,7 +1,17 @@
 /** RunResult → Markdown report (one run, or two side by side). */
 import {
-  attackTable, confusionMatrices, defenseTables, defenseView, examples, foolingTable, formatNumber, percent, summaryRows, worstCaseTable,
-  type ReportRun, type Table,
+  attackTable,
+  confusionMatrices,
+  defenseTables,
+  defenseView,
+  examples,
+  foolingTable,
+  formatNumber,
+  percent,
+  summaryRows,
+  worstCaseTable,
+  type ReportRun,
+  type Table,
 } from './analysis';
 import { accuracyChartSvg } from './svg-chart';
 
@@ -18,12 +28,14 @@ export interface MarkdownReport {
  * spaces, so a crafted class name cannot inject a link, an image fetched from a server, or HTML.
  */
 export function escapeMarkdown(value: unknown): string {
-  return String(value ?? '')
-    .replace(/[\r\n\u2028\u2029]+/g, ' ')
-    // Parentheses need no escape: a link needs the '[' or '<' before them, and those are escaped.
-    .replace(/[\\`*_[\]<>#+!|~&$@]/g, (c) => `\\${c}`)
-    .replace(/:(?=\/\/)/g, '\\:') // http:// and friends would become autolinks
-    .replace(/\b(www)\./gi, '$1\\.');
+  return (
+    String(value ?? '')
+      .replace(/[\r\n\u2028\u2029]+/g, ' ')
+      // Parentheses need no escape: a link needs the '[' or '<' before them, and those are escaped.
+      .replace(/[\\`*_[\]<>#+!|~&$@]/g, (c) => `\\${c}`)
+      .replace(/:(?=\/\/)/g, '\\:') // http:// and friends would become autolinks
+      .replace(/\b(www)\./gi, '$1\\.')
+  );
 }
 
 /** `value` as an inline code span: literal, on one line, fenced with more backticks than it holds. */
@@ -57,10 +69,20 @@ function section(title: string, t: Table): string {
 export function renderMarkdown(runs: ReportRun[], options: { chartFile?: string } = {}): MarkdownReport {
   const out: string[] = [];
   const files: MarkdownReport['files'] = [];
-  out.push(runs.length === 1 ? `# Robustness report: ${escapeMarkdown(runs[0].name)}\n` : `# Robustness comparison: ${runs.map((r) => escapeMarkdown(r.name)).join(' vs ')}\n`);
+  out.push(
+    runs.length === 1
+      ? `# Robustness report: ${escapeMarkdown(runs[0].name)}\n`
+      : `# Robustness comparison: ${runs.map((r) => escapeMarkdown(r.name)).join(' vs ')}\n`,
+  );
   const summaries = runs.map((r) => summaryRows(r.result));
   const keys = [...new Set(summaries.flatMap((s) => s.map(([k]) => k)))];
-  out.push(markdownTable(['', ...runs.map((r) => r.name)], keys.map((k) => [k, ...summaries.map((s) => s.find(([key]) => key === k)?.[1] ?? '–')])), '');
+  out.push(
+    markdownTable(
+      ['', ...runs.map((r) => r.name)],
+      keys.map((k) => [k, ...summaries.map((s) => s.find(([key]) => key === k)?.[1] ?? '–')]),
+    ),
+    '',
+  );
 
   const svg = accuracyChartSvg(runs);
   if (svg && options.chartFile) {
@@ -92,7 +114,13 @@ export function renderMarkdown(runs: ReportRun[], options: { chartFile?: string 
       );
     }
     for (const m of confusionMatrices(r)) {
-      out.push(section(`${m.title}; rows true, columns predicted`, { title: m.title, columns: ['', ...m.labels], rows: m.counts.map((row, i) => [m.labels[i], ...row.map(String)]) }));
+      out.push(
+        section(`${m.title}; rows true, columns predicted`, {
+          title: m.title,
+          columns: ['', ...m.labels],
+          rows: m.counts.map((row, i) => [m.labels[i], ...row.map(String)]),
+        }),
+      );
     }
   }
   return { markdown: out.join('\n').replace(/\n{3,}/g, '\n\n'), files };

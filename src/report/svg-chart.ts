@@ -37,9 +37,13 @@ export function accuracyChartSvg(runs: ReportRun[], options: { width?: number; t
   const x = (eps: number) => plot.left + (eps / xMax) * plot.width;
   const y = (acc: number) => plot.top + (1 - acc) * plot.height;
   const out: string[] = [];
-  out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="system-ui, sans-serif" font-size="12">`);
+  out.push(
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="system-ui, sans-serif" font-size="12">`,
+  );
   out.push(`<rect width="100%" height="100%" fill="#ffffff"/>`);
-  out.push(`<text x="${width / 2}" y="20" text-anchor="middle" font-size="14" font-weight="600">${escapeXml(options.title ?? 'Robust accuracy against epsilon')}</text>`);
+  out.push(
+    `<text x="${width / 2}" y="20" text-anchor="middle" font-size="14" font-weight="600">${escapeXml(options.title ?? 'Robust accuracy against epsilon')}</text>`,
+  );
   for (let i = 0; i <= 10; i += 2) {
     const yy = y(i / 10);
     out.push(`<line x1="${plot.left}" x2="${plot.left + plot.width}" y1="${yy}" y2="${yy}" stroke="#e0e0e0"/>`);
@@ -59,7 +63,9 @@ export function accuracyChartSvg(runs: ReportRun[], options: { width?: number; t
     const pts = curve.points.map((p) => `${x(p.eps).toFixed(1)},${y(p.accuracy).toFixed(1)}`).join(' ');
     out.push(`<polyline points="${pts}" fill="none" stroke="${color}" stroke-width="2"${dash}/>`);
     for (const p of curve.points) {
-      out.push(`<circle cx="${x(p.eps).toFixed(1)}" cy="${y(p.accuracy).toFixed(1)}" r="3" fill="${color}"><title>${escapeXml(`${curve.label}: eps ${p.eps}, ${(100 * p.accuracy).toFixed(2)}%`)}</title></circle>`);
+      out.push(
+        `<circle cx="${x(p.eps).toFixed(1)}" cy="${y(p.accuracy).toFixed(1)}" r="3" fill="${color}"><title>${escapeXml(`${curve.label}: eps ${p.eps}, ${(100 * p.accuracy).toFixed(2)}%`)}</title></circle>`,
+      );
     }
     const ly = plot.top + plot.height + 52 + i * 18;
     out.push(`<line x1="${plot.left}" x2="${plot.left + 28}" y1="${ly - 4}" y2="${ly - 4}" stroke="${color}" stroke-width="2"${dash}/>`);

@@ -6,7 +6,11 @@ export function textTable(columns: string[], rows: string[][]): string {
   const cells = [columns, ...rows];
   const widths = columns.map((_, c) => Math.max(...cells.map((r) => (r[c] ?? '').length)));
   const numeric = columns.map((_, c) => rows.length > 0 && rows.every((r) => /^[-+–]?[\d.,]+(%| s)?$|^–$/.test(r[c] ?? '')));
-  const line = (r: string[]) => r.map((v, c) => (numeric[c] ? (v ?? '').padStart(widths[c]) : (v ?? '').padEnd(widths[c]))).join('  ').trimEnd();
+  const line = (r: string[]) =>
+    r
+      .map((v, c) => (numeric[c] ? (v ?? '').padStart(widths[c]) : (v ?? '').padEnd(widths[c])))
+      .join('  ')
+      .trimEnd();
   return [line(columns), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
 }
 
@@ -20,7 +24,8 @@ export function renderText(r: Parameters<typeof summaryRows>[0]): string {
   out.push(section(attackTable(r)));
   out.push(section(worstCaseTable(r)));
   const warnings = warningsTable(r);
-  if (warnings.rows.length) out.push(`\n${warnings.title}:\n${warnings.rows.map((w) => `  ! ${w[0]}, ${w[1]}${w[2] !== '–' ? ` (${w[2]})` : ''}: ${w[4]}`).join('\n')}`);
+  if (warnings.rows.length)
+    out.push(`\n${warnings.title}:\n${warnings.rows.map((w) => `  ! ${w[0]}, ${w[1]}${w[2] !== '–' ? ` (${w[2]})` : ''}: ${w[4]}`).join('\n')}`);
   if (d) {
     out.push(`\nDefense: ${d.kind} after '${d.layer}'${d.verdict ? ` (verdict: ${d.verdict})` : ''}`);
     for (const reason of d.verdictReasons) out.push(`  - ${reason}`);

@@ -29,7 +29,12 @@ export function launchArgs(launch: WorkerLaunch): string[] {
 
 /** The roots the worker was started with (`--root=<folder>`, repeatable). */
 export function parseLaunchArgs(argv: readonly string[]): { roots: string[] } {
-  return { roots: argv.filter((a) => a.startsWith(ROOT_FLAG)).map((a) => a.slice(ROOT_FLAG.length)).filter((r) => r !== '') };
+  return {
+    roots: argv
+      .filter((a) => a.startsWith(ROOT_FLAG))
+      .map((a) => a.slice(ROOT_FLAG.length))
+      .filter((r) => r !== ''),
+  };
 }
 
 /** True when `p` is `root` or inside it (both absolute). */
@@ -73,7 +78,9 @@ export function resultsFolderInside(workspaceRoot: string, setting: string | und
   const realExisting = realOrNull(existing);
   const realRoot = realOrNull(root) ?? root;
   if (realExisting && !isInside(realRoot, realExisting)) {
-    throw new ResultsFolderError(`The results folder '${value}' leads through a symbolic link ('${existing}') to a place outside the workspace folder '${root}'.${hint}`);
+    throw new ResultsFolderError(
+      `The results folder '${value}' leads through a symbolic link ('${existing}') to a place outside the workspace folder '${root}'.${hint}`,
+    );
   }
   return target;
 }

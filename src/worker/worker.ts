@@ -28,7 +28,13 @@ function fail(id: number, e: unknown): void {
   // Cancellation in any form (CancelledError, an AbortError DOMException from a fit) is "cancelled", not a crash.
   const cancelled = isCancelled(err);
   // Unexpected errors keep their stack for the log; user errors are already phrased for people.
-  const message = cancelled ? (err.name === 'CancelledError' ? err.message : 'The run was cancelled.') : err instanceof UserError ? err.message : err.stack ?? err.message;
+  const message = cancelled
+    ? err.name === 'CancelledError'
+      ? err.message
+      : 'The run was cancelled.'
+    : err instanceof UserError
+      ? err.message
+      : (err.stack ?? err.message);
   send({ type: 'error', id, message, userError: err instanceof UserError, cancelled });
 }
 
@@ -58,7 +64,10 @@ process.on('message', (message: ToWorker) => {
       return;
     case 'inspect': {
       const { id } = message;
-      inspect(message.model).then((model) => send({ type: 'inspected', id, model }), (e: unknown) => fail(id, e));
+      inspect(message.model).then(
+        (model) => send({ type: 'inspected', id, model }),
+        (e: unknown) => fail(id, e),
+      );
       return;
     }
     case 'evaluate': {

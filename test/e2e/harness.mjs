@@ -10,7 +10,15 @@ import { ROOT, defaultVsix, installVsix, prepareDemoWorkspace, prepareUserData, 
 
 export const ARTIFACTS = path.join(ROOT, 'test-artifacts', 'e2e');
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+const CHROMIUM_ARGS = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
 
 /**
  * Starts code-server with the VSIX and opens `workspace` (the demo, plus whatever `setup` adds).

@@ -18,7 +18,14 @@ const TFJS = {
   ...DATA,
   limit: 100,
   attacks: { names: ['fgsm'], eps: [0.05], norm: 'linf' },
-  defense: { kind: 'lesci', layer: 'pool2', reference: 'data/train-images-idx3-ubyte.gz', referenceLabels: 'data/train-labels-idx1-ubyte.gz', referenceLimit: 500, threats: ['transfer', 'adaptive'] },
+  defense: {
+    kind: 'lesci',
+    layer: 'pool2',
+    reference: 'data/train-images-idx3-ubyte.gz',
+    referenceLabels: 'data/train-labels-idx1-ubyte.gz',
+    referenceLimit: 500,
+    threats: ['transfer', 'adaptive'],
+  },
 };
 
 const LESCI = {
@@ -37,7 +44,12 @@ const LESCI = {
   },
 };
 /** Long: 100-step PGD at five epsilons on 1,000 images (minutes), to cancel or crash midway. */
-const LONG = { name: 'long-pgd', model: 'fashion-cnn.onnx', ...DATA, attacks: { names: ['pgd'], eps: [0.01, 0.02, 0.03, 0.05, 0.1], norm: 'linf', steps: 100 } };
+const LONG = {
+  name: 'long-pgd',
+  model: 'fashion-cnn.onnx',
+  ...DATA,
+  attacks: { names: ['pgd'], eps: [0.01, 0.02, 0.03, 0.05, 0.1], norm: 'linf', steps: 100 },
+};
 
 const LAYERS = [
   ['/features/features.0/Conv', 'Conv [batch, 32, 24, 24] · 832 params'],
@@ -106,272 +118,371 @@ describe('Robustness Lab in VS Code (trusted workspace)', { timeout: 420_000 }, 
     await s?.close();
   });
 
-  uiTest(() => wb, 'the Models view lists the demo model with its inputs, outputs and layers', async () => {
-    await wb.openSidebar();
-    await wb.expand(wb.treeItem('Models', /^fashion-cnn\.onnx/));
-    for (const [name, description] of LAYERS) {
-      const row = wb.treeItem('Models', new RegExp(`^${name.replace(/[./]/g, '\\$&')}\\b`));
-      await row.waitFor({ timeout: 30_000 });
-      assert.match(await row.innerText(), new RegExp(description.replace(/[[\].·,]/g, '\\$&')));
-    }
-    await wb.treeItem('Models', /^Layers/).filter({ hasText: '317,066 params' }).waitFor();
-    // Insertion points carry the target icon.
-    assert.equal(await wb.view('Models').locator('.codicon-target').count() >= 5, true);
-    await wb.screenshot('01-models-view');
-  });
+  uiTest(
+    () => wb,
+    'the Models view lists the demo model with its inputs, outputs and layers',
+    async () => {
+      await wb.openSidebar();
+      await wb.expand(wb.treeItem('Models', /^fashion-cnn\.onnx/));
+      for (const [name, description] of LAYERS) {
+        const row = wb.treeItem('Models', new RegExp(`^${name.replace(/[./]/g, '\\$&')}\\b`));
+        await row.waitFor({ timeout: 30_000 });
+        assert.match(await row.innerText(), new RegExp(description.replace(/[[\].·,]/g, '\\$&')));
+      }
+      await wb
+        .treeItem('Models', /^Layers/)
+        .filter({ hasText: '317,066 params' })
+        .waitFor();
+      // Insertion points carry the target icon.
+      assert.equal((await wb.view('Models').locator('.codicon-target').count()) >= 5, true);
+      await wb.screenshot('01-models-view');
+    },
+  );
 
-  uiTest(() => wb, "inserting a LESCI defense from a layer's context menu writes the experiment and opens it", async () => {
-    const layer = wb.treeItem('Models', /^\/features\/features\.5\/MaxPool/);
-    await wb.contextMenu(layer, 'Insert LESCI Defense Here');
-    const step = (n) => `Insert LESCI Defense after /features/features.5/MaxPool (${n}/6)`;
-    await wb.pick(step(1), 'train-images-idx3-ubyte.gz');
-    await wb.pick(step(2), 'train-labels-idx1-ubyte.gz');
-    await wb.pick(step(3), 'vote');
-    // The input box validates as you type.
-    const widget = await wb.waitForQuickInput(step(4));
-    await widget.locator('input.input').fill('0');
-    await widget.locator('.quick-input-message', { hasText: 'Must be at least 1' }).waitFor({ timeout: 5000 });
-    await wb.screenshot('02-validation');
-    await wb.type(step(4), '5');
-    await wb.accept(step(5)); // PCA dimensions: the default
-    await wb.accept(step(6)); // every threat model (preselected)
-    await wb.pick('Write the defense into which experiment?', 'New experiment');
-    await wb.accept('New experiment file'); // the suggested name: fashion-cnn-lesci.rlab.json
-    const next = (n) => `New experiment fashion-cnn-lesci.rlab.json (${n}/5)`;
-    await wb.pick(next(1), 't10k-images-idx3-ubyte.gz');
-    await wb.pick(next(2), 't10k-labels-idx1-ubyte.gz');
-    await wb.accept(next(3)); // attacks: the quick strength preset comes first
-    await wb.pick(next(4), 'linf');
-    await wb.type(next(5), '0.05, 0.1');
+  uiTest(
+    () => wb,
+    "inserting a LESCI defense from a layer's context menu writes the experiment and opens it",
+    async () => {
+      const layer = wb.treeItem('Models', /^\/features\/features\.5\/MaxPool/);
+      await wb.contextMenu(layer, 'Insert LESCI Defense Here');
+      const step = (n) => `Insert LESCI Defense after /features/features.5/MaxPool (${n}/6)`;
+      await wb.pick(step(1), 'train-images-idx3-ubyte.gz');
+      await wb.pick(step(2), 'train-labels-idx1-ubyte.gz');
+      await wb.pick(step(3), 'vote');
+      // The input box validates as you type.
+      const widget = await wb.waitForQuickInput(step(4));
+      await widget.locator('input.input').fill('0');
+      await widget.locator('.quick-input-message', { hasText: 'Must be at least 1' }).waitFor({ timeout: 5000 });
+      await wb.screenshot('02-validation');
+      await wb.type(step(4), '5');
+      await wb.accept(step(5)); // PCA dimensions: the default
+      await wb.accept(step(6)); // every threat model (preselected)
+      await wb.pick('Write the defense into which experiment?', 'New experiment');
+      await wb.accept('New experiment file'); // the suggested name: fashion-cnn-lesci.rlab.json
+      const next = (n) => `New experiment fashion-cnn-lesci.rlab.json (${n}/5)`;
+      await wb.pick(next(1), 't10k-images-idx3-ubyte.gz');
+      await wb.pick(next(2), 't10k-labels-idx1-ubyte.gz');
+      await wb.accept(next(3)); // attacks: the quick strength preset comes first
+      await wb.pick(next(4), 'linf');
+      await wb.type(next(5), '0.05, 0.1');
 
-    const file = path.join(s.workspace, 'fashion-cnn-lesci.rlab.json');
-    await waitUntil(async () => resultOf(() => JSON.parse(readFileSync(file, 'utf8'))) !== undefined, 15_000, `${file} was not written`);
-    const experiment = JSON.parse(readFileSync(file, 'utf8'));
-    assert.deepEqual(experiment, {
-      name: 'fashion-cnn-lesci',
-      model: 'fashion-cnn.onnx',
-      ...DATA,
-      attacks: { names: [], strength: 'quick', eps: [0.05, 0.1], norm: 'linf' },
-      defense: {
-        kind: 'lesci',
-        layer: '/features/features.5/MaxPool_output_0',
-        lesci: { mode: 'vote', k: 5 },
-        reference: 'data/train-images-idx3-ubyte.gz',
-        referenceLabels: 'data/train-labels-idx1-ubyte.gz',
-      },
-    });
-    // It opens in an editor and appears in the Experiments view.
-    await s.page.locator('.tabs-container .tab', { hasText: 'fashion-cnn-lesci.rlab.json' }).waitFor({ timeout: 10_000 });
-    await wb.treeItem('Experiments', /^fashion-cnn-lesci/).waitFor({ timeout: 15_000 });
-    await wb.screenshot('03-experiment-written');
-  });
+      const file = path.join(s.workspace, 'fashion-cnn-lesci.rlab.json');
+      await waitUntil(async () => resultOf(() => JSON.parse(readFileSync(file, 'utf8'))) !== undefined, 15_000, `${file} was not written`);
+      const experiment = JSON.parse(readFileSync(file, 'utf8'));
+      assert.deepEqual(experiment, {
+        name: 'fashion-cnn-lesci',
+        model: 'fashion-cnn.onnx',
+        ...DATA,
+        attacks: { names: [], strength: 'quick', eps: [0.05, 0.1], norm: 'linf' },
+        defense: {
+          kind: 'lesci',
+          layer: '/features/features.5/MaxPool_output_0',
+          lesci: { mode: 'vote', k: 5 },
+          reference: 'data/train-images-idx3-ubyte.gz',
+          referenceLabels: 'data/train-labels-idx1-ubyte.gz',
+        },
+      });
+      // It opens in an editor and appears in the Experiments view.
+      await s.page.locator('.tabs-container .tab', { hasText: 'fashion-cnn-lesci.rlab.json' }).waitFor({ timeout: 10_000 });
+      await wb.treeItem('Experiments', /^fashion-cnn-lesci/).waitFor({ timeout: 15_000 });
+      await wb.screenshot('03-experiment-written');
+    },
+  );
 
-  uiTest(() => wb, 'running an experiment shows progress, then the results panel with real numbers', async () => {
-    await wb.recordNotifications();
-    await runFromExperimentsView('quick-fgsm');
-    const frame = wb.resultsFrame();
-    const cleanRow = frame.locator('tr[data-key="clean accuracy"] td');
-    await cleanRow.waitFor({ timeout: 60_000 });
-    const seen = await wb.recordedNotifications();
-    assert.ok(seen.some((t) => /Robustness Lab: quick-fgsm/.test(t)), `no progress notification; saw ${JSON.stringify(seen)}`);
-    assert.ok(seen.some((t) => /(Loading model|Clean accuracy|Attack fgsm)[^:]*: [\d,]+\/[\d,]+/.test(t)), `no phase with counts; saw ${JSON.stringify(seen)}`);
+  uiTest(
+    () => wb,
+    'running an experiment shows progress, then the results panel with real numbers',
+    async () => {
+      await wb.recordNotifications();
+      await runFromExperimentsView('quick-fgsm');
+      const frame = wb.resultsFrame();
+      const cleanRow = frame.locator('tr[data-key="clean accuracy"] td');
+      await cleanRow.waitFor({ timeout: 60_000 });
+      const seen = await wb.recordedNotifications();
+      assert.ok(
+        seen.some((t) => /Robustness Lab: quick-fgsm/.test(t)),
+        `no progress notification; saw ${JSON.stringify(seen)}`,
+      );
+      assert.ok(
+        seen.some((t) => /(Loading model|Clean accuracy|Attack fgsm)[^:]*: [\d,]+\/[\d,]+/.test(t)),
+        `no phase with counts; saw ${JSON.stringify(seen)}`,
+      );
 
-    const files = resultFiles().filter((f) => f.endsWith('.json'));
-    assert.equal(files.length, 1, `one result file, found ${files}`);
-    assert.match(files[0], /^\d{8}-\d{6}-quick-fgsm\.json$/);
-    const result = JSON.parse(readFileSync(path.join(results(), files[0]), 'utf8'));
-    assert.equal(result.clean.count, 200);
-    const shown = await cleanRow.innerText();
-    assert.equal(shown, `${(100 * result.clean.accuracy).toFixed(2)}% (${result.clean.correct} / 200)`);
-    assert.ok(result.clean.accuracy > 0.8, `clean accuracy ${result.clean.accuracy}`);
-    // Robust accuracy per epsilon, in the worst-case table, as in the file.
-    for (const a of result.attacks) {
-      await frame.locator('vscode-table-row', { hasText: `${(100 * a.accuracy).toFixed(2)}%` }).first().waitFor({ timeout: 10_000 });
-    }
-    assert.ok(result.attacks.every((a) => a.accuracy < result.clean.accuracy), 'FGSM lowers accuracy');
-    await frame.locator('canvas[aria-label="Robust accuracy against epsilon"]').waitFor();
-    await frame.locator('table.confusion').waitFor();
-    await wb.screenshot('04-results-panel');
-    // The run is listed in the Runs view.
-    await wb.treeItem('Runs', /^fashion-cnn/).first().waitFor({ timeout: 15_000 });
-  });
+      const files = resultFiles().filter((f) => f.endsWith('.json'));
+      assert.equal(files.length, 1, `one result file, found ${files}`);
+      assert.match(files[0], /^\d{8}-\d{6}-quick-fgsm\.json$/);
+      const result = JSON.parse(readFileSync(path.join(results(), files[0]), 'utf8'));
+      assert.equal(result.clean.count, 200);
+      const shown = await cleanRow.innerText();
+      assert.equal(shown, `${(100 * result.clean.accuracy).toFixed(2)}% (${result.clean.correct} / 200)`);
+      assert.ok(result.clean.accuracy > 0.8, `clean accuracy ${result.clean.accuracy}`);
+      // Robust accuracy per epsilon, in the worst-case table, as in the file.
+      for (const a of result.attacks) {
+        await frame
+          .locator('vscode-table-row', { hasText: `${(100 * a.accuracy).toFixed(2)}%` })
+          .first()
+          .waitFor({ timeout: 10_000 });
+      }
+      assert.ok(
+        result.attacks.every((a) => a.accuracy < result.clean.accuracy),
+        'FGSM lowers accuracy',
+      );
+      await frame.locator('canvas[aria-label="Robust accuracy against epsilon"]').waitFor();
+      await frame.locator('table.confusion').waitFor();
+      await wb.screenshot('04-results-panel');
+      // The run is listed in the Runs view.
+      await wb
+        .treeItem('Runs', /^fashion-cnn/)
+        .first()
+        .waitFor({ timeout: 15_000 });
+    },
+  );
 
-  uiTest(() => wb, 'a defended experiment fits the defense, attacks it under each threat model and shows the verdict', async () => {
-    const before = new Set(resultFiles());
-    await wb.recordNotifications();
-    await runFromExperimentsView('quick-lesci');
-    const frame = wb.resultsFrame();
-    await frame.locator('tr[data-key="verdict"] td').waitFor({ timeout: 90_000 });
-    const seen = await wb.recordedNotifications();
-    assert.ok(seen.some((t) => /Fitting the lesci defense/.test(t) || /Clean accuracy of the defended model/.test(t)), `defense phases in the progress; saw ${JSON.stringify(seen)}`);
-    const file = resultFiles().find((f) => !before.has(f) && f.endsWith('.json'));
-    const result = JSON.parse(readFileSync(path.join(results(), file), 'utf8'));
-    assert.equal(result.defense.kind, 'lesci');
-    assert.equal(await frame.locator('tr[data-key="verdict"] td').innerText(), result.defense.verdict);
-    assert.match(await frame.locator('tr[data-key="defended clean accuracy"] td').innerText(), new RegExp(`^${(100 * result.defense.clean.accuracy).toFixed(2)}%`));
-    for (const wc of result.defense.worstCase) {
-      await frame.locator('#worst vscode-table-row', { hasText: `${(100 * wc.accuracy).toFixed(2)}%` }).filter({ hasText: wc.threat }).first().waitFor({ timeout: 10_000 });
-    }
-    assert.deepEqual([...new Set(result.attacks.map((a) => a.threat))].sort(), ['bpda', 'direct', 'transfer', 'whitebox']);
-    await wb.screenshot('04b-defended-results');
-    await frame.locator('#defense').scrollIntoViewIfNeeded();
-    await wb.screenshot('04c-defended-results-tables');
-  });
+  uiTest(
+    () => wb,
+    'a defended experiment fits the defense, attacks it under each threat model and shows the verdict',
+    async () => {
+      const before = new Set(resultFiles());
+      await wb.recordNotifications();
+      await runFromExperimentsView('quick-lesci');
+      const frame = wb.resultsFrame();
+      await frame.locator('tr[data-key="verdict"] td').waitFor({ timeout: 90_000 });
+      const seen = await wb.recordedNotifications();
+      assert.ok(
+        seen.some((t) => /Fitting the lesci defense/.test(t) || /Clean accuracy of the defended model/.test(t)),
+        `defense phases in the progress; saw ${JSON.stringify(seen)}`,
+      );
+      const file = resultFiles().find((f) => !before.has(f) && f.endsWith('.json'));
+      const result = JSON.parse(readFileSync(path.join(results(), file), 'utf8'));
+      assert.equal(result.defense.kind, 'lesci');
+      assert.equal(await frame.locator('tr[data-key="verdict"] td').innerText(), result.defense.verdict);
+      assert.match(
+        await frame.locator('tr[data-key="defended clean accuracy"] td').innerText(),
+        new RegExp(`^${(100 * result.defense.clean.accuracy).toFixed(2)}%`),
+      );
+      for (const wc of result.defense.worstCase) {
+        await frame
+          .locator('#worst vscode-table-row', { hasText: `${(100 * wc.accuracy).toFixed(2)}%` })
+          .filter({ hasText: wc.threat })
+          .first()
+          .waitFor({ timeout: 10_000 });
+      }
+      assert.deepEqual([...new Set(result.attacks.map((a) => a.threat))].sort(), ['bpda', 'direct', 'transfer', 'whitebox']);
+      await wb.screenshot('04b-defended-results');
+      await frame.locator('#defense').scrollIntoViewIfNeeded();
+      await wb.screenshot('04c-defended-results-tables');
+    },
+  );
 
-  uiTest(() => wb, 'Export Defended Model writes one ONNX model that the Models view then lists', async () => {
-    await wb.contextMenu(wb.treeItem('Experiments', /^quick-lesci/), 'Export Defended Model');
-    await wb.accept('Export Defended Model'); // the suggested fashion-cnn-lesci.onnx beside the model
-    await wb.toast('Defended model written to').waitFor({ timeout: 60_000 });
-    const exported = path.join(s.workspace, 'fashion-cnn-lesci.onnx');
-    assert.ok(existsSync(exported), exported);
-    const model = wb.treeItem('Models', /^fashion-cnn-lesci\.onnx/);
-    await model.waitFor({ timeout: 20_000 });
-    await wb.expand(model); // inspected like any other model
-    await wb.treeItem('Models', /^Layers/).first().waitFor({ timeout: 30_000 });
-    await model.locator('.monaco-tl-twistie').click(); // collapse again
-  });
+  uiTest(
+    () => wb,
+    'Export Defended Model writes one ONNX model that the Models view then lists',
+    async () => {
+      await wb.contextMenu(wb.treeItem('Experiments', /^quick-lesci/), 'Export Defended Model');
+      await wb.accept('Export Defended Model'); // the suggested fashion-cnn-lesci.onnx beside the model
+      await wb.toast('Defended model written to').waitFor({ timeout: 60_000 });
+      const exported = path.join(s.workspace, 'fashion-cnn-lesci.onnx');
+      assert.ok(existsSync(exported), exported);
+      const model = wb.treeItem('Models', /^fashion-cnn-lesci\.onnx/);
+      await model.waitFor({ timeout: 20_000 });
+      await wb.expand(model); // inspected like any other model
+      await wb
+        .treeItem('Models', /^Layers/)
+        .first()
+        .waitFor({ timeout: 30_000 });
+      await model.locator('.monaco-tl-twistie').click(); // collapse again
+    },
+  );
 
-  uiTest(() => wb, 'two runs side by side', async () => {
-    await runFromExperimentsView('quick-fgsm');
-    await waitUntil(() => resultFiles().filter((f) => f.endsWith('.json')).length === 3, 60_000, 'the run did not finish');
-    await s.page.locator('.notifications-toasts .notification-toast', { hasText: 'Robustness Lab: quick-fgsm' }).waitFor({ state: 'detached', timeout: 30_000 });
-    // The newest run (FGSM, no defense) beside the defended one, from the Runs view's context menu.
-    const runs = wb.view('Runs').locator('.monaco-list-row');
-    await waitUntil(async () => (await runs.count()) === 3, 15_000, 'the Runs view did not list the new run');
-    const newest = runs.and(s.page.locator('[data-index="0"]')); // DOM order is not list order
-    assert.doesNotMatch(await newest.innerText(), /lesci/, 'the newest run has no defense');
-    await wb.contextMenu(newest, 'Compare Runs');
-    await wb.pick('with…', 'lesci');
-    const frame = wb.resultsFrame();
-    await frame.locator('h1', { hasText: 'Comparison' }).waitFor({ timeout: 20_000 });
-    assert.equal(await frame.locator('.columns.compare .run').count(), 2);
-    await wb.screenshot('05-compare');
-  });
+  uiTest(
+    () => wb,
+    'two runs side by side',
+    async () => {
+      await runFromExperimentsView('quick-fgsm');
+      await waitUntil(() => resultFiles().filter((f) => f.endsWith('.json')).length === 3, 60_000, 'the run did not finish');
+      await s.page
+        .locator('.notifications-toasts .notification-toast', { hasText: 'Robustness Lab: quick-fgsm' })
+        .waitFor({ state: 'detached', timeout: 30_000 });
+      // The newest run (FGSM, no defense) beside the defended one, from the Runs view's context menu.
+      const runs = wb.view('Runs').locator('.monaco-list-row');
+      await waitUntil(async () => (await runs.count()) === 3, 15_000, 'the Runs view did not list the new run');
+      const newest = runs.and(s.page.locator('[data-index="0"]')); // DOM order is not list order
+      assert.doesNotMatch(await newest.innerText(), /lesci/, 'the newest run has no defense');
+      await wb.contextMenu(newest, 'Compare Runs');
+      await wb.pick('with…', 'lesci');
+      const frame = wb.resultsFrame();
+      await frame.locator('h1', { hasText: 'Comparison' }).waitFor({ timeout: 20_000 });
+      assert.equal(await frame.locator('.columns.compare .run').count(), 2);
+      await wb.screenshot('05-compare');
+    },
+  );
 
-  uiTest(() => wb, 'the results panel exports Markdown with its chart and a self-contained HTML report', async () => {
-    const frame = wb.resultsFrame();
-    await frame.locator('vscode-button[data-action="export-html"]').click();
-    await wb.accept('Export HTML Report'); // the suggested path in the results folder
-    await wb.toast('Report written to').first().waitFor({ timeout: 15_000 });
-    const html = resultFiles().find((f) => f.endsWith('.html'));
-    assert.ok(html, `an HTML report in ${resultFiles()}`);
-    const text = readFileSync(path.join(results(), html), 'utf8');
-    assert.match(text, /<svg[^>]*>[\s\S]*Robust accuracy against epsilon/);
-    assert.doesNotMatch(text, /<script|src="http/, 'self-contained, no scripts or remote resources');
-    await frame.locator('vscode-button[data-action="export-markdown"]').click();
-    await wb.accept('Export Markdown Report');
-    await waitUntil(() => resultFiles().some((f) => f.endsWith('.md')), 15_000, 'no Markdown report');
-    const md = resultFiles().find((f) => f.endsWith('.md'));
-    const svg = resultFiles().find((f) => f.endsWith('-accuracy.svg'));
-    assert.ok(svg, 'the chart beside the Markdown');
-    assert.match(readFileSync(path.join(results(), md), 'utf8'), new RegExp(`!\\[Robust accuracy against epsilon\\]\\(${svg}\\)`));
-  });
+  uiTest(
+    () => wb,
+    'the results panel exports Markdown with its chart and a self-contained HTML report',
+    async () => {
+      const frame = wb.resultsFrame();
+      await frame.locator('vscode-button[data-action="export-html"]').click();
+      await wb.accept('Export HTML Report'); // the suggested path in the results folder
+      await wb.toast('Report written to').first().waitFor({ timeout: 15_000 });
+      const html = resultFiles().find((f) => f.endsWith('.html'));
+      assert.ok(html, `an HTML report in ${resultFiles()}`);
+      const text = readFileSync(path.join(results(), html), 'utf8');
+      assert.match(text, /<svg[^>]*>[\s\S]*Robust accuracy against epsilon/);
+      assert.doesNotMatch(text, /<script|src="http/, 'self-contained, no scripts or remote resources');
+      await frame.locator('vscode-button[data-action="export-markdown"]').click();
+      await wb.accept('Export Markdown Report');
+      await waitUntil(() => resultFiles().some((f) => f.endsWith('.md')), 15_000, 'no Markdown report');
+      const md = resultFiles().find((f) => f.endsWith('.md'));
+      const svg = resultFiles().find((f) => f.endsWith('-accuracy.svg'));
+      assert.ok(svg, 'the chart beside the Markdown');
+      assert.match(readFileSync(path.join(results(), md), 'utf8'), new RegExp(`!\\[Robust accuracy against epsilon\\]\\(${svg}\\)`));
+    },
+  );
 
-  uiTest(() => wb, 'the results panel comes back after a window reload', async () => {
-    const reloaded = s.page.waitForEvent('load', { timeout: 60_000 });
-    await wb.command('Developer: Reload Window');
-    await reloaded;
-    await s.page.locator('.monaco-workbench').waitFor({ timeout: 60_000 });
-    await wb.resultsFrame().locator('h1', { hasText: 'Comparison' }).waitFor({ timeout: 60_000 });
-    await wb.resultsFrame().locator('tr[data-key="clean accuracy"] td').first().waitFor();
-    await wb.screenshot('06-restored-after-reload');
-  });
+  uiTest(
+    () => wb,
+    'the results panel comes back after a window reload',
+    async () => {
+      const reloaded = s.page.waitForEvent('load', { timeout: 60_000 });
+      await wb.command('Developer: Reload Window');
+      await reloaded;
+      await s.page.locator('.monaco-workbench').waitFor({ timeout: 60_000 });
+      await wb.resultsFrame().locator('h1', { hasText: 'Comparison' }).waitFor({ timeout: 60_000 });
+      await wb.resultsFrame().locator('tr[data-key="clean accuracy"] td').first().waitFor();
+      await wb.screenshot('06-restored-after-reload');
+    },
+  );
 
-  uiTest(() => wb, 'Evaluate Robustness on a model asks for data and attacks, then shows results', async () => {
-    await wb.openSidebar();
-    const before = resultFiles().filter((f) => f.endsWith('.json')).length;
-    await wb.contextMenu(wb.treeItem('Models', /^fashion-cnn\.onnx/), 'Evaluate Robustness');
-    const step = (n) => `Evaluate fashion-cnn.onnx (${n}/5)`;
-    await wb.pick(step(1), 't10k-images-idx3-ubyte.gz');
-    await wb.accept(step(2)); // the matching labels file comes first
-    await wb.accept(step(3)); // the quick strength preset
-    await wb.pick(step(4), 'l2');
-    await wb.accept(step(5)); // the suggested epsilons
-    await wb.resultsFrame().locator('tr[data-key="clean accuracy"] td', { hasText: '/ 300)' }).waitFor({ timeout: 60_000 });
-    assert.equal(resultFiles().filter((f) => f.endsWith('.json')).length, before + 1);
-  });
+  uiTest(
+    () => wb,
+    'Evaluate Robustness on a model asks for data and attacks, then shows results',
+    async () => {
+      await wb.openSidebar();
+      const before = resultFiles().filter((f) => f.endsWith('.json')).length;
+      await wb.contextMenu(wb.treeItem('Models', /^fashion-cnn\.onnx/), 'Evaluate Robustness');
+      const step = (n) => `Evaluate fashion-cnn.onnx (${n}/5)`;
+      await wb.pick(step(1), 't10k-images-idx3-ubyte.gz');
+      await wb.accept(step(2)); // the matching labels file comes first
+      await wb.accept(step(3)); // the quick strength preset
+      await wb.pick(step(4), 'l2');
+      await wb.accept(step(5)); // the suggested epsilons
+      await wb.resultsFrame().locator('tr[data-key="clean accuracy"] td', { hasText: '/ 300)' }).waitFor({ timeout: 60_000 });
+      assert.equal(resultFiles().filter((f) => f.endsWith('.json')).length, before + 1);
+    },
+  );
 
-  uiTest(() => wb, 'experiment files get validation from the contributed JSON schema', async () => {
-    await wb.treeItem('Experiments', /^bad-norm/).filter({ hasText: 'invalid' }).click();
-    const editor = s.page.locator('.editor-instance .monaco-editor').first();
-    await editor.locator('.squiggly-error, .squiggly-warning').first().waitFor({ timeout: 30_000 });
-    await wb.screenshot('07-schema-validation');
-  });
+  uiTest(
+    () => wb,
+    'experiment files get validation from the contributed JSON schema',
+    async () => {
+      await wb
+        .treeItem('Experiments', /^bad-norm/)
+        .filter({ hasText: 'invalid' })
+        .click();
+      const editor = s.page.locator('.editor-instance .monaco-editor').first();
+      await editor.locator('.squiggly-error, .squiggly-warning').first().waitFor({ timeout: 30_000 });
+      await wb.screenshot('07-schema-validation');
+    },
+  );
 
-  uiTest(() => wb, 'cancelling a run stops it promptly and leaves no result file', async () => {
-    const before = resultFiles();
-    await runFromExperimentsView('long-pgd');
-    const toast = wb.toast('Robustness Lab: long-pgd');
-    await toast.filter({ hasText: /Attack pgd/ }).waitFor({ timeout: 60_000 });
-    assert.equal(evaluationPids().length, 1, 'one evaluation process runs');
-    await wb.screenshot('08-progress');
-    const t0 = Date.now();
-    await toast.getByRole('button', { name: 'Cancel' }).click();
-    await wb.toast('evaluation cancelled; no result was written').waitFor({ timeout: 15_000 });
-    await waitUntil(() => evaluationPids().length === 0, 10_000, 'the evaluation process is still running');
-    const seconds = (Date.now() - t0) / 1000;
-    assert.ok(seconds < 10, `cancelling took ${seconds} s`);
-    assert.deepEqual(resultFiles(), before, 'no result (or temporary) file was added');
-    await wb.screenshot('09-cancelled');
-  });
+  uiTest(
+    () => wb,
+    'cancelling a run stops it promptly and leaves no result file',
+    async () => {
+      const before = resultFiles();
+      await runFromExperimentsView('long-pgd');
+      const toast = wb.toast('Robustness Lab: long-pgd');
+      await toast.filter({ hasText: /Attack pgd/ }).waitFor({ timeout: 60_000 });
+      assert.equal(evaluationPids().length, 1, 'one evaluation process runs');
+      await wb.screenshot('08-progress');
+      const t0 = Date.now();
+      await toast.getByRole('button', { name: 'Cancel' }).click();
+      await wb.toast('evaluation cancelled; no result was written').waitFor({ timeout: 15_000 });
+      await waitUntil(() => evaluationPids().length === 0, 10_000, 'the evaluation process is still running');
+      const seconds = (Date.now() - t0) / 1000;
+      assert.ok(seconds < 10, `cancelling took ${seconds} s`);
+      assert.deepEqual(resultFiles(), before, 'no result (or temporary) file was added');
+      await wb.screenshot('09-cancelled');
+    },
+  );
 
-  uiTest(() => wb, 'a crash of the compute process is reported with its log, and the extension stays usable', async () => {
-    const before = resultFiles();
-    await runFromExperimentsView('long-pgd');
-    await wb.toast('Robustness Lab: long-pgd').filter({ hasText: /Attack pgd/ }).waitFor({ timeout: 60_000 });
-    const [pid] = evaluationPids();
-    assert.ok(pid, 'found the evaluation process');
-    process.kill(pid, 'SIGSEGV'); // what a native fault in onnxruntime looks like from outside
-    const error = wb.toast('compute process was killed by SIGSEGV, a crash in native code');
-    await error.waitFor({ timeout: 15_000 });
-    assert.match(await error.innerText(), /Last log: .*Attack pgd/);
-    await s.page.waitForTimeout(500); // let the toast finish fading in
-    await wb.screenshot('10-crash-reported');
-    assert.deepEqual(resultFiles(), before);
-    // Still usable: the next run works.
-    await runFromExperimentsView('quick-fgsm');
-    await waitUntil(() => resultFiles().length === before.length + 1, 60_000, 'the run after the crash did not complete');
-  });
+  uiTest(
+    () => wb,
+    'a crash of the compute process is reported with its log, and the extension stays usable',
+    async () => {
+      const before = resultFiles();
+      await runFromExperimentsView('long-pgd');
+      await wb
+        .toast('Robustness Lab: long-pgd')
+        .filter({ hasText: /Attack pgd/ })
+        .waitFor({ timeout: 60_000 });
+      const [pid] = evaluationPids();
+      assert.ok(pid, 'found the evaluation process');
+      process.kill(pid, 'SIGSEGV'); // what a native fault in onnxruntime looks like from outside
+      const error = wb.toast('compute process was killed by SIGSEGV, a crash in native code');
+      await error.waitFor({ timeout: 15_000 });
+      assert.match(await error.innerText(), /Last log: .*Attack pgd/);
+      await s.page.waitForTimeout(500); // let the toast finish fading in
+      await wb.screenshot('10-crash-reported');
+      assert.deepEqual(resultFiles(), before);
+      // Still usable: the next run works.
+      await runFromExperimentsView('quick-fgsm');
+      await waitUntil(() => resultFiles().length === before.length + 1, 60_000, 'the run after the crash did not complete');
+    },
+  );
 
-  uiTest(() => wb, 'the walkthrough opens the bundled demo', async () => {
-    await wb.command('Welcome: Open Walkthrough...');
-    await wb.pick(undefined, 'Get Started with Robustness Lab');
-    const walkthrough = s.page.locator('.gettingStartedContainer');
-    await walkthrough.getByText('Open the demo', { exact: true }).first().waitFor({ timeout: 20_000 });
-    await s.page.waitForTimeout(500);
-    await wb.screenshot('11-walkthrough');
-    await walkthrough.getByRole('button', { name: 'Open Demo' }).first().click();
-    const demo = path.join(s.workspace, 'robustness-lab-demo');
-    await waitUntil(() => existsSync(path.join(demo, 'fashion-cnn-fgsm.rlab.json')), 20_000, 'the demo was not created');
-    for (const f of ['fashion-cnn.onnx', 'data/t10k-images-idx3-ubyte.gz', 'data/train-labels-idx1-ubyte.gz']) assert.ok(existsSync(path.join(demo, f)), f);
-    await wb.treeItem('Experiments', /^Demo: FGSM and PGD/).waitFor({ timeout: 20_000 });
-    await wb.screenshot('12-demo-opened');
-  });
+  uiTest(
+    () => wb,
+    'the walkthrough opens the bundled demo',
+    async () => {
+      await wb.command('Welcome: Open Walkthrough...');
+      await wb.pick(undefined, 'Get Started with Robustness Lab');
+      const walkthrough = s.page.locator('.gettingStartedContainer');
+      await walkthrough.getByText('Open the demo', { exact: true }).first().waitFor({ timeout: 20_000 });
+      await s.page.waitForTimeout(500);
+      await wb.screenshot('11-walkthrough');
+      await walkthrough.getByRole('button', { name: 'Open Demo' }).first().click();
+      const demo = path.join(s.workspace, 'robustness-lab-demo');
+      await waitUntil(() => existsSync(path.join(demo, 'fashion-cnn-fgsm.rlab.json')), 20_000, 'the demo was not created');
+      for (const f of ['fashion-cnn.onnx', 'data/t10k-images-idx3-ubyte.gz', 'data/train-labels-idx1-ubyte.gz']) assert.ok(existsSync(path.join(demo, f)), f);
+      await wb.treeItem('Experiments', /^Demo: FGSM and PGD/).waitFor({ timeout: 20_000 });
+      await wb.screenshot('12-demo-opened');
+    },
+  );
 
-  uiTest(() => wb, 'the Models view lists the TensorFlow.js demo model with its Keras layers and insertion points', async () => {
-    await wb.openSidebar();
-    // The tree renders only the rows in view: fold the ONNX demo model so the tfjs one is visible.
-    const cnn = wb.treeItem('Models', /^fashion-cnn\.onnx/);
-    if ((await cnn.getAttribute('aria-expanded')) === 'true') await cnn.locator('.monaco-tl-twistie').click();
-    await wb.expand(wb.treeItem('Models', /^fashion-layers\/model\.json/));
-    // Keras layer names, with their ops and NHWC-derived shapes (the first rows: the tree renders only what is in view).
-    const pool1 = wb.treeItem('Models', /^pool1(?!\/)/);
-    await pool1.waitFor({ timeout: 30_000 });
-    assert.match(await pool1.innerText(), /MaxPool/);
-    await wb.screenshot('01b-tfjs-model');
-  });
+  uiTest(
+    () => wb,
+    'the Models view lists the TensorFlow.js demo model with its Keras layers and insertion points',
+    async () => {
+      await wb.openSidebar();
+      // The tree renders only the rows in view: fold the ONNX demo model so the tfjs one is visible.
+      const cnn = wb.treeItem('Models', /^fashion-cnn\.onnx/);
+      if ((await cnn.getAttribute('aria-expanded')) === 'true') await cnn.locator('.monaco-tl-twistie').click();
+      await wb.expand(wb.treeItem('Models', /^fashion-layers\/model\.json/));
+      // Keras layer names, with their ops and NHWC-derived shapes (the first rows: the tree renders only what is in view).
+      const pool1 = wb.treeItem('Models', /^pool1(?!\/)/);
+      await pool1.waitFor({ timeout: 30_000 });
+      assert.match(await pool1.innerText(), /MaxPool/);
+      await wb.screenshot('01b-tfjs-model');
+    },
+  );
 
-  uiTest(() => wb, 'an experiment on the TensorFlow.js model defends it at a Keras layer and writes a result', async () => {
-    const before = new Set(resultFiles());
-    await runFromExperimentsView('tfjs-lesci');
-    const fresh = () => resultFiles().find((f) => !before.has(f) && f.endsWith('.json'));
-    await waitUntil(() => fresh() !== undefined, 120_000, 'the tfjs experiment wrote no result');
-    const file = fresh();
-    const result = JSON.parse(readFileSync(path.join(results(), file), 'utf8'));
-    assert.match(result.model.path, /model\.json$/);
-    assert.equal(result.defense.layer, 'pool2');
-    assert.deepEqual([...new Set(result.attacks.map((a) => a.threat))].sort(), ['adaptive', 'transfer', 'whitebox']);
-  });
+  uiTest(
+    () => wb,
+    'an experiment on the TensorFlow.js model defends it at a Keras layer and writes a result',
+    async () => {
+      const before = new Set(resultFiles());
+      await runFromExperimentsView('tfjs-lesci');
+      const fresh = () => resultFiles().find((f) => !before.has(f) && f.endsWith('.json'));
+      await waitUntil(() => fresh() !== undefined, 120_000, 'the tfjs experiment wrote no result');
+      const file = fresh();
+      const result = JSON.parse(readFileSync(path.join(results(), file), 'utf8'));
+      assert.match(result.model.path, /model\.json$/);
+      assert.equal(result.defense.layer, 'pool2');
+      assert.deepEqual([...new Set(result.attacks.map((a) => a.threat))].sort(), ['adaptive', 'transfer', 'whitebox']);
+    },
+  );
 });
 
 function resultOf(fn) {

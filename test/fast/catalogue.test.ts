@@ -21,6 +21,7 @@ test('src/protocol/catalogue.ts and media/experiment.schema.json are what the re
 });
 
 test('the schema lists every attack, defense and defense parameter of the registries', () => {
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- a JSON schema walked by key
   const schema = experimentSchema(buildCatalogue()) as any;
   assert.deepEqual(schema.definitions.attacks.properties.names.items.enum, [...ATTACK_NAMES, 'autoattack']);
   assert.deepEqual(schema.definitions.defense.properties.kind.enum, [...DEFENSE_KINDS]);
@@ -35,7 +36,9 @@ test('the schema lists every attack, defense and defense parameter of the regist
 
 test('package.json contributes an insert command for every defense of the registry, and no other', () => {
   const pkg = JSON.parse(read('package.json'));
-  const commands: string[] = pkg.contributes.commands.map((c: { command: string }) => c.command).filter((c: string) => /^robustnessLab\.insert[A-Z]/.test(c) && c !== 'robustnessLab.insertDefense');
+  const commands: string[] = pkg.contributes.commands
+    .map((c: { command: string }) => c.command)
+    .filter((c: string) => /^robustnessLab\.insert[A-Z]/.test(c) && c !== 'robustnessLab.insertDefense');
   const expected = DEFENSE_KINDS.map((k) => `robustnessLab.insert${k[0].toUpperCase()}${k.slice(1)}`);
   assert.deepEqual(commands.sort(), expected.sort());
 });
@@ -65,16 +68,20 @@ test('media/experiment.schema.json describes ExperimentFile exactly', () => {
     if (ts.isInterfaceDeclaration(node) && node.name.text === 'ExperimentFile') experimentType = checker.getTypeAtLocation(node);
   });
   assert.ok(experimentType);
-  const resolve = (s: any): any => (s?.$ref ? resolve(schema.definitions[s.$ref.split('/').pop()]) : s);
-  const compare = (type: ts.Type, node: unknown, where: string) => {
-    const s = resolve(node);
+  type SchemaNode = { $ref?: string; properties?: Record<string, SchemaNode> };
+  const resolve = (s: SchemaNode): SchemaNode => (s?.$ref ? resolve(schema.definitions[s.$ref.split('/').pop()!]) : s);
+  const compare = (type: ts.Type, node: SchemaNode | undefined, where: string) => {
+    const s = resolve(node ?? {});
     const props = checker.getPropertiesOfType(checker.getNonNullableType(type));
     const ignored = where === 'ExperimentFile.defense' ? new Set<string>(DEFENSE_KINDS) : new Set<string>();
-    const schemaNames = Object.keys(s.properties ?? {}).filter((k) => k !== '$schema' && !ignored.has(k)).sort();
+    const schemaNames = Object.keys(s.properties ?? {})
+      .filter((k) => k !== '$schema' && !ignored.has(k))
+      .sort();
     assert.deepEqual(schemaNames, props.map((p) => p.name).sort(), `properties of ${where}`);
     for (const p of props) {
       const t = checker.getNonNullableType(checker.getTypeOfSymbol(p));
-      if (t.flags & ts.TypeFlags.Object && !checker.isArrayType(t) && checker.getPropertiesOfType(t).length > 0) compare(t, s.properties[p.name], `${where}.${p.name}`);
+      if (t.flags & ts.TypeFlags.Object && !checker.isArrayType(t) && checker.getPropertiesOfType(t).length > 0)
+        compare(t, s.properties?.[p.name], `${where}.${p.name}`);
     }
   };
   compare(experimentType!, schema, 'ExperimentFile');

@@ -53,10 +53,7 @@ function idx(kind: keyof typeof IDX_CODE, shape: number[], values: number[]): Ui
   return concat(header, encode(kind, values, false));
 }
 
-function npy(
-  descr: string, shape: number[], values: number[],
-  { version = 1, fortran = false }: { version?: 1 | 2 | 3; fortran?: boolean } = {},
-): Uint8Array {
+function npy(descr: string, shape: number[], values: number[], { version = 1, fortran = false }: { version?: 1 | 2 | 3; fortran?: boolean } = {}): Uint8Array {
   const shapeText = shape.length === 1 ? `(${shape[0]},)` : `(${shape.join(', ')})`;
   const dict = `{'descr': '${descr}', 'fortran_order': ${fortran ? 'True' : 'False'}, 'shape': ${shapeText}, }`;
   const lenSize = version === 1 ? 2 : 4;
@@ -91,17 +88,25 @@ function assertClose(actual: ArrayLike<number>, expected: ArrayLike<number>, tol
 
 /** Asserts a UserError whose message contains every fragment (file names, expected and found values). */
 async function assertUserError(run: () => unknown, fragments: (string | number)[]): Promise<void> {
-  await assert.rejects(async () => run(), (err: unknown) => {
-    assert.ok(err instanceof UserError, `expected a UserError, got ${String(err)}`);
-    for (const f of fragments) assert.ok(err.message.includes(String(f)), `message lacks "${f}":\n${err.message}`);
-    return true;
-  });
+  await assert.rejects(
+    async () => run(),
+    (err: unknown) => {
+      assert.ok(err instanceof UserError, `expected a UserError, got ${String(err)}`);
+      for (const f of fragments) assert.ok(err.message.includes(String(f)), `message lacks "${f}":\n${err.message}`);
+      return true;
+    },
+  );
 }
 
 function rawSet(pixels: number[], layout: 'NCHW' | 'NHWC', count: number, height: number, width: number, channels: number): RawImageSet {
   const data = Float32Array.from(pixels);
   return {
-    pixels: data, layout, count, height, width, channels,
+    pixels: data,
+    layout,
+    count,
+    height,
+    width,
+    channels,
     info: { format: 'npy', path: 'mem.npy', count, height, width, channels, dtype: 'float32', sha256: '' },
   };
 }
@@ -155,7 +160,10 @@ test('NPY uint8 NHWC (auto layout) → NCHW scaled by 1/255', async () => {
   const values = range(12, (i) => 10 * Math.floor(i / 3) + (i % 3));
   const set = await loadDataset({ path: write('x.npy', npy('|u1', [1, 2, 2, 3], values)) });
   assert.deepEqual([set.info.format, set.layout, set.channels, set.height, set.width], ['npy', 'NHWC', 3, 2, 2]);
-  assertClose(preprocess(set, spec('NCHW', 3, 2, 2)), [0, 10, 20, 30, 1, 11, 21, 31, 2, 12, 22, 32].map((v) => v / 255));
+  assertClose(
+    preprocess(set, spec('NCHW', 3, 2, 2)),
+    [0, 10, 20, 30, 1, 11, 21, 31, 2, 12, 22, 32].map((v) => v / 255),
+  );
 });
 
 test('NPY float32 NCHW (auto layout) → NHWC unscaled', async () => {
@@ -196,12 +204,15 @@ test('NPZ stored and deflated with x/y arrays', async () => {
 });
 
 test('NPZ with explicit keys among several candidates', async () => {
-  const path = write('data.npz', zipSync({
-    'train_imgs.npy': npy('|u1', [1, 1, 1], [9]),
-    'test_imgs.npy': npzX,
-    'a.npy': npy('<i4', [1], [1]),
-    'b.npy': npy('<i4', [2], [3, 0]),
-  }));
+  const path = write(
+    'data.npz',
+    zipSync({
+      'train_imgs.npy': npy('|u1', [1, 1, 1], [9]),
+      'test_imgs.npy': npzX,
+      'a.npy': npy('<i4', [1], [1]),
+      'b.npy': npy('<i4', [2], [3, 0]),
+    }),
+  );
   const set = await loadDataset({ path, imagesKey: 'test_imgs', labelsKey: 'b' });
   assert.deepEqual(Array.from(set.pixels), [1, 2, 3, 4]);
   assert.deepEqual(Array.from(set.labels!), [3, 0]);
@@ -266,7 +277,11 @@ test('folder: classes, gray→RGB, alpha dropped, resize to the first image, JPE
 
 test('folder of gray PNGs has 1 channel; limit reads the first files in order', async () => {
   const root = mkdtempSync(join(dir, 'gray-'));
-  for (const [cls, file, v] of [['x', 'b.png', 2], ['x', 'a.png', 1], ['y', 'c.png', 3]] as const) {
+  for (const [cls, file, v] of [
+    ['x', 'b.png', 2],
+    ['x', 'a.png', 1],
+    ['y', 'c.png', 3],
+  ] as const) {
     mkdirSync(join(root, cls), { recursive: true });
     writeFileSync(join(root, cls, file), png(1, 1, grayRgba([v]), 0));
   }
@@ -291,9 +306,7 @@ test('bilinear resize 4x4 → 2x2 averages 2x2 blocks; 3x1 → 1x1 takes the cen
 
 test('channel conversions: 1→3 replicate, 3→1 BT.601 luma, 4→3 drop alpha', () => {
   assertClose(preprocess(rawSet([1, 2], 'NCHW', 1, 1, 2, 1), spec('NCHW', 3, 1, 2)), [1, 2, 1, 2, 1, 2]);
-  assertClose(preprocess(rawSet([10, 20, 30, 0, 0, 100], 'NHWC', 1, 1, 2, 3), spec('NCHW', 1, 1, 2)), [
-    0.299 * 10 + 0.587 * 20 + 0.114 * 30, 11.4,
-  ], 1e-4);
+  assertClose(preprocess(rawSet([10, 20, 30, 0, 0, 100], 'NHWC', 1, 1, 2, 3), spec('NCHW', 1, 1, 2)), [0.299 * 10 + 0.587 * 20 + 0.114 * 30, 11.4], 1e-4);
   assertClose(preprocess(rawSet([1, 2, 3, 99, 4, 5, 6, 99], 'NHWC', 1, 1, 2, 4), spec('NHWC', 3, 1, 2)), [1, 2, 3, 4, 5, 6]);
 });
 

@@ -8,8 +8,20 @@ import type { AttackResult } from '../../src/protocol/run-result';
 function entry(attack: string, threat: string, eps: number, robust: number[]): AttackResult {
   const accuracy = robust.reduce((a, b) => a + b, 0) / robust.length;
   return {
-    target: 'defended', attack, threat, norm: 'linf', eps, accuracy, successRate: 0, meanPerturbation: 0, maxPerturbation: 0,
-    gradientEvaluations: 0, queries: 0, seconds: 0, params: {}, robust: encodeBits(robust),
+    target: 'defended',
+    attack,
+    threat,
+    norm: 'linf',
+    eps,
+    accuracy,
+    successRate: 0,
+    meanPerturbation: 0,
+    maxPerturbation: 0,
+    gradientEvaluations: 0,
+    queries: 0,
+    seconds: 0,
+    params: {},
+    robust: encodeBits(robust),
   };
 }
 
@@ -37,7 +49,12 @@ test('union worst case: robust only if every attack failed; credit to the first 
   assert.equal(w1.singleAccuracy, 3 / 6);
   assert.deepEqual(
     w1.firstBroken!.map((f) => [f.attack, f.threat, f.count]).sort(),
-    [['clean', '', 1], ['pgd', 'bpda', 1], ['pgd', 'transfer', 2], ['square', 'gradient-free', 1]].sort(),
+    [
+      ['clean', '', 1],
+      ['pgd', 'bpda', 1],
+      ['pgd', 'transfer', 2],
+      ['square', 'gradient-free', 1],
+    ].sort(),
   );
   // 1/6 is lower than the baseline's 0.3: broken.
   assert.equal(w1.baselineAccuracy, 0.3);

@@ -68,9 +68,14 @@ export interface CaseResult {
 export const paths = (dir: string) => {
   const ws = path.join(dir, 'ws');
   return {
-    ws, m: path.join(ws, 'm'), data: path.join(ws, 'data'), cache: path.join(ws, 'cache'),
-    outside: path.join(dir, 'outside'), sentinel: path.join(dir, 'outside', 'sentinel.bin'),
-    sentinelBias: path.join(dir, 'outside', 'bias.bin'), sentinelModel: path.join(dir, 'outside', 'model.onnx'),
+    ws,
+    m: path.join(ws, 'm'),
+    data: path.join(ws, 'data'),
+    cache: path.join(ws, 'cache'),
+    outside: path.join(dir, 'outside'),
+    sentinel: path.join(dir, 'outside', 'sentinel.bin'),
+    sentinelBias: path.join(dir, 'outside', 'bias.bin'),
+    sentinelModel: path.join(dir, 'outside', 'model.onnx'),
     sentinelData: path.join(dir, 'outside', 'data.npy'),
   };
 };
@@ -119,7 +124,11 @@ const plainModel = () => classifier([], [W(), B()]);
 function external(t: TensorProto, location: string, offset?: string, length?: string): TensorProto {
   delete t.rawData;
   t.dataLocation = 1;
-  t.externalData = [{ key: 'location', value: location }, ...(offset !== undefined ? [{ key: 'offset', value: offset }] : []), ...(length !== undefined ? [{ key: 'length', value: length }] : [])];
+  t.externalData = [
+    { key: 'location', value: location },
+    ...(offset !== undefined ? [{ key: 'offset', value: offset }] : []),
+    ...(length !== undefined ? [{ key: 'length', value: length }] : []),
+  ];
   return t;
 }
 
@@ -167,28 +176,55 @@ async function sameAs(reference: ModelProto, result: unknown): Promise<string | 
 /** If(cond) with the bias coming from then_branch's initializer `then` (else_branch: zeros). */
 function ifModel(thenBias: TensorProto): ModelProto {
   const branch = (name: string, t: TensorProto): GraphProto => ({
-    name, node: [{ opType: 'Identity', name: `${name}_id`, input: [t.name!], output: [`${name}_out`] }], initializer: [t], input: [], output: [tensorValueInfo(`${name}_out`, [3])],
+    name,
+    node: [{ opType: 'Identity', name: `${name}_id`, input: [t.name!], output: [`${name}_out`] }],
+    initializer: [t],
+    input: [],
+    output: [tensorValueInfo(`${name}_out`, [3])],
   });
   const cond: TensorProto = { name: 'cond', dims: [], dataType: DataType.BOOL, int32Data: [1] };
   return classifier(
-    [{ opType: 'If', name: 'choose', input: ['cond'], output: ['B'], attribute: [
-      { name: 'then_branch', type: AttributeType.GRAPH, g: branch('then', thenBias) },
-      { name: 'else_branch', type: AttributeType.GRAPH, g: branch('else', floatTensor('zeros', [3], [0, 0, 0])) },
-    ] }],
+    [
+      {
+        opType: 'If',
+        name: 'choose',
+        input: ['cond'],
+        output: ['B'],
+        attribute: [
+          { name: 'then_branch', type: AttributeType.GRAPH, g: branch('then', thenBias) },
+          { name: 'else_branch', type: AttributeType.GRAPH, g: branch('else', floatTensor('zeros', [3], [0, 0, 0])) },
+        ],
+      },
+    ],
     [W(), cond],
   );
 }
 
 /** A Loop or Scan node whose body holds `t` (the model is not meant to run: loading must stop first). */
 function bodyModel(op: 'Loop' | 'Scan', t: TensorProto): ModelProto {
-  const body: GraphProto = { name: 'body', node: [{ opType: 'Identity', name: 'b_id', input: [t.name!], output: ['b_out'] }], initializer: [t], input: [], output: [tensorValueInfo('b_out', [3])] };
-  return classifier([{ opType: op, name: op.toLowerCase(), input: [], output: ['unused'], attribute: [{ name: 'body', type: AttributeType.GRAPH, g: body }] }], [W(), B()]);
+  const body: GraphProto = {
+    name: 'body',
+    node: [{ opType: 'Identity', name: 'b_id', input: [t.name!], output: ['b_out'] }],
+    initializer: [t],
+    input: [],
+    output: [tensorValueInfo('b_out', [3])],
+  };
+  return classifier(
+    [{ opType: op, name: op.toLowerCase(), input: [], output: ['unused'], attribute: [{ name: 'body', type: AttributeType.GRAPH, g: body }] }],
+    [W(), B()],
+  );
 }
 
 /** A model whose input has element type `elem`, and one whose output has the given dims. */
 function typedModel(elem: number): ModelProto {
   const m = plainModel();
-  m.graph!.node!.unshift({ opType: 'Cast', name: 'cast', input: ['xi'], output: ['x'], attribute: [{ name: 'to', type: AttributeType.INT, i: DataType.FLOAT }] });
+  m.graph!.node!.unshift({
+    opType: 'Cast',
+    name: 'cast',
+    input: ['xi'],
+    output: ['x'],
+    attribute: [{ name: 'to', type: AttributeType.INT, i: DataType.FLOAT }],
+  });
   m.graph!.input = [tensorValueInfo('xi', ['N', 1, 4, 4], elem)];
   return m;
 }
@@ -236,13 +272,24 @@ const images4 = () => idx(0x08, [4, 4, 4], new Uint8Array(64).fill(7));
 // ─── Cache ──────────────────────────────────────────────────────────────────────────────────────
 
 export const CACHE_KEY: DefenseCacheKey = {
-  kind: 'lesci', layer: 'flat', modelSha256: 'a'.repeat(64), referenceSha256: 'b'.repeat(64), referenceCount: 4, params: { k: 3 }, seed: 0, fitVersion: 1,
+  kind: 'lesci',
+  layer: 'flat',
+  modelSha256: 'a'.repeat(64),
+  referenceSha256: 'b'.repeat(64),
+  referenceCount: 4,
+  params: { k: 3 },
+  seed: 0,
+  fitVersion: 1,
 };
-const stage = (): DefenseStage => ({ kind: 'lesci', layer: 'flat', placement: 'before-tail', scores: 'logits', model: plainModel(), params: { k: 3 } } as DefenseStage);
+const stage = (): DefenseStage =>
+  ({ kind: 'lesci', layer: 'flat', placement: 'before-tail', scores: 'logits', model: plainModel(), params: { k: 3 } }) as DefenseStage;
 
 function cacheEntryCase(id: string, dir: string, tamper: (entry: Record<string, unknown>) => void, reason: RegExp, why: string): BadCase {
   return {
-    id, group: 'cache', expect: 'accept', why,
+    id,
+    group: 'cache',
+    expect: 'accept',
+    why,
     run() {
       const entryFile = saveDefense(dir, CACHE_KEY, stage(), 1.5);
       const entry = JSON.parse(fs.readFileSync(entryFile, 'utf8'));
@@ -276,17 +323,91 @@ export function writeCorpus(dir: string): void {
   writeModel(p.m, 'ext-init.onnx', classifier([], [W(), external(B(), 'weights.bin', '16', '12')]));
   writeModel(p.m, 'ext-init-nolength.onnx', classifier([], [W(), external(B(), 'bias-only.bin')]));
   writeFileSync(path.join(p.m, 'bias-only.bin'), biasBytes());
-  writeModel(p.m, 'ext-constant.onnx', classifier([{ opType: 'Constant', name: 'const_b', input: [], output: ['B'], attribute: [{ name: 'value', type: AttributeType.TENSOR, t: external(floatTensor('B_const', [3], B_VALUES), 'weights.bin', '16', '12') }] }], [W()]));
-  writeModel(p.m, 'ext-sparse-value.onnx', classifier([{ opType: 'Constant', name: 'const_sparse', input: [], output: ['B'], attribute: [{ name: 'sparse_value', type: 11, sparseTensor: sparseBias(external(floatTensor('B_vals', [2], SPARSE_VALUES), 'weights.bin', '28', '8')) } as never] }], [W()]));
-  writeModel(p.m, 'ext-sparse-init.onnx', classifier([], [W()], { sparseInitializer: [sparseBias(external(floatTensor('B', [2], SPARSE_VALUES), 'weights.bin', '28', '8'))] } as Partial<GraphProto>));
+  writeModel(
+    p.m,
+    'ext-constant.onnx',
+    classifier(
+      [
+        {
+          opType: 'Constant',
+          name: 'const_b',
+          input: [],
+          output: ['B'],
+          attribute: [{ name: 'value', type: AttributeType.TENSOR, t: external(floatTensor('B_const', [3], B_VALUES), 'weights.bin', '16', '12') }],
+        },
+      ],
+      [W()],
+    ),
+  );
+  writeModel(
+    p.m,
+    'ext-sparse-value.onnx',
+    classifier(
+      [
+        {
+          opType: 'Constant',
+          name: 'const_sparse',
+          input: [],
+          output: ['B'],
+          attribute: [
+            {
+              name: 'sparse_value',
+              type: 11,
+              sparseTensor: sparseBias(external(floatTensor('B_vals', [2], SPARSE_VALUES), 'weights.bin', '28', '8')),
+            } as never,
+          ],
+        },
+      ],
+      [W()],
+    ),
+  );
+  writeModel(
+    p.m,
+    'ext-sparse-init.onnx',
+    classifier([], [W()], { sparseInitializer: [sparseBias(external(floatTensor('B', [2], SPARSE_VALUES), 'weights.bin', '28', '8'))] } as Partial<GraphProto>),
+  );
   writeModel(p.m, 'ext-if.onnx', ifModel(external(floatTensor('then_b', [3], B_VALUES), 'weights.bin', '16', '12')));
 
   // External data that leaves the model's folder, in every place a tensor can sit.
   const out = (name: string) => external(floatTensor(name, [3], B_VALUES), '../../../outside/bias.bin');
   writeModel(p.m, 'out-init.onnx', classifier([], [W(), out('B')]));
-  writeModel(p.m, 'out-constant.onnx', classifier([{ opType: 'Constant', name: 'const_b', input: [], output: ['B'], attribute: [{ name: 'value', type: AttributeType.TENSOR, t: out('B_const') }] }], [W()]));
-  writeModel(p.m, 'out-sparse-value.onnx', classifier([{ opType: 'Constant', name: 'const_sparse', input: [], output: ['B'], attribute: [{ name: 'sparse_value', type: 11, sparseTensor: sparseBias(external(floatTensor('B_vals', [2], SPARSE_VALUES), '../../../outside/bias.bin', '0', '8')) } as never] }], [W()]));
-  writeModel(p.m, 'out-sparse-init.onnx', classifier([], [W()], { sparseInitializer: [sparseBias(external(floatTensor('B', [2], SPARSE_VALUES), '../../../outside/bias.bin', '0', '8'))] } as Partial<GraphProto>));
+  writeModel(
+    p.m,
+    'out-constant.onnx',
+    classifier(
+      [{ opType: 'Constant', name: 'const_b', input: [], output: ['B'], attribute: [{ name: 'value', type: AttributeType.TENSOR, t: out('B_const') }] }],
+      [W()],
+    ),
+  );
+  writeModel(
+    p.m,
+    'out-sparse-value.onnx',
+    classifier(
+      [
+        {
+          opType: 'Constant',
+          name: 'const_sparse',
+          input: [],
+          output: ['B'],
+          attribute: [
+            {
+              name: 'sparse_value',
+              type: 11,
+              sparseTensor: sparseBias(external(floatTensor('B_vals', [2], SPARSE_VALUES), '../../../outside/bias.bin', '0', '8')),
+            } as never,
+          ],
+        },
+      ],
+      [W()],
+    ),
+  );
+  writeModel(
+    p.m,
+    'out-sparse-init.onnx',
+    classifier([], [W()], {
+      sparseInitializer: [sparseBias(external(floatTensor('B', [2], SPARSE_VALUES), '../../../outside/bias.bin', '0', '8'))],
+    } as Partial<GraphProto>),
+  );
   writeModel(p.m, 'out-if.onnx', ifModel(out('then_b')));
   writeModel(p.m, 'out-loop.onnx', bodyModel('Loop', out('loop_b')));
   writeModel(p.m, 'out-scan.onnx', bodyModel('Scan', out('scan_b')));
@@ -332,17 +453,62 @@ export function writeCorpus(dir: string): void {
   const overflow = plainModel();
   overflow.graph!.input = [tensorValueInfo('x', ['N', 2 ** 40, 4, 4])];
   writeModel(p.m, 'overflow-dim.onnx', overflow);
-  writeModel(p.m, 'nan-weights.onnx', classifier([], [floatTensor('W', [3, 16], W_VALUES.map((v, i) => (i === 5 ? NaN : i === 9 ? Infinity : v))), B()]));
-  writeModel(p.m, 'inf-fp16-constant.onnx', classifier([{ opType: 'Constant', name: 'c16', input: [], output: ['B16'], attribute: [{ name: 'value', type: AttributeType.TENSOR, t: { name: 'B16', dims: [3], dataType: DataType.FLOAT16, rawData: new Uint8Array([0, 0x3c, 0, 0x7c, 0, 0x3c]) } }] },
-    { opType: 'Cast', name: 'cast16', input: ['B16'], output: ['B'], attribute: [{ name: 'to', type: AttributeType.INT, i: DataType.FLOAT }] }], [W()]));
+  writeModel(
+    p.m,
+    'nan-weights.onnx',
+    classifier(
+      [],
+      [
+        floatTensor(
+          'W',
+          [3, 16],
+          W_VALUES.map((v, i) => (i === 5 ? NaN : i === 9 ? Infinity : v)),
+        ),
+        B(),
+      ],
+    ),
+  );
+  writeModel(
+    p.m,
+    'inf-fp16-constant.onnx',
+    classifier(
+      [
+        {
+          opType: 'Constant',
+          name: 'c16',
+          input: [],
+          output: ['B16'],
+          attribute: [
+            {
+              name: 'value',
+              type: AttributeType.TENSOR,
+              t: { name: 'B16', dims: [3], dataType: DataType.FLOAT16, rawData: new Uint8Array([0, 0x3c, 0, 0x7c, 0, 0x3c]) },
+            },
+          ],
+        },
+        { opType: 'Cast', name: 'cast16', input: ['B16'], output: ['B'], attribute: [{ name: 'to', type: AttributeType.INT, i: DataType.FLOAT }] },
+      ],
+      [W()],
+    ),
+  );
   writeModel(p.m, 'int-input.onnx', typedModel(DataType.INT64));
   writeModel(p.m, 'uint8-input.onnx', typedModel(DataType.UINT8));
   writeModel(p.m, 'plain.onnx', plainModel());
   // x [N, K] + B [3]: fine for K = 3, a broadcast error inside onnxruntime (with C++ signatures in its message) otherwise.
-  writeModel(p.m, 'bad-broadcast.onnx', makeModel({
-    name: 'add', node: [{ opType: 'Add', name: 'bad_add', input: ['x', 'B'], output: ['logits'] }], initializer: [B()],
-    input: [tensorValueInfo('x', ['N', 'K'])], output: [tensorValueInfo('logits', ['N', 3])],
-  }, 13));
+  writeModel(
+    p.m,
+    'bad-broadcast.onnx',
+    makeModel(
+      {
+        name: 'add',
+        node: [{ opType: 'Add', name: 'bad_add', input: ['x', 'B'], output: ['logits'] }],
+        initializer: [B()],
+        input: [tensorValueInfo('x', ['N', 'K'])],
+        output: [tensorValueInfo('logits', ['N', 3])],
+      },
+      13,
+    ),
+  );
   writeModel(p.m, 'unknown-op.onnx', classifier([{ opType: 'NoSuchOp', name: 'mystery', input: ['x'], output: ['x2'] }], [W(), B()]));
 
   // Datasets.
@@ -355,13 +521,23 @@ export function writeCorpus(dir: string): void {
   writeFileSync(path.join(p.data, 'bomb.npz'), zipSync({ 'x.npy': [zeros, { level: 9 }], 'y.npy': [npy('|u1', '(512,)', new Uint8Array(512)), { level: 9 }] }));
   mkdirSync(path.join(p.data, 'png-bomb', 'cls'), { recursive: true });
   writeFileSync(path.join(p.data, 'png-bomb', 'cls', 'big.png'), pngHeader(60_000, 60_000));
-  writeFileSync(path.join(p.data, 'nan.npy'), npy('<f4', '(4, 4, 4)', f32(Array.from({ length: 64 }, (_, i) => (i === 17 ? NaN : i === 40 ? -Infinity : i === 41 ? NaN : 0.5)))));
-  writeFileSync(path.join(p.data, 'inf.idx'), idx(0x0d, [4, 4, 4], (() => {
-    const b = new Uint8Array(256);
-    const v = new DataView(b.buffer);
-    for (let i = 0; i < 64; i++) v.setFloat32(4 * i, i === 63 ? Infinity : 0.25, false);
-    return b;
-  })()));
+  writeFileSync(
+    path.join(p.data, 'nan.npy'),
+    npy('<f4', '(4, 4, 4)', f32(Array.from({ length: 64 }, (_, i) => (i === 17 ? NaN : i === 40 ? -Infinity : i === 41 ? NaN : 0.5)))),
+  );
+  writeFileSync(
+    path.join(p.data, 'inf.idx'),
+    idx(
+      0x0d,
+      [4, 4, 4],
+      (() => {
+        const b = new Uint8Array(256);
+        const v = new DataView(b.buffer);
+        for (let i = 0; i < 64; i++) v.setFloat32(4 * i, i === 63 ? Infinity : 0.25, false);
+        return b;
+      })(),
+    ),
+  );
   writeFileSync(path.join(p.data, 'neg-dims.idx'), idx(0x08, [-4, -4, 4], new Uint8Array(64)));
   writeFileSync(path.join(p.data, 'huge-dims.idx'), idx(0x08, [2 ** 31 - 1, 2 ** 31 - 1, 2 ** 31 - 1], new Uint8Array(64)));
   writeFileSync(path.join(p.data, 'bad-shape.npy'), npy('|u1', "('a', 4, 4)", new Uint8Array(64)));
@@ -393,35 +569,86 @@ export function corpusCases(dir: string): BadCase[] {
   const d = (name: string) => path.join(p.data, name);
   const fifo = canMakeFifo();
   const cases: BadCase[] = [];
-  const err = (id: string, group: Group, run: () => unknown, ...mentions: (string | RegExp)[]) => cases.push({ id, group, expect: 'user-error', run, mentions });
-  const accept = (id: string, group: Group, why: string, run: () => unknown, check?: BadCase['check']) => cases.push({ id, group, expect: 'accept', why, run, check });
+  const err = (id: string, group: Group, run: () => unknown, ...mentions: (string | RegExp)[]) =>
+    cases.push({ id, group, expect: 'user-error', run, mentions });
+  const accept = (id: string, group: Group, why: string, run: () => unknown, check?: BadCase['check']) =>
+    cases.push({ id, group, expect: 'accept', why, run, check });
   const ws = { root: p.ws };
 
   // ── external data: accepted, inlined before onnxruntime sees the model ──
-  accept('external data in an initializer (offset, length)', 'external-data', 'inlined from the model folder', () => loadModel(m('ext-init.onnx'), ws), sameAsPlain);
-  accept('external data without offset/length: the whole file', 'external-data', 'inlined from the model folder', () => loadModel(m('ext-init-nolength.onnx'), ws), sameAsPlain);
-  accept('external data in a Constant value attribute', 'external-data', 'inlined from the model folder', () => loadModel(m('ext-constant.onnx'), ws), sameAsPlain);
-  accept('external data in a Constant sparse_value attribute', 'external-data', 'inlined from the model folder', () => loadModel(m('ext-sparse-value.onnx'), ws), (r) => sameAs(sparseDense(), r));
-  accept('external data in a sparse initializer', 'external-data', 'inlined from the model folder', () => loadModel(m('ext-sparse-init.onnx'), ws), (r) => sameAs(sparseDense(), r));
+  accept(
+    'external data in an initializer (offset, length)',
+    'external-data',
+    'inlined from the model folder',
+    () => loadModel(m('ext-init.onnx'), ws),
+    sameAsPlain,
+  );
+  accept(
+    'external data without offset/length: the whole file',
+    'external-data',
+    'inlined from the model folder',
+    () => loadModel(m('ext-init-nolength.onnx'), ws),
+    sameAsPlain,
+  );
+  accept(
+    'external data in a Constant value attribute',
+    'external-data',
+    'inlined from the model folder',
+    () => loadModel(m('ext-constant.onnx'), ws),
+    sameAsPlain,
+  );
+  accept(
+    'external data in a Constant sparse_value attribute',
+    'external-data',
+    'inlined from the model folder',
+    () => loadModel(m('ext-sparse-value.onnx'), ws),
+    (r) => sameAs(sparseDense(), r),
+  );
+  accept(
+    'external data in a sparse initializer',
+    'external-data',
+    'inlined from the model folder',
+    () => loadModel(m('ext-sparse-init.onnx'), ws),
+    (r) => sameAs(sparseDense(), r),
+  );
   accept('external data in an If branch subgraph', 'external-data', 'inlined from the model folder', () => loadModel(m('ext-if.onnx'), ws), sameAsPlain);
 
   // ── external data leaving the model's folder, wherever the tensor sits ──
   for (const [file, where] of [
-    ['out-init.onnx', "initializer 'B'"], ['out-constant.onnx', "Constant node 'const_b'"], ['out-sparse-value.onnx', "Constant node 'const_sparse'"],
-    ['out-sparse-init.onnx', "sparse initializer 'B'"], ['out-if.onnx', "If node 'choose' attribute 'then_branch'"], ['out-loop.onnx', "Loop node 'loop' attribute 'body'"],
+    ['out-init.onnx', "initializer 'B'"],
+    ['out-constant.onnx', "Constant node 'const_b'"],
+    ['out-sparse-value.onnx', "Constant node 'const_sparse'"],
+    ['out-sparse-init.onnx', "sparse initializer 'B'"],
+    ['out-if.onnx', "If node 'choose' attribute 'then_branch'"],
+    ['out-loop.onnx', "Loop node 'loop' attribute 'body'"],
     ['out-scan.onnx', "Scan node 'scan' attribute 'body'"],
   ] as const) {
     err(`external data '../' out of the model folder: ${file}`, 'containment', () => loadModel(m(file), ws), m(file), where, "leaves the model's folder", p.m);
   }
   err('external data at an absolute path outside', 'containment', () => loadModel(m('out-absolute.onnx'), ws), m('out-absolute.onnx'), 'absolute path');
-  err('external data through a symlink out of the model folder', 'containment', () => loadModel(m('out-symlink.onnx'), ws), m('out-symlink.onnx'), 'link-to-outside.bin', 'symbolic link');
+  err(
+    'external data through a symlink out of the model folder',
+    'containment',
+    () => loadModel(m('out-symlink.onnx'), ws),
+    m('out-symlink.onnx'),
+    'link-to-outside.bin',
+    'symbolic link',
+  );
 
   // ── offsets and lengths ──
   for (const [file, what] of [
-    ['off-negative.onnx', /offset .*"-16".*non-negative whole number/], ['off-text.onnx', /offset .*"abc"/], ['off-exponent.onnx', /offset .*"1e1"/],
-    ['off-hex.onnx', /offset .*"0x10"/], ['off-fraction.onnx', /offset .*"16\.5"/], ['off-beyond.onnx', /bytes 4096\.\.4108 of 'weights\.bin', which has 36/],
-    ['len-negative.onnx', /length .*"-12"/], ['len-beyond.onnx', /which has 36/], ['len-wrong.onnx', /has 8 bytes, but its shape \[3\] needs 12/],
-    ['loc-none.onnx', /names no location/], ['loc-nofile.onnx', /nope\.bin.*does not exist/], ['loc-folder.onnx', /a-folder\.bin.*is a folder/],
+    ['off-negative.onnx', /offset .*"-16".*non-negative whole number/],
+    ['off-text.onnx', /offset .*"abc"/],
+    ['off-exponent.onnx', /offset .*"1e1"/],
+    ['off-hex.onnx', /offset .*"0x10"/],
+    ['off-fraction.onnx', /offset .*"16\.5"/],
+    ['off-beyond.onnx', /bytes 4096\.\.4108 of 'weights\.bin', which has 36/],
+    ['len-negative.onnx', /length .*"-12"/],
+    ['len-beyond.onnx', /which has 36/],
+    ['len-wrong.onnx', /has 8 bytes, but its shape \[3\] needs 12/],
+    ['loc-none.onnx', /names no location/],
+    ['loc-nofile.onnx', /nope\.bin.*does not exist/],
+    ['loc-folder.onnx', /a-folder\.bin.*is a folder/],
   ] as const) {
     err(`external data ${file.replace('.onnx', '')}`, 'external-data', () => loadModel(m(file), ws), m(file), what);
   }
@@ -429,83 +656,207 @@ export function corpusCases(dir: string): BadCase[] {
 
   // ── model files ──
   err('a model symlinked to a file outside the workspace', 'containment', () => loadModel(m('link-model.onnx'), ws), 'link-model.onnx', 'symbolic link', p.ws);
-  err('a model path with ../ out of the workspace', 'containment', () => loadModel(path.join(p.m, '..', '..', 'outside', 'model.onnx'), ws), 'outside/model.onnx', 'leaves', p.ws);
+  err(
+    'a model path with ../ out of the workspace',
+    'containment',
+    () => loadModel(path.join(p.m, '..', '..', 'outside', 'model.onnx'), ws),
+    'outside/model.onnx',
+    'leaves',
+    p.ws,
+  );
   err('a model that is a folder', 'special-files', () => loadModel(m('folder.onnx'), ws), 'folder.onnx', /is a folder/);
   if (fifo) err('a model that is a FIFO is refused without blocking', 'special-files', () => loadModel(m('fifo.onnx'), ws), 'fifo.onnx', /named pipe/);
-  if (fs.existsSync('/dev/zero')) err('a model that is a device (/dev/zero) is refused without reading forever', 'special-files', () => loadModel('/dev/zero'), '/dev/zero', /device/);
+  if (fs.existsSync('/dev/zero'))
+    err('a model that is a device (/dev/zero) is refused without reading forever', 'special-files', () => loadModel('/dev/zero'), '/dev/zero', /device/);
   err('a model that is not protobuf', 'model-checks', () => loadModel(m('garbage.onnx'), ws), 'garbage.onnx', /not a valid ONNX model/);
   err('a model with no outputs', 'model-checks', () => loadModel(m('no-outputs.onnx'), ws), 'no-outputs.onnx', /no graph outputs/);
   err('a model with a huge declared input dimension', 'model-checks', () => loadModel(m('huge-dim.onnx'), ws), 'huge-dim.onnx', /values per sample/);
   err('a model with a declared dimension beyond int32', 'model-checks', () => loadModel(m('overflow-dim.onnx'), ws), 'overflow-dim.onnx', /too large/);
   err('an integer-input model (int64)', 'model-checks', () => assertFloatInputs(loadModel(m('int-input.onnx'), ws)), 'int-input.onnx', /int64/, /float32/);
   err('an integer-input model (uint8)', 'model-checks', () => assertFloatInputs(loadModel(m('uint8-input.onnx'), ws)), 'uint8-input.onnx', /uint8/);
-  err('an integer-input model fed floats: the onnxruntime error is a plain UserError', 'model-checks', async () => {
-    const loaded = loadModel(m('int-input.onnx'), ws);
-    await logitsViaInput(loaded.bytes, 'xi', 'int-input.onnx');
-  }, 'int-input.onnx', /tensor\(int64\)/);
+  err(
+    'an integer-input model fed floats: the onnxruntime error is a plain UserError',
+    'model-checks',
+    async () => {
+      const loaded = loadModel(m('int-input.onnx'), ws);
+      await logitsViaInput(loaded.bytes, 'xi', 'int-input.onnx');
+    },
+    'int-input.onnx',
+    /tensor\(int64\)/,
+  );
   err('output rank 4 (not a classifier)', 'model-checks', () => checkClassifierOutput(['N', 3, 8, 8], 'seg', m('plain.onnx')), 'plain.onnx', /rank 4/);
   err('output rank 1', 'model-checks', () => checkClassifierOutput([10], 'out', m('plain.onnx')), 'plain.onnx', /rank 1/);
-  err('a run error names the node, without C++ signatures', 'model-checks', async () => {
-    const loaded = loadModel(m('bad-broadcast.onnx'), ws);
-    await logitsViaInput(loaded.bytes, 'x', 'bad-broadcast.onnx', [2, 4]);
-  }, 'bad-broadcast.onnx', "node 'bad_add' (Add)", /broadcast/);
-  err('an unknown op is a plain load error', 'model-checks', async () => {
-    const loaded = loadModel(m('unknown-op.onnx'), ws);
-    await createSession(loaded.bytes, { ep: 'cpu', label: 'unknown-op.onnx' });
-  }, 'unknown-op.onnx', /NoSuchOp/);
+  err(
+    'a run error names the node, without C++ signatures',
+    'model-checks',
+    async () => {
+      const loaded = loadModel(m('bad-broadcast.onnx'), ws);
+      await logitsViaInput(loaded.bytes, 'x', 'bad-broadcast.onnx', [2, 4]);
+    },
+    'bad-broadcast.onnx',
+    "node 'bad_add' (Add)",
+    /broadcast/,
+  );
+  err(
+    'an unknown op is a plain load error',
+    'model-checks',
+    async () => {
+      const loaded = loadModel(m('unknown-op.onnx'), ws);
+      await createSession(loaded.bytes, { ep: 'cpu', label: 'unknown-op.onnx' });
+    },
+    'unknown-op.onnx',
+    /NoSuchOp/,
+  );
 
   // ── non-finite numbers ──
-  err('NaN and Infinity in the weights', 'non-finite', () => loadModel(m('nan-weights.onnx'), ws), 'nan-weights.onnx', "initializer 'W' (2)", /2 NaN or infinite/);
+  err(
+    'NaN and Infinity in the weights',
+    'non-finite',
+    () => loadModel(m('nan-weights.onnx'), ws),
+    'nan-weights.onnx',
+    "initializer 'W' (2)",
+    /2 NaN or infinite/,
+  );
   err('Infinity in a float16 Constant', 'non-finite', () => loadModel(m('inf-fp16-constant.onnx'), ws), 'inf-fp16-constant.onnx', "Constant node 'c16'");
-  accept('NaN weights with allowNonFiniteWeights: loaded, and nonFiniteInitializers lists them', 'non-finite', 'documented option', () => nonFiniteInitializers(loadModel(m('nan-weights.onnx'), { ...ws, allowNonFiniteWeights: true }).model), (r) => {
-    const list = r as { name: string; count: number }[];
-    if (list.length !== 1 || list[0].name !== 'W' || list[0].count !== 2) return `nonFiniteInitializers gave ${JSON.stringify(list)}`;
-  });
+  accept(
+    'NaN weights with allowNonFiniteWeights: loaded, and nonFiniteInitializers lists them',
+    'non-finite',
+    'documented option',
+    () => nonFiniteInitializers(loadModel(m('nan-weights.onnx'), { ...ws, allowNonFiniteWeights: true }).model),
+    (r) => {
+      const list = r as { name: string; count: number }[];
+      if (list.length !== 1 || list[0].name !== 'W' || list[0].count !== 2) return `nonFiniteInitializers gave ${JSON.stringify(list)}`;
+    },
+  );
   err('NaN and -Infinity in float images', 'non-finite', () => loadDataset({ path: d('nan.npy'), ...ws }), 'nan.npy', /3 NaN or infinite/, /sample 1/);
   err('Infinity in float32 IDX images', 'non-finite', () => loadDataset({ path: d('inf.idx'), ...ws }), 'inf.idx', /1 NaN or infinite/, /sample 3/);
-  accept('NaN images with allowNonFinite', 'non-finite', 'documented option', () => loadDataset({ path: d('nan.npy'), ...ws, allowNonFinite: true }), (r) => {
-    if ((r as { count: number }).count !== 4) return 'expected 4 samples';
-  });
+  accept(
+    'NaN images with allowNonFinite',
+    'non-finite',
+    'documented option',
+    () => loadDataset({ path: d('nan.npy'), ...ws, allowNonFinite: true }),
+    (r) => {
+      if ((r as { count: number }).count !== 4) return 'expected 4 samples';
+    },
+  );
 
   // ── datasets: containment and special files ──
-  accept('an IDX dataset inside the workspace', 'containment', 'the ordinary case', () => loadDataset({ path: d('images.idx'), labelsPath: d('labels.idx'), ...ws }), (r) => {
-    if ((r as { count: number }).count !== 4) return 'expected 4 samples';
-  });
-  err('a dataset symlinked outside the workspace', 'containment', () => loadDataset({ path: d('link-outside.npy'), ...ws }), 'link-outside.npy', 'symbolic link', p.ws);
+  accept(
+    'an IDX dataset inside the workspace',
+    'containment',
+    'the ordinary case',
+    () => loadDataset({ path: d('images.idx'), labelsPath: d('labels.idx'), ...ws }),
+    (r) => {
+      if ((r as { count: number }).count !== 4) return 'expected 4 samples';
+    },
+  );
+  err(
+    'a dataset symlinked outside the workspace',
+    'containment',
+    () => loadDataset({ path: d('link-outside.npy'), ...ws }),
+    'link-outside.npy',
+    'symbolic link',
+    p.ws,
+  );
   err('a dataset folder symlinked outside the workspace', 'containment', () => loadDataset({ path: d('link-dir'), ...ws }), 'link-dir', 'symbolic link');
-  err('a labels file outside the workspace', 'containment', () => loadDataset({ path: d('images.idx'), labelsPath: p.sentinel, ...ws }), p.sentinel, 'leaves', p.ws);
-  err('a labels path that is a folder', 'special-files', () => loadDataset({ path: d('images.idx'), labelsPath: d('labels-folder'), ...ws }), 'labels-folder', /is a folder/);
+  err(
+    'a labels file outside the workspace',
+    'containment',
+    () => loadDataset({ path: d('images.idx'), labelsPath: p.sentinel, ...ws }),
+    p.sentinel,
+    'leaves',
+    p.ws,
+  );
+  err(
+    'a labels path that is a folder',
+    'special-files',
+    () => loadDataset({ path: d('images.idx'), labelsPath: d('labels-folder'), ...ws }),
+    'labels-folder',
+    /is a folder/,
+  );
   if (fifo) {
     err('a dataset that is a FIFO is refused without blocking', 'special-files', () => loadDataset({ path: d('fifo.npy'), ...ws }), 'fifo.npy', /named pipe/);
-    err('a labels file that is a FIFO is refused without blocking', 'special-files', () => loadDataset({ path: d('images.idx'), labelsPath: d('fifo-labels.idx'), ...ws }), 'fifo-labels.idx', /named pipe/);
-    err('an image folder whose only image is a FIFO (skipped: no images left)', 'special-files', () => loadDataset({ path: d('folder-with-fifo'), ...ws }), 'folder-with-fifo', /no \.png/);
+    err(
+      'a labels file that is a FIFO is refused without blocking',
+      'special-files',
+      () => loadDataset({ path: d('images.idx'), labelsPath: d('fifo-labels.idx'), ...ws }),
+      'fifo-labels.idx',
+      /named pipe/,
+    );
+    err(
+      'an image folder whose only image is a FIFO (skipped: no images left)',
+      'special-files',
+      () => loadDataset({ path: d('folder-with-fifo'), ...ws }),
+      'folder-with-fifo',
+      /no \.png/,
+    );
   }
-  if (fs.existsSync('/dev/zero')) err('a dataset that is a device (/dev/zero)', 'special-files', () => loadDataset({ path: '/dev/zero' }), '/dev/zero', /device/);
-  accept('an image folder with a class folder symlinked outside: the link is skipped', 'containment', 'symbolic links inside image folders are never followed', () => loadDataset({ path: d('symlinked-class'), ...ws }), (r) => {
-    const set = r as { count: number; info: { classNames?: string[] } };
-    if (set.count !== 1 || JSON.stringify(set.info.classNames) !== '["real"]') return `read ${set.count} images of ${JSON.stringify(set.info.classNames)}`;
-  });
+  if (fs.existsSync('/dev/zero'))
+    err('a dataset that is a device (/dev/zero)', 'special-files', () => loadDataset({ path: '/dev/zero' }), '/dev/zero', /device/);
+  accept(
+    'an image folder with a class folder symlinked outside: the link is skipped',
+    'containment',
+    'symbolic links inside image folders are never followed',
+    () => loadDataset({ path: d('symlinked-class'), ...ws }),
+    (r) => {
+      const set = r as { count: number; info: { classNames?: string[] } };
+      if (set.count !== 1 || JSON.stringify(set.info.classNames) !== '["real"]') return `read ${set.count} images of ${JSON.stringify(set.info.classNames)}`;
+    },
+  );
 
   // ── decompression ──
-  err('a gzip bomb (4 MiB of zeros) over a 1 MiB limit', 'decompression', () => loadDataset({ path: d('bomb.idx.gz'), ...ws, maxDecompressedBytes: 2 ** 20 }), 'bomb.idx.gz', /more than 1 MiB/, /--max-decompressed-mb/);
-  accept('the same gzip under the default limit', 'decompression', 'within 2 GiB', () => loadDataset({ path: d('bomb.idx.gz'), ...ws, limit: 2 }), (r) => {
-    if ((r as { count: number }).count !== 2) return 'expected 2 samples';
-  });
-  err('an NPZ bomb over a 1 MiB limit (declared sizes, before inflating)', 'decompression', () => loadDataset({ path: d('bomb.npz'), ...ws, maxDecompressedBytes: 2 ** 20 }), 'bomb.npz', /more than 1 MiB/);
+  err(
+    'a gzip bomb (4 MiB of zeros) over a 1 MiB limit',
+    'decompression',
+    () => loadDataset({ path: d('bomb.idx.gz'), ...ws, maxDecompressedBytes: 2 ** 20 }),
+    'bomb.idx.gz',
+    /more than 1 MiB/,
+    /--max-decompressed-mb/,
+  );
+  accept(
+    'the same gzip under the default limit',
+    'decompression',
+    'within 2 GiB',
+    () => loadDataset({ path: d('bomb.idx.gz'), ...ws, limit: 2 }),
+    (r) => {
+      if ((r as { count: number }).count !== 2) return 'expected 2 samples';
+    },
+  );
+  err(
+    'an NPZ bomb over a 1 MiB limit (declared sizes, before inflating)',
+    'decompression',
+    () => loadDataset({ path: d('bomb.npz'), ...ws, maxDecompressedBytes: 2 ** 20 }),
+    'bomb.npz',
+    /more than 1 MiB/,
+  );
   err('a PNG declaring 60000×60000 pixels', 'decompression', () => loadDataset({ path: d('png-bomb'), ...ws }), 'big.png', /60000×60000/);
 
   // ── malformed headers ──
   err('IDX with negative dimensions', 'data-checks', () => loadDataset({ path: d('neg-dims.idx'), ...ws }), 'neg-dims.idx', /non-negative/);
   err('IDX declaring 2^93 values', 'data-checks', () => loadDataset({ path: d('huge-dims.idx'), ...ws }), 'huge-dims.idx', /larger than any file|truncated/);
   err('NPY with a non-numeric shape', 'data-checks', () => loadDataset({ path: d('bad-shape.npy'), ...ws }), 'bad-shape.npy', /non-negative integer/);
-  err('preprocessing for a model whose input is huge: a UserError, not a RangeError', 'data-checks', async () => {
-    const raw = await loadDataset({ path: d('images.idx'), ...ws });
-    return preprocess(raw, { layout: 'NCHW', channels: 3, height: 20_000, width: 20_000 });
-  }, 'images.idx', /GiB as float32/, /--limit/);
-  err('text labels with a bad line', 'data-checks', () => loadDataset({ path: d('images.idx'), labelsPath: d('labels-empty-items.txt'), ...ws }), 'labels-empty-items.txt', /line 5/);
+  err(
+    'preprocessing for a model whose input is huge: a UserError, not a RangeError',
+    'data-checks',
+    async () => {
+      const raw = await loadDataset({ path: d('images.idx'), ...ws });
+      return preprocess(raw, { layout: 'NCHW', channels: 3, height: 20_000, width: 20_000 });
+    },
+    'images.idx',
+    /GiB as float32/,
+    /--limit/,
+  );
+  err(
+    'text labels with a bad line',
+    'data-checks',
+    () => loadDataset({ path: d('images.idx'), labelsPath: d('labels-empty-items.txt'), ...ws }),
+    'labels-empty-items.txt',
+    /line 5/,
+  );
 
   // ── cache entries ──
-  const cacheCase = (id: string, modelFile: unknown, reason: RegExp) => cases.push(cacheEntryCase(id, p.cache, (e) => (e.modelFile = modelFile), reason, 'an unusable cache entry is a miss, with the reason logged'));
+  const cacheCase = (id: string, modelFile: unknown, reason: RegExp) =>
+    cases.push(cacheEntryCase(id, p.cache, (e) => (e.modelFile = modelFile), reason, 'an unusable cache entry is a miss, with the reason logged'));
   cacheCase('cache modelFile ../ out of the folder', '../../../outside/model.onnx', /not a plain file name/);
   cacheCase('cache modelFile absolute', p.sentinelModel, /not a plain file name/);
   cacheCase('cache modelFile in a sub-folder', 'sub/x.onnx', /not a plain file name/);
@@ -514,7 +865,10 @@ export function corpusCases(dir: string): BadCase[] {
   cacheCase('cache modelFile a folder', 'sub', /is a folder/);
   if (fifo) cacheCase('cache modelFile a FIFO', 'fifo.onnx', /named pipe/);
   cases.push({
-    id: 'cache modelFile a symlink out of the folder', group: 'cache', expect: 'accept', why: 'a miss with the reason logged',
+    id: 'cache modelFile a symlink out of the folder',
+    group: 'cache',
+    expect: 'accept',
+    why: 'a miss with the reason logged',
     run() {
       const link = path.join(p.cache, 'link.onnx');
       if (!fs.existsSync(link)) symlinkSync(p.sentinelModel, link);
@@ -523,30 +877,46 @@ export function corpusCases(dir: string): BadCase[] {
     check: cacheEntryCase('', p.cache, () => {}, /symbolic link/, '').check,
   });
   cases.push({
-    id: 'cache entry model with external data', group: 'cache', expect: 'accept', why: 'a miss with the reason logged',
+    id: 'cache entry model with external data',
+    group: 'cache',
+    expect: 'accept',
+    why: 'a miss with the reason logged',
     run() {
       writeFileSync(path.join(p.cache, 'ext.onnx'), encodeModel(classifier([], [W(), external(B(), '../../outside/bias.bin')])));
       return cacheEntryCase('', p.cache, (e) => (e.modelFile = 'ext.onnx'), /external data/, '').run();
     },
     check: cacheEntryCase('', p.cache, () => {}, /external data/, '').check,
   });
-  err('a cache folder outside the workspace is never written (compute process roots)', 'cache', () => {
-    setAllowedRoots([p.ws]);
-    try {
-      return saveDefense(path.join(p.outside, 'cache'), CACHE_KEY, stage(), 1);
-    } finally {
-      setAllowedRoots(undefined);
-    }
-  }, 'defense cache folder', path.join(p.outside, 'cache'), /leaves the workspace folder/);
-  accept('an untampered cache entry is a hit; the stale .tmp is cleaned, the fresh one kept', 'cache', 'the ordinary case', () => {
-    saveDefense(p.cache, CACHE_KEY, stage(), 2);
-    return { hit: loadCachedDefense(p.cache, CACHE_KEY, () => {}), files: fs.readdirSync(p.cache) };
-  }, (r) => {
-    const { hit, files } = r as { hit?: { fitSeconds: number }; files: string[] };
-    if (!hit || hit.fitSeconds !== 2) return 'expected a hit';
-    if (files.includes('old.json.4242.1000.tmp')) return 'the stale temporary file is still there';
-    if (!files.includes('fresh.json.4242.2000.tmp')) return 'the fresh temporary file (a running write) was removed';
-  });
+  err(
+    'a cache folder outside the workspace is never written (compute process roots)',
+    'cache',
+    () => {
+      setAllowedRoots([p.ws]);
+      try {
+        return saveDefense(path.join(p.outside, 'cache'), CACHE_KEY, stage(), 1);
+      } finally {
+        setAllowedRoots(undefined);
+      }
+    },
+    'defense cache folder',
+    path.join(p.outside, 'cache'),
+    /leaves the workspace folder/,
+  );
+  accept(
+    'an untampered cache entry is a hit; the stale .tmp is cleaned, the fresh one kept',
+    'cache',
+    'the ordinary case',
+    () => {
+      saveDefense(p.cache, CACHE_KEY, stage(), 2);
+      return { hit: loadCachedDefense(p.cache, CACHE_KEY, () => {}), files: fs.readdirSync(p.cache) };
+    },
+    (r) => {
+      const { hit, files } = r as { hit?: { fitSeconds: number }; files: string[] };
+      if (!hit || hit.fitSeconds !== 2) return 'expected a hit';
+      if (files.includes('old.json.4242.1000.tmp')) return 'the stale temporary file is still there';
+      if (!files.includes('fresh.json.4242.2000.tmp')) return 'the fresh temporary file (a running write) was removed';
+    },
+  );
 
   return cases;
 }

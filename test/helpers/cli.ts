@@ -10,6 +10,10 @@ export const DEMO_TRAIN_IMAGES = path.join(ROOT, 'demo', 'data', 'train-images-i
 export const DEMO_TRAIN_LABELS = path.join(ROOT, 'demo', 'data', 'train-labels-idx1-ubyte.gz');
 
 export function cli(args: string[], options: { cwd?: string } = {}): { code: number; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [path.join(ROOT, 'bin', 'robustness-lab.js'), ...args], { cwd: options.cwd ?? ROOT, encoding: 'utf8', timeout: 300_000 });
+  const r = spawnSync(process.execPath, [path.join(ROOT, 'bin', 'robustness-lab.js'), ...args], {
+    cwd: options.cwd ?? ROOT,
+    encoding: 'utf8',
+    timeout: 300_000,
+  });
   return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 }

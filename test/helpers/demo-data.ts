@@ -8,7 +8,8 @@ export async function demoImages(images: string, labels: string, limit?: number)
 
 /** ‖a − b‖₂ / ‖b‖₂. */
 export function relativeL2(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let num = 0, den = 0;
+  let num = 0,
+    den = 0;
   for (let i = 0; i < a.length; i++) {
     num += (a[i] - b[i]) ** 2;
     den += b[i] ** 2;

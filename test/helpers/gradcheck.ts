@@ -44,7 +44,8 @@ export async function centralDifferences(
     part.forEach((i, j) => {
       data.set(x, 2 * j * x.length);
       data.set(x, (2 * j + 1) * x.length);
-      const plus = Math.fround(x[i] + h), minus = Math.fround(x[i] - h);
+      const plus = Math.fround(x[i] + h),
+        minus = Math.fround(x[i] - h);
       data[2 * j * x.length + i] = plus;
       data[(2 * j + 1) * x.length + i] = minus;
       steps.push(plus - minus);
@@ -79,7 +80,8 @@ export const dotWith = (dy: Float32Array) => (out: Float32Array, copy: number, p
 
 /** max |a − b| / max |b|: the error relative to the reference's scale. */
 export function scaledMaxError(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let err = 0, scale = 0;
+  let err = 0,
+    scale = 0;
   for (let i = 0; i < b.length; i++) {
     err = Math.max(err, Math.abs(a[i] - b[i]));
     scale = Math.max(scale, Math.abs(b[i]));
@@ -89,7 +91,8 @@ export function scaledMaxError(a: ArrayLike<number>, b: ArrayLike<number>): numb
 
 /** ‖a − b‖₂ / ‖b‖₂. */
 export function relativeL2(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let num = 0, den = 0;
+  let num = 0,
+    den = 0;
   for (let i = 0; i < b.length; i++) {
     num += (a[i] - b[i]) ** 2;
     den += b[i] ** 2;
@@ -110,7 +113,9 @@ export function awayFrom(n: number, seed: number, scale: number, kinks: number[]
 
 /** A permutation of evenly spaced values (distinct, spacing `step`): no ties, no max flips under small steps. */
 export function distinct(n: number, seed: number, step: number): Float32Array {
-  const order = Array.from(seededValues(n, seed, 1)).map((v, i) => [v, i] as const).sort((a, b) => a[0] - b[0]);
+  const order = Array.from(seededValues(n, seed, 1))
+    .map((v, i) => [v, i] as const)
+    .sort((a, b) => a[0] - b[0]);
   const out = new Float32Array(n);
   order.forEach(([, i], rank) => (out[i] = (rank - n / 2) * step));
   return out;

@@ -21,7 +21,15 @@ export function seededValues(n: number, seed: number, scale = 0.5): Float32Array
  */
 export function residualModel(): { model: ModelProto; names: Record<string, string> } {
   const b = new GraphBuilder();
-  const w = (hint: string, dims: number[], seed: number) => b.floatConst(hint, dims, seededValues(dims.reduce((a, c) => a * c, 1), seed));
+  const w = (hint: string, dims: number[], seed: number) =>
+    b.floatConst(
+      hint,
+      dims,
+      seededValues(
+        dims.reduce((a, c) => a * c, 1),
+        seed,
+      ),
+    );
   const stem = b.op('Conv', ['x', w('w0', [4, 1, 3, 3], 1), w('b0', [4], 2)], { pads: [1, 1, 1, 1] });
   const stemRelu = b.op('Relu', [stem]);
   const c1 = b.op('Conv', [stemRelu, w('w1', [4, 4, 3, 3], 3)], { pads: [1, 1, 1, 1] });

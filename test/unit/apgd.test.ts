@@ -19,10 +19,26 @@ import { OnnxClassifier } from '../../src/core/runtime/onnx-classifier';
 import { demoImages, relativeL2 } from '../helpers/demo-data';
 import { DEMO_MODEL, DEMO_TEST_IMAGES, DEMO_TEST_LABELS, ROOT } from '../helpers/cli';
 
-interface RefRun { attack: 'apgd-ce' | 'apgd-t'; loss: string; norm: 'linf' | 'l2'; eps: number; randomStart: boolean; accuracy: number; robust: number[] }
+interface RefRun {
+  attack: 'apgd-ce' | 'apgd-t';
+  loss: string;
+  norm: 'linf' | 'l2';
+  eps: number;
+  randomStart: boolean;
+  accuracy: number;
+  robust: number[];
+}
 const ref = JSON.parse(readFileSync(path.join(ROOT, 'test', 'fixtures', 'apgd-reference.json'), 'utf8')) as {
-  modelSha256: string; count: number; steps: number; targetClasses: number; checkpoints100: number[]; runs: RefRun[];
-  gradLabels: number[]; gradTargets: number[]; dlrGradFirst4: number[]; dlrTargetedGradFirst4: number[];
+  modelSha256: string;
+  count: number;
+  steps: number;
+  targetClasses: number;
+  checkpoints100: number[];
+  runs: RefRun[];
+  gradLabels: number[];
+  gradTargets: number[];
+  dlrGradFirst4: number[];
+  dlrTargetedGradFirst4: number[];
 };
 
 test('checkpoints: w_j = ⌈p_j·N⌉ with p = 0, 0.22, 0.41, 0.57, 0.70, 0.80, 0.87, 0.93, 0.99 (computed by hand)', () => {
@@ -74,7 +90,10 @@ test('step size halves and the iterate restarts from x_max at the checkpoints (c
   //   x⁽ʷ⁺¹⁾ = 0.5 + 0.75·(min(0.5 + η, 0.6) − 0.5) + 0.25·(0.5 − 0.6)
   // = 0.55 (j = 1), 0.5125 (j = 2), 0.49375 (j = 3).
   // The gradient at x⁽²²⁾ is −1, but the step after the reset takes x_max's gradient (+1).
-  const flat = scripted(() => 0, (c) => (c === 22 ? -1 : 1));
+  const flat = scripted(
+    () => 0,
+    (c) => (c === 22 ? -1 : 1),
+  );
   const res = await apgd(flat, x, Int32Array.of(0), options);
   assert.equal(flat.xs.length, 100, 'N_iter gradient evaluations');
   assert.equal(flat.forwards, 1, 'and one forward pass at x⁽ᴺ⁾');
@@ -110,8 +129,14 @@ test('condition 1 counts f(x⁽ⁱ⁺¹⁾) > f(x⁽ⁱ⁾) from x⁽¹⁾ on, s
   // At w₁ = 22 (span 22, ρ·span = 16.5): 16 rises and 6 falls among f(x⁽¹⁾) … f(x⁽²²⁾) halve η
   // (16 < 16.5; counting f(x⁽⁰⁾) too would make 17). The gradient turns to −1 from x⁽²²⁾ on, so
   // x⁽²³⁾ = 0.6 − 0.75·η: 0.525 after the halving (0.45 without).
-  const b = walk(0, Array.from({ length: 22 }, (_, i) => ([3, 6, 9, 12, 15, 18].includes(i + 1) ? -0.5 : 1)));
-  const fromOne = scripted((c) => b[Math.min(c, 22)] + (c > 22 ? c / 1000 : 0), (c) => (c < 22 ? 1 : -1));
+  const b = walk(
+    0,
+    Array.from({ length: 22 }, (_, i) => ([3, 6, 9, 12, 15, 18].includes(i + 1) ? -0.5 : 1)),
+  );
+  const fromOne = scripted(
+    (c) => b[Math.min(c, 22)] + (c > 22 ? c / 1000 : 0),
+    (c) => (c < 22 ? 1 : -1),
+  );
   await apgd(fromOne, x, Int32Array.of(0), options);
   assert.ok(close(fromOne.xs[23], 0.525), `x(23) = ${fromOne.xs[23]}`);
 
@@ -119,7 +144,10 @@ test('condition 1 counts f(x⁽ⁱ⁺¹⁾) > f(x⁽ⁱ⁾) from x⁽¹⁾ on, s
   // halving before (the loss rises at every step up to x⁽⁴¹⁾) and f_max improves: η is still 0.2,
   // and with the gradient −1 from x⁽⁵⁷⁾ on, x⁽⁵⁸⁾ = 0.6 − 0.75·0.2 = 0.45.
   const a = [...Array.from({ length: 42 }, (_, c) => c), 40, 41.5, 42, 41, 42.5, 43, 42, 43.5, 44, 43, 44.5, 45, 45.5, 46, 46.5, 47];
-  const exact = scripted((c) => (c < a.length ? a[c] : 47 + c / 1000), (c) => (c < 57 ? 1 : -1));
+  const exact = scripted(
+    (c) => (c < a.length ? a[c] : 47 + c / 1000),
+    (c) => (c < 57 ? 1 : -1),
+  );
   await apgd(exact, x, Int32Array.of(0), options);
   assert.ok(close(exact.xs[57], 0.6) && close(exact.xs[58], 0.45), `x(57), x(58) = ${exact.xs[57]}, ${exact.xs[58]}`);
 
@@ -127,7 +155,14 @@ test('condition 1 counts f(x⁽ⁱ⁺¹⁾) > f(x⁽ⁱ⁾) from x⁽¹⁾ on, s
   // comparison is f(x⁽²³⁾) > f_max, not > f(x⁽²²⁾): f(x⁽²³⁾) lies between them, no rise. Then 14
   // rises and 4 falls up to x⁽⁴¹⁾, all below f_max: 14 < ρ·19 = 14.25 halves again (15 would not),
   // back to x_max = 0.5 with η = 0.05: x⁽⁴²⁾ = 0.5 + 0.75·0.05 + 0.25·(0.5 − 0.6) = 0.5125.
-  const r = [...walk(10, Array(22).fill(-0.1)), 9, ...walk(9, Array.from({ length: 18 }, (_, i) => ([2, 7, 11, 15].includes(i) ? -0.01 : 0.05))).slice(1)];
+  const r = [
+    ...walk(10, Array(22).fill(-0.1)),
+    9,
+    ...walk(
+      9,
+      Array.from({ length: 18 }, (_, i) => ([2, 7, 11, 15].includes(i) ? -0.01 : 0.05)),
+    ).slice(1),
+  ];
   const reset = scripted((c) => (c < r.length ? r[c] : 0));
   await apgd(reset, x, Int32Array.of(0), options);
   assert.equal(r.length, 42);
@@ -144,10 +179,16 @@ class LinearModel implements Classifier {
   readonly numClasses: number;
   gradientCalls = 0;
   onGradient?: () => void;
-  constructor(readonly W: Float64Array, readonly b: Float64Array, readonly sampleDims: readonly number[]) {
+  constructor(
+    readonly W: Float64Array,
+    readonly b: Float64Array,
+    readonly sampleDims: readonly number[],
+  ) {
     this.numClasses = b.length;
   }
-  get d() { return this.W.length / this.numClasses; }
+  get d() {
+    return this.W.length / this.numClasses;
+  }
   z(x: Float32Array, r: number): Float64Array {
     const { d, numClasses: k } = this;
     const z = Float64Array.from(this.b);
@@ -163,23 +204,31 @@ class LinearModel implements Classifier {
     this.gradientCalls++;
     this.onGradient?.();
     const { d, numClasses: k } = this;
-    const grad = new Float32Array(n * d), logits = new Float32Array(n * k);
+    const grad = new Float32Array(n * d),
+      logits = new Float32Array(n * k);
     for (let r = 0; r < n; r++) {
-      const z = this.z(x, r), y = labels[r];
+      const z = this.z(x, r),
+        y = labels[r];
       logits.set(z, r * k);
       const dz = new Float64Array(k);
       const order = Array.from({ length: k }, (_, j) => j).sort((a, b) => z[b] - z[a] || a - b);
       if (loss === 'ce-sum') {
-        const mx = Math.max(...z), e = z.map((v) => Math.exp(v - mx)), s = e.reduce((a, v) => a + v, 0);
+        const mx = Math.max(...z),
+          e = z.map((v) => Math.exp(v - mx)),
+          s = e.reduce((a, v) => a + v, 0);
         for (let j = 0; j < k; j++) dz[j] = e[j] / s - (j === y ? 1 : 0);
       } else if (loss === 'dlr' || loss === 'dlr-targeted') {
         const other = loss === 'dlr' ? order.find((j) => j !== y)! : targets![r];
         const gap = loss === 'dlr' ? z[order[0]] - z[order[2]] + 1e-12 : z[order[0]] - (z[order[2]] + z[order[3]]) / 2 + 1e-12;
         const num = z[y] - z[other];
-        dz[other] += 1 / gap; dz[y] -= 1 / gap;
+        dz[other] += 1 / gap;
+        dz[y] -= 1 / gap;
         dz[order[0]] += num / gap / gap;
         if (loss === 'dlr') dz[order[2]] -= num / gap / gap;
-        else { dz[order[2]] -= num / gap / gap / 2; dz[order[3]] -= num / gap / gap / 2; }
+        else {
+          dz[order[2]] -= num / gap / gap / 2;
+          dz[order[3]] -= num / gap / gap / 2;
+        }
       } else throw new Error(`loss ${loss}`);
       for (let j = 0; j < k; j++) for (let i = 0; i < d; i++) grad[r * d + i] += dz[j] * this.W[j * d + i];
     }
@@ -189,15 +238,28 @@ class LinearModel implements Classifier {
 
 /** A random 16-dim, 5-class linear model and n inputs in [0, 1] labelled with its own predictions. */
 function setup(n = 30, seed = 7) {
-  const D = 16, K = 5, rng = new Rng(seed);
+  const D = 16,
+    K = 5,
+    rng = new Rng(seed);
   const model = new LinearModel(rng.normals(new Float64Array(K * D)), new Float64Array(K), [1, 4, 4]);
   const x = rng.uniform(new Float32Array(n * D));
-  const labels = Int32Array.from({ length: n }, (_, r) => { const z = model.z(x, r); return z.indexOf(Math.max(...z)); });
+  const labels = Int32Array.from({ length: n }, (_, r) => {
+    const z = model.z(x, r);
+    return z.indexOf(Math.max(...z));
+  });
   return { model, x, labels, n, D };
 }
 
 /** The attack over the samples in batches of `batch`, each sample keeping its id. */
-async function inBatches(model: Classifier, x: Float32Array, labels: Int32Array, d: number, batch: number, options: ApgdOptions, seed: number): Promise<AttackOutcome> {
+async function inBatches(
+  model: Classifier,
+  x: Float32Array,
+  labels: Int32Array,
+  d: number,
+  batch: number,
+  options: ApgdOptions,
+  seed: number,
+): Promise<AttackOutcome> {
   const n = labels.length;
   const parts: AttackOutcome[] = [];
   for (let s = 0; s < n; s += batch) {
@@ -208,9 +270,13 @@ async function inBatches(model: Classifier, x: Float32Array, labels: Int32Array,
   const cat = <T extends Float32Array | Int32Array | Uint8Array | Float64Array>(key: keyof AttackOutcome) =>
     parts.flatMap((p) => Array.from(p[key] as T)) as number[];
   return {
-    x: Float32Array.from(cat('x')), fooled: Uint8Array.from(cat('fooled')), predictions: Int32Array.from(cat('predictions')),
-    linf: Float64Array.from(cat('linf')), l2: Float64Array.from(cat('l2')),
-    gradientEvaluations: Int32Array.from(cat('gradientEvaluations')), queries: Int32Array.from(cat('queries')),
+    x: Float32Array.from(cat('x')),
+    fooled: Uint8Array.from(cat('fooled')),
+    predictions: Int32Array.from(cat('predictions')),
+    linf: Float64Array.from(cat('linf')),
+    l2: Float64Array.from(cat('l2')),
+    gradientEvaluations: Int32Array.from(cat('gradientEvaluations')),
+    queries: Int32Array.from(cat('queries')),
   };
 }
 
@@ -223,7 +289,10 @@ test('same seed, same result whatever the batch size; another seed differs', asy
     assert.deepEqual(small, whole, `${loss}: batch size changed the result`);
     const other = await inBatches(model, x, labels, D, 24, options, 6);
     assert.notDeepEqual(Array.from(other.x), Array.from(whole.x), `${loss}: the seed is not used`);
-    assert.ok(whole.fooled.some((f) => f) && whole.fooled.some((f) => !f), `${loss}: fooled ${whole.fooled.reduce((a, b) => a + b, 0)} of 24 (pick an eps where some are)`);
+    assert.ok(
+      whole.fooled.some((f) => f) && whole.fooled.some((f) => !f),
+      `${loss}: fooled ${whole.fooled.reduce((a, b) => a + b, 0)} of 24 (pick an eps where some are)`,
+    );
   }
 });
 
@@ -235,7 +304,10 @@ test('every output stays in the eps-ball (L∞ and L2) and in the input range; f
       const res = await apgd(model, x, labels, { norm, eps, loss, steps: 30, targetClasses: 4 }, new Rng(1));
       const zs = await model.logits(res.x, n);
       for (let r = 0; r < n; r++) {
-        assert.ok((norm === 'linf' ? res.linf[r] : res.l2[r]) <= eps * (1 + 1e-6) + 1e-7, `${norm} ${loss} sample ${r}: ‖δ‖ = ${norm === 'linf' ? res.linf[r] : res.l2[r]}`);
+        assert.ok(
+          (norm === 'linf' ? res.linf[r] : res.l2[r]) <= eps * (1 + 1e-6) + 1e-7,
+          `${norm} ${loss} sample ${r}: ‖δ‖ = ${norm === 'linf' ? res.linf[r] : res.l2[r]}`,
+        );
         for (let i = r * D; i < (r + 1) * D; i++) assert.ok(res.x[i] >= 0 && res.x[i] <= 1);
         // The returned input's prediction is the reported one, and `fooled` says whether it is wrong.
         const z = zs.subarray(r * 5, (r + 1) * 5);
@@ -245,7 +317,10 @@ test('every output stays in the eps-ball (L∞ and L2) and in the input range; f
         // A fooled sample stopped at its first adversarial iterate: fewer gradients than the budget.
         if (res.fooled[r] && loss !== 'dlr-targeted') assert.ok(res.gradientEvaluations[r] <= 30);
       }
-      assert.ok(res.fooled.some((f) => f), `${norm} ${loss}: nothing fooled`);
+      assert.ok(
+        res.fooled.some((f) => f),
+        `${norm} ${loss}: nothing fooled`,
+      );
     }
   }
   // A custom range binds too.
@@ -274,8 +349,12 @@ test('targeted APGD reaches the given targets; APGD-T targets the most likely wr
 test('options are checked; the DLR losses need 3 and 4 classes', async () => {
   const { model, x, labels } = setup(4);
   const bad: ApgdOptions[] = [
-    { norm: 'linf', eps: 0.1, steps: 0 }, { norm: 'linf', eps: 0.1, restarts: 0 }, { norm: 'linf', eps: 0.1, rho: 0 },
-    { norm: 'linf', eps: 0.1, rho: 1.5 }, { norm: 'linf', eps: 0.1, momentum: 2 }, { norm: 'linf', eps: 0.1, loss: 'cw' as 'ce' },
+    { norm: 'linf', eps: 0.1, steps: 0 },
+    { norm: 'linf', eps: 0.1, restarts: 0 },
+    { norm: 'linf', eps: 0.1, rho: 0 },
+    { norm: 'linf', eps: 0.1, rho: 1.5 },
+    { norm: 'linf', eps: 0.1, momentum: 2 },
+    { norm: 'linf', eps: 0.1, loss: 'cw' as 'ce' },
   ];
   for (const o of bad) await assert.rejects(apgd(model, x, labels, o), (e: unknown) => (e as Error).name === 'UserError', JSON.stringify(o));
   const three = new LinearModel(new Float64Array(3 * 16).fill(0.1), new Float64Array(3), [16]);
@@ -302,24 +381,45 @@ test('cancellation: the signal stops the attack between steps', async () => {
   const pre = new AbortController();
   pre.abort();
   model.gradientCalls = 0;
-  await assert.rejects(apgd(model, x, labels, { norm: 'l2', eps: 0.1, signal: pre.signal }), (e: unknown) => e instanceof Error && /cancel|abort/i.test(`${e.name} ${e.message}`));
+  await assert.rejects(
+    apgd(model, x, labels, { norm: 'l2', eps: 0.1, signal: pre.signal }),
+    (e: unknown) => e instanceof Error && /cancel|abort/i.test(`${e.name} ${e.message}`),
+  );
   assert.equal(model.gradientCalls, 0);
 });
 
 test('APGD-CE and APGD-T on the demo model: robust accuracy equals the PyTorch reference within 1 point', async () => {
-  assert.equal(createHash('sha256').update(readFileSync(DEMO_MODEL)).digest('hex'), ref.modelSha256, 'the fixture was written for another demo model: rerun scripts/reference_apgd.py');
+  assert.equal(
+    createHash('sha256').update(readFileSync(DEMO_MODEL)).digest('hex'),
+    ref.modelSha256,
+    'the fixture was written for another demo model: rerun scripts/reference_apgd.py',
+  );
   const m = await openClassifier(DEMO_MODEL, { ep: 'cpu', threads: 2 });
-  const c = new OnnxClassifier({ model: m.loaded.model, shapes: m.graph.shapes, session: m.session, input: m.input, output: m.output, sampleDims: m.sampleDims, numClasses: m.numClasses, sessionOptions: { ep: 'cpu', threads: 2 } });
+  const c = new OnnxClassifier({
+    model: m.loaded.model,
+    shapes: m.graph.shapes,
+    session: m.session,
+    input: m.input,
+    output: m.output,
+    sampleDims: m.sampleDims,
+    numClasses: m.numClasses,
+    sessionOptions: { ep: 'cpu', threads: 2 },
+  });
   try {
     const n = ref.count;
     const { x, labels } = await demoImages(DEMO_TEST_IMAGES, DEMO_TEST_LABELS, n);
 
     // The DLR input gradients through the generated ONNX graph equal PyTorch autograd.
-    const x4 = x.subarray(0, 4 * 784), y4 = Int32Array.from(ref.gradLabels), t4 = Int32Array.from(ref.gradTargets);
+    const x4 = x.subarray(0, 4 * 784),
+      y4 = Int32Array.from(ref.gradLabels),
+      t4 = Int32Array.from(ref.gradTargets);
     const dlr = await c.lossGradient(x4, 4, y4, 'dlr');
     assert.ok(relativeL2(dlr.grad, ref.dlrGradFirst4) < 1e-4, `DLR gradient relative error ${relativeL2(dlr.grad, ref.dlrGradFirst4)}`);
     const dlrT = await c.lossGradient(x4, 4, y4, 'dlr-targeted', t4);
-    assert.ok(relativeL2(dlrT.grad, ref.dlrTargetedGradFirst4) < 1e-4, `targeted DLR gradient relative error ${relativeL2(dlrT.grad, ref.dlrTargetedGradFirst4)}`);
+    assert.ok(
+      relativeL2(dlrT.grad, ref.dlrTargetedGradFirst4) < 1e-4,
+      `targeted DLR gradient relative error ${relativeL2(dlrT.grad, ref.dlrTargetedGradFirst4)}`,
+    );
 
     const clean = await c.logits(x, n);
     for (const run of ref.runs) {

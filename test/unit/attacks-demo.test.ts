@@ -14,10 +14,18 @@ import { OnnxClassifier } from '../../src/core/runtime/onnx-classifier';
 import { demoImages, relativeL2 } from '../helpers/demo-data';
 import { cli, DEMO_MODEL, DEMO_TEST_IMAGES, DEMO_TEST_LABELS, ROOT } from '../helpers/cli';
 
-interface Curve { eps: number; accuracy: number; predictions: number[] }
+interface Curve {
+  eps: number;
+  accuracy: number;
+  predictions: number[];
+}
 const ref = JSON.parse(readFileSync(path.join(ROOT, 'test', 'fixtures', 'attack-reference.json'), 'utf8')) as {
-  fgsm_linf: Curve[]; bim_linf: Curve[]; fgsm_l2: Curve[]; gradLabels: number[];
-  ceSumGradFirst4: number[]; cwGradFirst4: number[];
+  fgsm_linf: Curve[];
+  bim_linf: Curve[];
+  fgsm_l2: Curve[];
+  gradLabels: number[];
+  ceSumGradFirst4: number[];
+  cwGradFirst4: number[];
 };
 const labels = (JSON.parse(readFileSync(path.join(ROOT, 'test', 'fixtures', 'demo-reference.json'), 'utf8')) as { subset: { labels: number[] } }).subset.labels;
 
@@ -28,10 +36,18 @@ function refAccuracy(curve: Curve, n: number): number {
   return correct / n;
 }
 
-
 test('input gradients of cross-entropy and CW margin equal PyTorch autograd on the demo model', async () => {
   const m = await openClassifier(DEMO_MODEL, { ep: 'cpu', threads: 1 });
-  const c = new OnnxClassifier({ model: m.loaded.model, shapes: m.graph.shapes, session: m.session, input: m.input, output: m.output, sampleDims: m.sampleDims, numClasses: m.numClasses, sessionOptions: { ep: 'cpu', threads: 1 } });
+  const c = new OnnxClassifier({
+    model: m.loaded.model,
+    shapes: m.graph.shapes,
+    session: m.session,
+    input: m.input,
+    output: m.output,
+    sampleDims: m.sampleDims,
+    numClasses: m.numClasses,
+    sessionOptions: { ep: 'cpu', threads: 1 },
+  });
   try {
     const { x } = await demoImages(DEMO_TEST_IMAGES, DEMO_TEST_LABELS, 4);
     const labels = Int32Array.from(ref.gradLabels);
@@ -47,7 +63,14 @@ test('input gradients of cross-entropy and CW margin equal PyTorch autograd on t
 test('FGSM (L∞ and L2) and BIM robust accuracy equal a PyTorch run on the same weights within 0.5 points', async () => {
   const n = 1000;
   const linf = await runEvaluation({
-    model: DEMO_MODEL, data: DEMO_TEST_IMAGES, labels: DEMO_TEST_LABELS, limit: n, batchSize: 100, threads: 2, ep: 'cpu', seed: 0,
+    model: DEMO_MODEL,
+    data: DEMO_TEST_IMAGES,
+    labels: DEMO_TEST_LABELS,
+    limit: n,
+    batchSize: 100,
+    threads: 2,
+    ep: 'cpu',
+    seed: 0,
     attacks: { names: ['fgsm'], eps: ref.fgsm_linf.map((c) => c.eps), norm: 'linf' },
   });
   for (const [i, curve] of ref.fgsm_linf.entries()) {
@@ -56,26 +79,55 @@ test('FGSM (L∞ and L2) and BIM robust accuracy equal a PyTorch run on the same
     assert.ok(Math.abs(ours.accuracy - refAccuracy(curve, n)) <= 0.005, `FGSM eps ${curve.eps}: ${ours.accuracy} vs PyTorch ${refAccuracy(curve, n)}`);
   }
   const l2 = await runEvaluation({
-    model: DEMO_MODEL, data: DEMO_TEST_IMAGES, labels: DEMO_TEST_LABELS, limit: n, batchSize: 100, threads: 2, ep: 'cpu', seed: 0,
+    model: DEMO_MODEL,
+    data: DEMO_TEST_IMAGES,
+    labels: DEMO_TEST_LABELS,
+    limit: n,
+    batchSize: 100,
+    threads: 2,
+    ep: 'cpu',
+    seed: 0,
     attacks: { names: ['fgsm'], eps: ref.fgsm_l2.map((c) => c.eps), norm: 'l2' },
   });
   for (const [i, curve] of ref.fgsm_l2.entries()) {
-    assert.ok(Math.abs(l2.attacks![i].accuracy - refAccuracy(curve, n)) <= 0.005, `FGSM L2 eps ${curve.eps}: ${l2.attacks![i].accuracy} vs PyTorch ${refAccuracy(curve, n)}`);
+    assert.ok(
+      Math.abs(l2.attacks![i].accuracy - refAccuracy(curve, n)) <= 0.005,
+      `FGSM L2 eps ${curve.eps}: ${l2.attacks![i].accuracy} vs PyTorch ${refAccuracy(curve, n)}`,
+    );
   }
   // BIM: 10 steps of eps/4 (PyTorch's settings), on the first 300 images to keep the suite quick.
   const bimEps = [ref.bim_linf[1], ref.bim_linf[3]];
   const bim = await runEvaluation({
-    model: DEMO_MODEL, data: DEMO_TEST_IMAGES, labels: DEMO_TEST_LABELS, limit: 300, batchSize: 100, threads: 2, ep: 'cpu', seed: 0,
+    model: DEMO_MODEL,
+    data: DEMO_TEST_IMAGES,
+    labels: DEMO_TEST_LABELS,
+    limit: 300,
+    batchSize: 100,
+    threads: 2,
+    ep: 'cpu',
+    seed: 0,
     attacks: { names: ['bim'], eps: bimEps.map((c) => c.eps), norm: 'linf', steps: 10 },
   });
   bimEps.forEach((curve, i) => {
-    assert.ok(Math.abs(bim.attacks![i].accuracy - refAccuracy(curve, 300)) <= 0.005, `BIM eps ${curve.eps}: ${bim.attacks![i].accuracy} vs PyTorch ${refAccuracy(curve, 300)}`);
+    assert.ok(
+      Math.abs(bim.attacks![i].accuracy - refAccuracy(curve, 300)) <= 0.005,
+      `BIM eps ${curve.eps}: ${bim.attacks![i].accuracy} vs PyTorch ${refAccuracy(curve, 300)}`,
+    );
   });
 });
 
 test('the fused L∞ step equals x + α·sign(gradient) clipped to the ball and the range, and BIM through it matches BIM through the JavaScript step', async () => {
   const m = await openClassifier(DEMO_MODEL, { ep: 'cpu', threads: 2 });
-  const c = new OnnxClassifier({ model: m.loaded.model, shapes: m.graph.shapes, session: m.session, input: m.input, output: m.output, sampleDims: m.sampleDims, numClasses: m.numClasses, sessionOptions: { ep: 'cpu', threads: 2 } });
+  const c = new OnnxClassifier({
+    model: m.loaded.model,
+    shapes: m.graph.shapes,
+    session: m.session,
+    input: m.input,
+    output: m.output,
+    sampleDims: m.sampleDims,
+    numClasses: m.numClasses,
+    sessionOptions: { ep: 'cpu', threads: 2 },
+  });
   try {
     const n = 50;
     const { x, labels } = await demoImages(DEMO_TEST_IMAGES, DEMO_TEST_LABELS, n);
@@ -112,12 +164,38 @@ test('the fused L∞ step equals x + α·sign(gradient) clipped to the ball and 
 test('CLI: evaluate --attack prints the attack table and adds an attacks array to the result', () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'rlab-attack-'));
   const out = path.join(dir, 'r.json');
-  const r = cli(['evaluate', '--model', DEMO_MODEL, '--data', DEMO_TEST_IMAGES, '--labels', DEMO_TEST_LABELS, '--limit', '100', '--threads', '1',
-    '--attack', 'fgsm,pgd,square', '--eps', '0.05', '--steps', '5', '--queries', '50', '--seed', '3', '--out', out]);
+  const r = cli([
+    'evaluate',
+    '--model',
+    DEMO_MODEL,
+    '--data',
+    DEMO_TEST_IMAGES,
+    '--labels',
+    DEMO_TEST_LABELS,
+    '--limit',
+    '100',
+    '--threads',
+    '1',
+    '--attack',
+    'fgsm,pgd,square',
+    '--eps',
+    '0.05',
+    '--steps',
+    '5',
+    '--queries',
+    '50',
+    '--seed',
+    '3',
+    '--out',
+    out,
+  ]);
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /robust accuracy/);
   const result = JSON.parse(readFileSync(out, 'utf8'));
-  assert.deepEqual(result.attacks.map((a: { attack: string }) => a.attack), ['fgsm', 'pgd', 'square']);
+  assert.deepEqual(
+    result.attacks.map((a: { attack: string }) => a.attack),
+    ['fgsm', 'pgd', 'square'],
+  );
   for (const a of result.attacks) {
     assert.equal(a.threat, 'whitebox');
     assert.ok(a.accuracy >= 0 && a.accuracy <= result.clean.accuracy, `${a.attack}: ${a.accuracy}`);
@@ -127,10 +205,35 @@ test('CLI: evaluate --attack prints the attack table and adds an attacks array t
   assert.equal(square.gradientEvaluations, 0);
   assert.ok(square.queries > 0 && square.queries <= 50 * 100);
   // Seeded: the same run gives the same numbers.
-  const again = cli(['evaluate', '--model', DEMO_MODEL, '--data', DEMO_TEST_IMAGES, '--labels', DEMO_TEST_LABELS, '--limit', '100', '--threads', '1',
-    '--attack', 'fgsm,pgd,square', '--eps', '0.05', '--steps', '5', '--queries', '50', '--seed', '3', '--json']);
+  const again = cli([
+    'evaluate',
+    '--model',
+    DEMO_MODEL,
+    '--data',
+    DEMO_TEST_IMAGES,
+    '--labels',
+    DEMO_TEST_LABELS,
+    '--limit',
+    '100',
+    '--threads',
+    '1',
+    '--attack',
+    'fgsm,pgd,square',
+    '--eps',
+    '0.05',
+    '--steps',
+    '5',
+    '--queries',
+    '50',
+    '--seed',
+    '3',
+    '--json',
+  ]);
   const second = JSON.parse(again.stdout);
-  assert.deepEqual(second.attacks.map((a: { accuracy: number }) => a.accuracy), result.attacks.map((a: { accuracy: number }) => a.accuracy));
+  assert.deepEqual(
+    second.attacks.map((a: { accuracy: number }) => a.accuracy),
+    result.attacks.map((a: { accuracy: number }) => a.accuracy),
+  );
 
   const bad = cli(['evaluate', '--model', DEMO_MODEL, '--data', DEMO_TEST_IMAGES, '--labels', DEMO_TEST_LABELS, '--attack', 'fgsm,deepfool', '--eps', '0.1']);
   assert.equal(bad.code, 2);

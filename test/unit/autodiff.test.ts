@@ -11,11 +11,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import * as ort from 'onnxruntime-node';
-import {
-  buildGradientModel,
-  unsupportedGradientOps,
-  type LossKind,
-} from '../../src/core/onnx/autodiff';
+import { buildGradientModel, unsupportedGradientOps, type LossKind } from '../../src/core/onnx/autodiff';
 import { loadInputTensor } from '../../src/core/data/tensor-file';
 import { computeGradient } from '../../src/core/runtime/compute-gradient';
 import { gradcheck } from '../../src/core/runtime/gradcheck';
@@ -61,7 +57,10 @@ interface OpCase {
 }
 
 const smooth = (n: number) => seededValues(n, 11, 1);
-const noKinkAt = (...kinks: number[]) => (n: number) => awayFrom(n, 13, 1, kinks, 0.05);
+const noKinkAt =
+  (...kinks: number[]) =>
+  (n: number) =>
+    awayFrom(n, 13, 1, kinks, 0.05);
 const noTies = (n: number) => distinct(n, 17, 0.05);
 /** No ties and no value within 0.025 of ReLU's kink. */
 const noTiesOffZero = (n: number) => distinct(n, 17, 0.05).map((v) => v + 0.025);
@@ -81,7 +80,8 @@ async function checkCase(c: OpCase): Promise<void> {
   const forwardOps = new Set(gm.model.graph!.node!.filter((n) => !isBackward(n)).map((n) => n.opType!));
   for (const op of c.expectOps ?? []) assert.ok(ops.has(op), `${c.name}: backward should use ${op} (has ${[...ops].join(', ')})`);
   for (const op of c.avoidOps ?? []) assert.ok(!ops.has(op), `${c.name}: backward should not use ${op}`);
-  for (const op of c.expectForwardOps ?? []) assert.ok(forwardOps.has(op), `${c.name}: forward should be rewritten to use ${op} (has ${[...forwardOps].join(', ')})`);
+  for (const op of c.expectForwardOps ?? [])
+    assert.ok(forwardOps.has(op), `${c.name}: forward should be rewritten to use ${op} (has ${[...forwardOps].join(', ')})`);
   if (c.expectOpset) assert.equal(opsetVersion(gm.model), c.expectOpset);
 
   const symbolic = typeof c.dims[0] === 'string';
@@ -108,38 +108,183 @@ const add = (...cs: OpCase[]) => cases.push(...cs);
 
 // ---------------------------------------------------------------- convolutions
 add(
-  { name: 'Conv 3x3 pads 1 + bias', opset: 13, dims: ['N', 3, 7, 7], build: (b, x) => b.op('Conv', [x, w(b, [4, 3, 3, 3], 1), w(b, [4], 2)], { pads: [1, 1, 1, 1] }), expectOps: ['ConvTranspose'] },
-  { name: 'Conv strided, asymmetric pads, odd sizes', opset: 13, dims: ['N', 2, 8, 9], build: (b, x) => b.op('Conv', [x, w(b, [3, 2, 3, 3], 3)], { strides: [2, 2], pads: [1, 0, 0, 1] }) },
-  { name: 'Conv dilated', opset: 13, dims: ['N', 2, 9, 9], build: (b, x) => b.op('Conv', [x, w(b, [3, 2, 3, 3], 4)], { dilations: [2, 2], pads: [2, 2, 2, 2] }) },
-  { name: 'Conv grouped (2 groups)', opset: 13, dims: ['N', 4, 6, 6], build: (b, x) => b.op('Conv', [x, w(b, [6, 2, 3, 3], 5)], { group: 2, pads: [1, 1, 1, 1] }) },
-  { name: 'Conv depthwise strided', opset: 13, dims: ['N', 4, 7, 7], build: (b, x) => b.op('Conv', [x, w(b, [4, 1, 3, 3], 6)], { group: 4, strides: [2, 2], pads: [1, 1, 1, 1] }) },
-  { name: 'Conv auto_pad SAME_UPPER stride 2', opset: 13, dims: ['N', 2, 7, 8], build: (b, x) => b.op('Conv', [x, w(b, [2, 2, 3, 3], 7)], { auto_pad: 'SAME_UPPER', strides: [2, 2] }) },
-  { name: 'Conv auto_pad SAME_LOWER even kernel', opset: 11, dims: ['N', 2, 7, 7], build: (b, x) => b.op('Conv', [x, w(b, [2, 2, 4, 4], 8)], { auto_pad: 'SAME_LOWER', strides: [2, 2] }) },
-  { name: 'Conv VALID stride 3 (uncovered rows → output_padding)', opset: 13, dims: ['N', 2, 8, 8], build: (b, x) => b.op('Conv', [x, w(b, [2, 2, 2, 2], 9)], { auto_pad: 'VALID', strides: [3, 3] }) },
+  {
+    name: 'Conv 3x3 pads 1 + bias',
+    opset: 13,
+    dims: ['N', 3, 7, 7],
+    build: (b, x) => b.op('Conv', [x, w(b, [4, 3, 3, 3], 1), w(b, [4], 2)], { pads: [1, 1, 1, 1] }),
+    expectOps: ['ConvTranspose'],
+  },
+  {
+    name: 'Conv strided, asymmetric pads, odd sizes',
+    opset: 13,
+    dims: ['N', 2, 8, 9],
+    build: (b, x) => b.op('Conv', [x, w(b, [3, 2, 3, 3], 3)], { strides: [2, 2], pads: [1, 0, 0, 1] }),
+  },
+  {
+    name: 'Conv dilated',
+    opset: 13,
+    dims: ['N', 2, 9, 9],
+    build: (b, x) => b.op('Conv', [x, w(b, [3, 2, 3, 3], 4)], { dilations: [2, 2], pads: [2, 2, 2, 2] }),
+  },
+  {
+    name: 'Conv grouped (2 groups)',
+    opset: 13,
+    dims: ['N', 4, 6, 6],
+    build: (b, x) => b.op('Conv', [x, w(b, [6, 2, 3, 3], 5)], { group: 2, pads: [1, 1, 1, 1] }),
+  },
+  {
+    name: 'Conv depthwise strided',
+    opset: 13,
+    dims: ['N', 4, 7, 7],
+    build: (b, x) => b.op('Conv', [x, w(b, [4, 1, 3, 3], 6)], { group: 4, strides: [2, 2], pads: [1, 1, 1, 1] }),
+  },
+  {
+    name: 'Conv auto_pad SAME_UPPER stride 2',
+    opset: 13,
+    dims: ['N', 2, 7, 8],
+    build: (b, x) => b.op('Conv', [x, w(b, [2, 2, 3, 3], 7)], { auto_pad: 'SAME_UPPER', strides: [2, 2] }),
+  },
+  {
+    name: 'Conv auto_pad SAME_LOWER even kernel',
+    opset: 11,
+    dims: ['N', 2, 7, 7],
+    build: (b, x) => b.op('Conv', [x, w(b, [2, 2, 4, 4], 8)], { auto_pad: 'SAME_LOWER', strides: [2, 2] }),
+  },
+  {
+    name: 'Conv VALID stride 3 (uncovered rows → output_padding)',
+    opset: 13,
+    dims: ['N', 2, 8, 8],
+    build: (b, x) => b.op('Conv', [x, w(b, [2, 2, 2, 2], 9)], { auto_pad: 'VALID', strides: [3, 3] }),
+  },
   { name: 'Conv 1-D', opset: 13, dims: ['N', 2, 10], build: (b, x) => b.op('Conv', [x, w(b, [3, 2, 3], 10)], { strides: [2], pads: [1, 0] }) },
-  { name: 'Conv at opset 7, fixed batch', opset: 7, dims: [3, 2, 6, 6], build: (b, x) => b.op('Conv', [x, w(b, [2, 2, 3, 3], 11)], { strides: [2, 2], pads: [1, 1, 1, 1] }) },
-  { name: 'ConvTranspose stride 2, pads, output_padding', opset: 13, dims: ['N', 3, 4, 4], build: (b, x) => b.op('ConvTranspose', [x, w(b, [3, 2, 3, 3], 12)], { strides: [2, 2], pads: [1, 1, 1, 1], output_padding: [1, 1] }), expectOps: ['Conv'] },
-  { name: 'ConvTranspose grouped dilated', opset: 13, dims: ['N', 4, 3, 3], build: (b, x) => b.op('ConvTranspose', [x, w(b, [4, 1, 2, 2], 13)], { group: 2, strides: [2, 2], dilations: [2, 2] }) },
-  { name: 'ConvTranspose auto_pad SAME_UPPER (odd total pad)', opset: 13, dims: ['N', 2, 3, 3], build: (b, x) => b.op('ConvTranspose', [x, w(b, [2, 2, 3, 3], 14)], { strides: [2, 2], auto_pad: 'SAME_UPPER' }) },
-  { name: 'ConvTranspose auto_pad SAME_LOWER (odd total pad)', opset: 13, dims: ['N', 2, 3, 2], build: (b, x) => b.op('ConvTranspose', [x, w(b, [2, 3, 3, 3], 16)], { strides: [2, 2], auto_pad: 'SAME_LOWER' }) },
-  { name: 'ConvTranspose output_shape', opset: 13, dims: ['N', 2, 3, 3], build: (b, x) => b.op('ConvTranspose', [x, w(b, [2, 2, 3, 3], 15)], { strides: [2, 2], output_shape: [6, 6] }) },
+  {
+    name: 'Conv at opset 7, fixed batch',
+    opset: 7,
+    dims: [3, 2, 6, 6],
+    build: (b, x) => b.op('Conv', [x, w(b, [2, 2, 3, 3], 11)], { strides: [2, 2], pads: [1, 1, 1, 1] }),
+  },
+  {
+    name: 'ConvTranspose stride 2, pads, output_padding',
+    opset: 13,
+    dims: ['N', 3, 4, 4],
+    build: (b, x) => b.op('ConvTranspose', [x, w(b, [3, 2, 3, 3], 12)], { strides: [2, 2], pads: [1, 1, 1, 1], output_padding: [1, 1] }),
+    expectOps: ['Conv'],
+  },
+  {
+    name: 'ConvTranspose grouped dilated',
+    opset: 13,
+    dims: ['N', 4, 3, 3],
+    build: (b, x) => b.op('ConvTranspose', [x, w(b, [4, 1, 2, 2], 13)], { group: 2, strides: [2, 2], dilations: [2, 2] }),
+  },
+  {
+    name: 'ConvTranspose auto_pad SAME_UPPER (odd total pad)',
+    opset: 13,
+    dims: ['N', 2, 3, 3],
+    build: (b, x) => b.op('ConvTranspose', [x, w(b, [2, 2, 3, 3], 14)], { strides: [2, 2], auto_pad: 'SAME_UPPER' }),
+  },
+  {
+    name: 'ConvTranspose auto_pad SAME_LOWER (odd total pad)',
+    opset: 13,
+    dims: ['N', 2, 3, 2],
+    build: (b, x) => b.op('ConvTranspose', [x, w(b, [2, 3, 3, 3], 16)], { strides: [2, 2], auto_pad: 'SAME_LOWER' }),
+  },
+  {
+    name: 'ConvTranspose output_shape',
+    opset: 13,
+    dims: ['N', 2, 3, 3],
+    build: (b, x) => b.op('ConvTranspose', [x, w(b, [2, 2, 3, 3], 15)], { strides: [2, 2], output_shape: [6, 6] }),
+  },
 );
 
 // ---------------------------------------------------------------- pools
 add(
-  { name: 'MaxPool 2x2 stride 2 (disjoint: ScatterElements)', opset: 13, dims: ['N', 2, 6, 6], x: noTies, build: (b, x) => b.op('MaxPool', [x], { kernel_shape: [2, 2], strides: [2, 2] }), expectOps: ['ScatterElements'], expectOpset: 13 },
-  { name: 'MaxPool 3x3 s2 pads overlapping at opset 13 (raised to 16, scatter-add)', opset: 13, dims: ['N', 2, 7, 7], x: noTies, build: (b, x) => b.op('MaxPool', [x], { kernel_shape: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1] }), expectOps: ['ScatterElements'], expectOpset: 16 },
-  { name: 'MaxPool overlapping ceil_mode at opset 11 (window construction)', opset: 11, dims: ['N', 2, 6, 6], x: noTies, build: (b, x) => b.op('MaxPool', [x], { kernel_shape: [3, 3], strides: [2, 2], pads: [1, 1, 0, 0], ceil_mode: 1 }), expectOps: ['ArgMax', 'ConvTranspose'], avoidOps: ['ScatterElements'], expectOpset: 11 },
-  { name: 'MaxPool dilated stride 1 at opset 12', opset: 12, dims: ['N', 2, 6, 5], x: noTies, build: (b, x) => b.op('MaxPool', [x], { kernel_shape: [2, 2], dilations: [2, 2], pads: [1, 0, 1, 1] }), expectOps: ['ArgMax'] },
-  { name: 'MaxPool overlapping at opset 16', opset: 16, dims: ['N', 1, 5, 7], x: noTies, build: (b, x) => b.op('MaxPool', [x], { kernel_shape: [3, 2], strides: [1, 1], auto_pad: 'SAME_UPPER' }), expectOps: ['ScatterElements'], expectOpset: 16 },
-  { name: 'MaxPool at opset 7 with pads (no Indices output)', opset: 7, dims: ['N', 2, 5, 5], x: noTies, build: (b, x) => b.op('MaxPool', [x], { kernel_shape: [2, 2], strides: [2, 2], pads: [1, 1, 0, 0] }), expectOps: ['ArgMax'] },
+  {
+    name: 'MaxPool 2x2 stride 2 (disjoint: ScatterElements)',
+    opset: 13,
+    dims: ['N', 2, 6, 6],
+    x: noTies,
+    build: (b, x) => b.op('MaxPool', [x], { kernel_shape: [2, 2], strides: [2, 2] }),
+    expectOps: ['ScatterElements'],
+    expectOpset: 13,
+  },
+  {
+    name: 'MaxPool 3x3 s2 pads overlapping at opset 13 (raised to 16, scatter-add)',
+    opset: 13,
+    dims: ['N', 2, 7, 7],
+    x: noTies,
+    build: (b, x) => b.op('MaxPool', [x], { kernel_shape: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1] }),
+    expectOps: ['ScatterElements'],
+    expectOpset: 16,
+  },
+  {
+    name: 'MaxPool overlapping ceil_mode at opset 11 (window construction)',
+    opset: 11,
+    dims: ['N', 2, 6, 6],
+    x: noTies,
+    build: (b, x) => b.op('MaxPool', [x], { kernel_shape: [3, 3], strides: [2, 2], pads: [1, 1, 0, 0], ceil_mode: 1 }),
+    expectOps: ['ArgMax', 'ConvTranspose'],
+    avoidOps: ['ScatterElements'],
+    expectOpset: 11,
+  },
+  {
+    name: 'MaxPool dilated stride 1 at opset 12',
+    opset: 12,
+    dims: ['N', 2, 6, 5],
+    x: noTies,
+    build: (b, x) => b.op('MaxPool', [x], { kernel_shape: [2, 2], dilations: [2, 2], pads: [1, 0, 1, 1] }),
+    expectOps: ['ArgMax'],
+  },
+  {
+    name: 'MaxPool overlapping at opset 16',
+    opset: 16,
+    dims: ['N', 1, 5, 7],
+    x: noTies,
+    build: (b, x) => b.op('MaxPool', [x], { kernel_shape: [3, 2], strides: [1, 1], auto_pad: 'SAME_UPPER' }),
+    expectOps: ['ScatterElements'],
+    expectOpset: 16,
+  },
+  {
+    name: 'MaxPool at opset 7 with pads (no Indices output)',
+    opset: 7,
+    dims: ['N', 2, 5, 5],
+    x: noTies,
+    build: (b, x) => b.op('MaxPool', [x], { kernel_shape: [2, 2], strides: [2, 2], pads: [1, 1, 0, 0] }),
+    expectOps: ['ArgMax'],
+  },
   { name: 'MaxPool 1-D', opset: 13, dims: ['N', 3, 9], x: noTies, build: (b, x) => b.op('MaxPool', [x], { kernel_shape: [3], strides: [2] }) },
-  { name: 'AveragePool pads, ceil_mode, exclude pad', opset: 13, dims: ['N', 2, 6, 7], build: (b, x) => b.op('AveragePool', [x], { kernel_shape: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1], ceil_mode: 1 }) },
-  { name: 'AveragePool count_include_pad, ceil_mode past the pads', opset: 13, dims: ['N', 2, 6, 6], build: (b, x) => b.op('AveragePool', [x], { kernel_shape: [3, 3], strides: [2, 2], pads: [0, 1, 1, 0], ceil_mode: 1, count_include_pad: 1 }) },
-  { name: 'AveragePool dilated (opset 19)', opset: 19, dims: ['N', 2, 7, 7], build: (b, x) => b.op('AveragePool', [x], { kernel_shape: [2, 2], strides: [2, 2], dilations: [2, 2], pads: [1, 1, 1, 1], count_include_pad: 1 }) },
-  { name: 'AveragePool SAME_LOWER at opset 7', opset: 7, dims: ['N', 2, 5, 5], build: (b, x) => b.op('AveragePool', [x], { kernel_shape: [2, 2], strides: [2, 2], auto_pad: 'SAME_LOWER' }) },
+  {
+    name: 'AveragePool pads, ceil_mode, exclude pad',
+    opset: 13,
+    dims: ['N', 2, 6, 7],
+    build: (b, x) => b.op('AveragePool', [x], { kernel_shape: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1], ceil_mode: 1 }),
+  },
+  {
+    name: 'AveragePool count_include_pad, ceil_mode past the pads',
+    opset: 13,
+    dims: ['N', 2, 6, 6],
+    build: (b, x) => b.op('AveragePool', [x], { kernel_shape: [3, 3], strides: [2, 2], pads: [0, 1, 1, 0], ceil_mode: 1, count_include_pad: 1 }),
+  },
+  {
+    name: 'AveragePool dilated (opset 19)',
+    opset: 19,
+    dims: ['N', 2, 7, 7],
+    build: (b, x) => b.op('AveragePool', [x], { kernel_shape: [2, 2], strides: [2, 2], dilations: [2, 2], pads: [1, 1, 1, 1], count_include_pad: 1 }),
+  },
+  {
+    name: 'AveragePool SAME_LOWER at opset 7',
+    opset: 7,
+    dims: ['N', 2, 5, 5],
+    build: (b, x) => b.op('AveragePool', [x], { kernel_shape: [2, 2], strides: [2, 2], auto_pad: 'SAME_LOWER' }),
+  },
   { name: 'GlobalAveragePool', opset: 13, dims: ['N', 3, 4, 5], build: (b, x) => b.op('GlobalAveragePool', [x]) },
-  { name: 'GlobalAveragePool at opset 7 (Tile instead of Expand)', opset: 7, dims: ['N', 3, 4, 5], build: (b, x) => b.op('GlobalAveragePool', [x]), expectOps: ['Tile'] },
+  {
+    name: 'GlobalAveragePool at opset 7 (Tile instead of Expand)',
+    opset: 7,
+    dims: ['N', 3, 4, 5],
+    build: (b, x) => b.op('GlobalAveragePool', [x]),
+    expectOps: ['Tile'],
+  },
   { name: 'GlobalMaxPool', opset: 13, dims: ['N', 3, 4, 4], x: noTies, build: (b, x) => b.op('GlobalMaxPool', [x]) },
 );
 
@@ -147,25 +292,86 @@ add(
 const convReluPool = (c: number, k: number, pads: number[], pool: number[]) => (b: GraphBuilder, x: string) =>
   b.op('MaxPool', [b.op('Relu', [b.op('Conv', [x, w(b, [3, c, k, k], 70), w(b, [3], 71)], { pads })])], { kernel_shape: pool, strides: pool });
 add(
-  { name: 'Relu → MaxPool overlapping with pads (Relu moved after the pool)', opset: 13, dims: ['N', 2, 7, 7], x: noTiesOffZero, build: (b, x) => b.op('MaxPool', [b.op('Relu', [x])], { kernel_shape: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1] }), expectOps: ['ScatterElements'] },
-  { name: 'Conv → Relu → MaxPool 2x2 with floor-mode leftovers (fused: strided Conv, Split, Max)', opset: 13, dims: ['N', 2, 7, 7], build: convReluPool(2, 3, [1, 1, 1, 1], [2, 2]), expectForwardOps: ['Max', 'Split'], avoidOps: ['ScatterElements', 'ArgMax'] },
-  { name: 'Conv → MaxPool 3x2 windows at opset 9 (fused)', opset: 9, dims: ['N', 1, 8, 9], build: (b, x) => b.op('MaxPool', [b.op('Conv', [x, w(b, [2, 1, 2, 3], 72)])], { kernel_shape: [3, 2], strides: [3, 2] }), expectForwardOps: ['Max', 'Split'], avoidOps: ['ArgMax'] },
-  { name: 'Conv → MaxPool 1-D at opset 18 (fused, Split num_outputs)', opset: 18, dims: ['N', 2, 11], build: (b, x) => b.op('MaxPool', [b.op('Conv', [x, w(b, [3, 2, 3], 73), w(b, [3], 74)], { pads: [1, 1] })], { kernel_shape: [2], strides: [2] }), expectForwardOps: ['Max', 'Split'], avoidOps: ['ScatterElements'] },
-  { name: 'Conv with 16 input channels → Relu → MaxPool (too costly to fuse: scatter)', opset: 13, dims: ['N', 16, 6, 6], build: convReluPool(16, 3, [1, 1, 1, 1], [2, 2]), expectOps: ['ScatterElements'] },
-  { name: 'Max of three with broadcasting', opset: 13, dims: ['N', 3, 2, 4], x: noKinkAt(-0.8, -0.5, -0.2, 0, 0.2, 0.5, 0.8), build: (b, x) => t(b, b.op('Max', [x, b.op('Neg', [x]), b.floatConst('c', [3, 1, 1], [0.2, 0.5, 0.8])])) },
-  { name: 'Min with a broadcast constant row at opset 8', opset: 8, dims: ['N', 3, 4], x: noKinkAt(0.1, -0.2, 0.3, 0.6), build: (b, x) => b.op('Tanh', [b.op('Min', [b.floatConst('c', [4], [0.1, -0.2, 0.3, 0.6]), b.op('Mul', [x, b.scalar(1)])])]) },
+  {
+    name: 'Relu → MaxPool overlapping with pads (Relu moved after the pool)',
+    opset: 13,
+    dims: ['N', 2, 7, 7],
+    x: noTiesOffZero,
+    build: (b, x) => b.op('MaxPool', [b.op('Relu', [x])], { kernel_shape: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1] }),
+    expectOps: ['ScatterElements'],
+  },
+  {
+    name: 'Conv → Relu → MaxPool 2x2 with floor-mode leftovers (fused: strided Conv, Split, Max)',
+    opset: 13,
+    dims: ['N', 2, 7, 7],
+    build: convReluPool(2, 3, [1, 1, 1, 1], [2, 2]),
+    expectForwardOps: ['Max', 'Split'],
+    avoidOps: ['ScatterElements', 'ArgMax'],
+  },
+  {
+    name: 'Conv → MaxPool 3x2 windows at opset 9 (fused)',
+    opset: 9,
+    dims: ['N', 1, 8, 9],
+    build: (b, x) => b.op('MaxPool', [b.op('Conv', [x, w(b, [2, 1, 2, 3], 72)])], { kernel_shape: [3, 2], strides: [3, 2] }),
+    expectForwardOps: ['Max', 'Split'],
+    avoidOps: ['ArgMax'],
+  },
+  {
+    name: 'Conv → MaxPool 1-D at opset 18 (fused, Split num_outputs)',
+    opset: 18,
+    dims: ['N', 2, 11],
+    build: (b, x) => b.op('MaxPool', [b.op('Conv', [x, w(b, [3, 2, 3], 73), w(b, [3], 74)], { pads: [1, 1] })], { kernel_shape: [2], strides: [2] }),
+    expectForwardOps: ['Max', 'Split'],
+    avoidOps: ['ScatterElements'],
+  },
+  {
+    name: 'Conv with 16 input channels → Relu → MaxPool (too costly to fuse: scatter)',
+    opset: 13,
+    dims: ['N', 16, 6, 6],
+    build: convReluPool(16, 3, [1, 1, 1, 1], [2, 2]),
+    expectOps: ['ScatterElements'],
+  },
+  {
+    name: 'Max of three with broadcasting',
+    opset: 13,
+    dims: ['N', 3, 2, 4],
+    x: noKinkAt(-0.8, -0.5, -0.2, 0, 0.2, 0.5, 0.8),
+    build: (b, x) => t(b, b.op('Max', [x, b.op('Neg', [x]), b.floatConst('c', [3, 1, 1], [0.2, 0.5, 0.8])])),
+  },
+  {
+    name: 'Min with a broadcast constant row at opset 8',
+    opset: 8,
+    dims: ['N', 3, 4],
+    x: noKinkAt(0.1, -0.2, 0.3, 0.6),
+    build: (b, x) => b.op('Tanh', [b.op('Min', [b.floatConst('c', [4], [0.1, -0.2, 0.3, 0.6]), b.op('Mul', [x, b.scalar(1)])])]),
+  },
 );
 
 // ---------------------------------------------------------------- Gemm / MatMul
 add(
-  { name: 'Gemm transB, alpha, beta, bias [M]', opset: 13, dims: ['N', 5], build: (b, x) => b.op('Gemm', [x, w(b, [3, 5], 20), w(b, [3], 21)], { transB: 1, alpha: floatAttr('alpha', 0.7), beta: floatAttr('beta', 1.3) }) },
+  {
+    name: 'Gemm transB, alpha, beta, bias [M]',
+    opset: 13,
+    dims: ['N', 5],
+    build: (b, x) => b.op('Gemm', [x, w(b, [3, 5], 20), w(b, [3], 21)], { transB: 1, alpha: floatAttr('alpha', 0.7), beta: floatAttr('beta', 1.3) }),
+  },
   { name: 'Gemm transA (input as Aᵀ)', opset: 13, dims: [5, 3], build: (b, x) => b.op('Gemm', [x, w(b, [5, 4], 22)], { transA: 1 }) },
-  { name: 'Gemm input as B with transB, opset 9 (C required)', opset: 9, dims: [3, 5], build: (b, x) => b.op('Gemm', [w(b, [4, 5], 23), x, w(b, [1], 24)], { transB: 1, alpha: floatAttr('alpha', 2) }) },
+  {
+    name: 'Gemm input as B with transB, opset 9 (C required)',
+    opset: 9,
+    dims: [3, 5],
+    build: (b, x) => b.op('Gemm', [w(b, [4, 5], 23), x, w(b, [1], 24)], { transB: 1, alpha: floatAttr('alpha', 2) }),
+  },
   { name: 'Gemm input as both operands', opset: 13, dims: [3, 4], build: (b, x) => b.op('Gemm', [x, x, w(b, [3, 3], 25)], { transB: 1 }) },
   { name: 'MatMul [N,3,4]·[4,5]', opset: 13, dims: ['N', 3, 4], build: (b, x) => b.op('MatMul', [x, w(b, [4, 5], 26)]) },
   { name: 'MatMul broadcast batch [N,1,3,4]·[2,4,5]', opset: 13, dims: ['N', 1, 3, 4], build: (b, x) => b.op('MatMul', [x, w(b, [2, 4, 5], 27)]) },
   { name: 'MatMul x·xᵀ (both operands)', opset: 13, dims: ['N', 3, 4], build: (b, x) => b.op('MatMul', [x, b.op('Transpose', [x], { perm: [0, 2, 1] })]) },
-  { name: 'MatMul with 1-D operands', opset: 13, dims: ['N', 3, 4], build: (b, x) => b.op('Concat', [b.op('MatMul', [w(b, [3], 28), x]), b.op('MatMul', [x, w(b, [4], 29)])], { axis: 1 }) },
+  {
+    name: 'MatMul with 1-D operands',
+    opset: 13,
+    dims: ['N', 3, 4],
+    build: (b, x) => b.op('Concat', [b.op('MatMul', [w(b, [3], 28), x]), b.op('MatMul', [x, w(b, [4], 29)])], { axis: 1 }),
+  },
   { name: 'MatMul vector·vector', opset: 13, dims: [4], build: (b, x) => b.op('Unsqueeze', [b.op('MatMul', [x, b.op('Tanh', [x])]), b.int64Const('a', [0])]) },
 );
 
@@ -181,7 +387,12 @@ const unaryCases: [string, number, (b: GraphBuilder, x: string) => string, ((n: 
   ['Sigmoid', 13, (b, x) => b.op('Sigmoid', [x])],
   ['Tanh', 13, (b, x) => b.op('Tanh', [x])],
   ['Softplus', 13, (b, x) => b.op('Softplus', [x])],
-  ['HardSigmoid', 13, (b, x) => b.op('HardSigmoid', [b.op('Mul', [x, b.scalar(4)])], { alpha: floatAttr('alpha', 0.25) }), (n) => awayFrom(n, 13, 1, [-0.5, 0.5], 0.05)],
+  [
+    'HardSigmoid',
+    13,
+    (b, x) => b.op('HardSigmoid', [b.op('Mul', [x, b.scalar(4)])], { alpha: floatAttr('alpha', 0.25) }),
+    (n) => awayFrom(n, 13, 1, [-0.5, 0.5], 0.05),
+  ],
   ['HardSwish', 14, (b, x) => b.op('HardSwish', [b.op('Mul', [x, b.scalar(5)])]), (n) => awayFrom(n, 13, 1, [-0.6, 0.6], 0.03)],
   ['Clip at opset 7 (attributes)', 7, (b, x) => b.op('Clip', [x], { min: floatAttr('min', -0.5), max: floatAttr('max', 0.4) }), noKinkAt(-0.5, 0.4)],
   ['Clip at opset 11 (inputs)', 11, (b, x) => b.op('Clip', [x, b.scalar(-0.3), b.scalar(0.6)]), noKinkAt(-0.3, 0.6)],
@@ -204,25 +415,68 @@ const unaryCases: [string, number, (b: GraphBuilder, x: string) => string, ((n: 
 for (const [name, opset, build, x] of unaryCases) add({ name, opset, dims: ['N', 3, 2, 4], build, x });
 
 add(
-  { name: 'Add residual with [C,1,1] and [1] broadcast', opset: 13, dims: ['N', 3, 4, 4], build: (b, x) => {
-    const c = b.op('Conv', [x, w(b, [3, 3, 3, 3], 32)], { pads: [1, 1, 1, 1] });
-    return b.op('Add', [b.op('Add', [b.op('Add', [c, x]), w(b, [3, 1, 1], 33)]), w(b, [1], 34)]);
-  } },
-  { name: 'Mul / Div / Sub with both operands on the path, broadcast', opset: 13, dims: ['N', 3, 2, 3], build: (b, x) => {
-    const m = b.op('ReduceMean', [x], { axes: [2, 3], keepdims: 1 }); // [N,3,1,1]
-    const s = b.op('Add', [b.op('ReduceSum', [b.op('Mul', [x, x]), b.int64Const('ax', [1])], { keepdims: 1 }), b.scalar(1)]); // [N,1,2,3]
-    return b.op('Sub', [b.op('Div', [b.op('Mul', [x, m]), s]), b.op('Tanh', [m])]);
-  } },
-  { name: 'Sub / Div with a constant first operand at opset 7', opset: 7, dims: ['N', 3, 2], build: (b, x) => b.op('Div', [w(b, [2], 35), b.op('Add', [b.op('Sub', [w(b, [3, 1], 36), b.op('Mul', [x, x])]), b.scalar(2)])]) },
+  {
+    name: 'Add residual with [C,1,1] and [1] broadcast',
+    opset: 13,
+    dims: ['N', 3, 4, 4],
+    build: (b, x) => {
+      const c = b.op('Conv', [x, w(b, [3, 3, 3, 3], 32)], { pads: [1, 1, 1, 1] });
+      return b.op('Add', [b.op('Add', [b.op('Add', [c, x]), w(b, [3, 1, 1], 33)]), w(b, [1], 34)]);
+    },
+  },
+  {
+    name: 'Mul / Div / Sub with both operands on the path, broadcast',
+    opset: 13,
+    dims: ['N', 3, 2, 3],
+    build: (b, x) => {
+      const m = b.op('ReduceMean', [x], { axes: [2, 3], keepdims: 1 }); // [N,3,1,1]
+      const s = b.op('Add', [b.op('ReduceSum', [b.op('Mul', [x, x]), b.int64Const('ax', [1])], { keepdims: 1 }), b.scalar(1)]); // [N,1,2,3]
+      return b.op('Sub', [b.op('Div', [b.op('Mul', [x, m]), s]), b.op('Tanh', [m])]);
+    },
+  },
+  {
+    name: 'Sub / Div with a constant first operand at opset 7',
+    opset: 7,
+    dims: ['N', 3, 2],
+    build: (b, x) => b.op('Div', [w(b, [2], 35), b.op('Add', [b.op('Sub', [w(b, [3, 1], 36), b.op('Mul', [x, x])]), b.scalar(2)])]),
+  },
 );
 
 // ---------------------------------------------------------------- normalisation
 add(
-  { name: 'BatchNormalization (inference)', opset: 13, dims: ['N', 3, 3, 3], build: (b, x) => b.op('BatchNormalization', [x, w(b, [3], 40), w(b, [3], 41), w(b, [3], 42), b.floatConst('var', [3], [0.5, 1.2, 2])], { epsilon: floatAttr('epsilon', 1e-3) }) },
-  { name: 'BatchNormalization at opset 7 (spatial)', opset: 7, dims: ['N', 3, 4], build: (b, x) => b.op('BatchNormalization', [x, w(b, [3], 43), w(b, [3], 44), w(b, [3], 45), b.floatConst('var', [3], [0.3, 1, 4])]) },
-  { name: 'InstanceNormalization', opset: 13, dims: ['N', 3, 3, 4], build: (b, x) => b.op('InstanceNormalization', [x, w(b, [3], 46), w(b, [3], 47)], { epsilon: floatAttr('epsilon', 1e-4) }) },
-  { name: 'LayerNormalization last axis (opset 17)', opset: 17, dims: ['N', 3, 5], build: (b, x) => b.op('LayerNormalization', [x, w(b, [5], 48), w(b, [5], 49)]) },
-  { name: 'LayerNormalization from axis 1 (opset 17)', opset: 17, dims: ['N', 2, 3, 2], build: (b, x) => b.op('LayerNormalization', [x, w(b, [2, 3, 2], 50)], { axis: 1, epsilon: floatAttr('epsilon', 1e-3) }) },
+  {
+    name: 'BatchNormalization (inference)',
+    opset: 13,
+    dims: ['N', 3, 3, 3],
+    build: (b, x) =>
+      b.op('BatchNormalization', [x, w(b, [3], 40), w(b, [3], 41), w(b, [3], 42), b.floatConst('var', [3], [0.5, 1.2, 2])], {
+        epsilon: floatAttr('epsilon', 1e-3),
+      }),
+  },
+  {
+    name: 'BatchNormalization at opset 7 (spatial)',
+    opset: 7,
+    dims: ['N', 3, 4],
+    build: (b, x) => b.op('BatchNormalization', [x, w(b, [3], 43), w(b, [3], 44), w(b, [3], 45), b.floatConst('var', [3], [0.3, 1, 4])]),
+  },
+  {
+    name: 'InstanceNormalization',
+    opset: 13,
+    dims: ['N', 3, 3, 4],
+    build: (b, x) => b.op('InstanceNormalization', [x, w(b, [3], 46), w(b, [3], 47)], { epsilon: floatAttr('epsilon', 1e-4) }),
+  },
+  {
+    name: 'LayerNormalization last axis (opset 17)',
+    opset: 17,
+    dims: ['N', 3, 5],
+    build: (b, x) => b.op('LayerNormalization', [x, w(b, [5], 48), w(b, [5], 49)]),
+  },
+  {
+    name: 'LayerNormalization from axis 1 (opset 17)',
+    opset: 17,
+    dims: ['N', 2, 3, 2],
+    build: (b, x) => b.op('LayerNormalization', [x, w(b, [2, 3, 2], 50)], { axis: 1, epsilon: floatAttr('epsilon', 1e-3) }),
+  },
 );
 
 // ---------------------------------------------------------------- shape ops
@@ -230,37 +484,118 @@ const t = (b: GraphBuilder, x: string) => b.op('Tanh', [x]); // keeps downstream
 add(
   { name: 'Flatten + Gemm', opset: 13, dims: ['N', 2, 2, 3], build: (b, x) => b.op('Gemm', [b.op('Flatten', [x]), w(b, [4, 12], 51)], { transB: 1 }) },
   { name: 'Reshape with 0 and -1', opset: 13, dims: ['N', 2, 2, 3], build: (b, x) => t(b, b.op('Reshape', [x, b.int64Const('s', [0, 3, -1])])) },
-  { name: 'Reshape to a shape computed from Shape (torch flatten)', opset: 13, dims: ['N', 2, 3], build: (b, x) => {
-    const n = b.op('Unsqueeze', [b.op('Gather', [b.op('Shape', [x]), b.int64Const('zero', [0], [])], { axis: 0 }), b.int64Const('ax', [0])]);
-    const shape = b.op('Concat', [n, b.int64Const('m1', [-1])], { axis: 0 });
-    return b.op('MatMul', [b.op('Reshape', [x, shape]), w(b, [6, 2], 52)]);
-  } },
+  {
+    name: 'Reshape to a shape computed from Shape (torch flatten)',
+    opset: 13,
+    dims: ['N', 2, 3],
+    build: (b, x) => {
+      const n = b.op('Unsqueeze', [b.op('Gather', [b.op('Shape', [x]), b.int64Const('zero', [0], [])], { axis: 0 }), b.int64Const('ax', [0])]);
+      const shape = b.op('Concat', [n, b.int64Const('m1', [-1])], { axis: 0 });
+      return b.op('MatMul', [b.op('Reshape', [x, shape]), w(b, [6, 2], 52)]);
+    },
+  },
   { name: 'Transpose', opset: 13, dims: ['N', 2, 3, 4], build: (b, x) => b.op('MatMul', [b.op('Transpose', [x], { perm: [0, 3, 1, 2] }), w(b, [3, 2], 53)]) },
-  { name: 'Squeeze/Unsqueeze at opset 11 (attributes)', opset: 11, dims: ['N', 1, 3], build: (b, x) => t(b, b.op('Unsqueeze', [b.op('Squeeze', [x], { axes: [1] })], { axes: [1, 3] })) },
-  { name: 'Squeeze/Unsqueeze at opset 13 (inputs)', opset: 13, dims: ['N', 1, 3], build: (b, x) => t(b, b.op('Unsqueeze', [b.op('Squeeze', [x, b.int64Const('a', [1])]), b.int64Const('b', [-1, 1])])) },
-  { name: 'Concat of x and f(x) on channels', opset: 13, dims: ['N', 2, 3], build: (b, x) => b.op('MatMul', [b.op('Concat', [x, t(b, x), b.op('ConstantOfShape', [b.op('Shape', [x])], { value: floatTensor('v', [1], [0.5]) })], { axis: 1 }), w(b, [3, 2], 55)]) },
-  { name: 'Split at opset 11 (split attribute), one output unused', opset: 11, dims: ['N', 5, 2], build: (b, x) => {
-    const [p, , r] = b.node('Split', [x], { axis: 1, split: [2, 1, 2] }, 3);
-    return b.op('Mul', [t(b, p), r]);
-  } },
-  { name: 'Split at opset 13 (split input)', opset: 13, dims: ['N', 4, 2], build: (b, x) => {
-    const [p, q] = b.node('Split', [x, b.int64Const('s', [1, 3])], { axis: 1 }, 2);
-    return b.op('Concat', [q, t(b, p)], { axis: 1 });
-  } },
-  { name: 'Split at opset 18 (num_outputs)', opset: 18, dims: ['N', 2, 4], build: (b, x) => {
-    const [p, q] = b.node('Split', [x], { axis: -1, num_outputs: 2 }, 2);
-    return b.op('Sub', [p, t(b, q)]);
-  } },
-  { name: 'Slice at opset 9 (attributes)', opset: 9, dims: ['N', 4, 5], build: (b, x) => t(b, b.op('Slice', [x], { starts: [1, -4], ends: [3, 100], axes: [1, 2] })) },
-  { name: 'Slice at opset 13 with steps 2 and -1', opset: 13, dims: ['N', 5, 6], build: (b, x) => t(b, b.op('Slice', [x, b.int64Const('s', [0, -1]), b.int64Const('e', [5, -100]), b.int64Const('a', [1, 2]), b.int64Const('t', [2, -2])])) },
-  { name: 'Pad at opset 7 (attribute pads)', opset: 7, dims: ['N', 2, 3], build: (b, x) => t(b, b.op('Pad', [x], { pads: [0, 1, 2, 0, 0, 1], value: floatAttr('value', 0.5) })) },
-  { name: 'Pad at opset 11 (pads input, negative pads crop)', opset: 11, dims: ['N', 2, 5], build: (b, x) => t(b, b.op('Pad', [x, b.int64Const('p', [0, 0, -1, 0, 1, 2])])) },
-  { name: 'Pad reflect', opset: 13, dims: ['N', 2, 4, 5], build: (b, x) => t(b, b.op('Pad', [x, b.int64Const('p', [0, 0, 2, 1, 0, 0, 1, 3])], { mode: 'reflect' })) },
+  {
+    name: 'Squeeze/Unsqueeze at opset 11 (attributes)',
+    opset: 11,
+    dims: ['N', 1, 3],
+    build: (b, x) => t(b, b.op('Unsqueeze', [b.op('Squeeze', [x], { axes: [1] })], { axes: [1, 3] })),
+  },
+  {
+    name: 'Squeeze/Unsqueeze at opset 13 (inputs)',
+    opset: 13,
+    dims: ['N', 1, 3],
+    build: (b, x) => t(b, b.op('Unsqueeze', [b.op('Squeeze', [x, b.int64Const('a', [1])]), b.int64Const('b', [-1, 1])])),
+  },
+  {
+    name: 'Concat of x and f(x) on channels',
+    opset: 13,
+    dims: ['N', 2, 3],
+    build: (b, x) =>
+      b.op('MatMul', [
+        b.op('Concat', [x, t(b, x), b.op('ConstantOfShape', [b.op('Shape', [x])], { value: floatTensor('v', [1], [0.5]) })], { axis: 1 }),
+        w(b, [3, 2], 55),
+      ]),
+  },
+  {
+    name: 'Split at opset 11 (split attribute), one output unused',
+    opset: 11,
+    dims: ['N', 5, 2],
+    build: (b, x) => {
+      const [p, , r] = b.node('Split', [x], { axis: 1, split: [2, 1, 2] }, 3);
+      return b.op('Mul', [t(b, p), r]);
+    },
+  },
+  {
+    name: 'Split at opset 13 (split input)',
+    opset: 13,
+    dims: ['N', 4, 2],
+    build: (b, x) => {
+      const [p, q] = b.node('Split', [x, b.int64Const('s', [1, 3])], { axis: 1 }, 2);
+      return b.op('Concat', [q, t(b, p)], { axis: 1 });
+    },
+  },
+  {
+    name: 'Split at opset 18 (num_outputs)',
+    opset: 18,
+    dims: ['N', 2, 4],
+    build: (b, x) => {
+      const [p, q] = b.node('Split', [x], { axis: -1, num_outputs: 2 }, 2);
+      return b.op('Sub', [p, t(b, q)]);
+    },
+  },
+  {
+    name: 'Slice at opset 9 (attributes)',
+    opset: 9,
+    dims: ['N', 4, 5],
+    build: (b, x) => t(b, b.op('Slice', [x], { starts: [1, -4], ends: [3, 100], axes: [1, 2] })),
+  },
+  {
+    name: 'Slice at opset 13 with steps 2 and -1',
+    opset: 13,
+    dims: ['N', 5, 6],
+    build: (b, x) => t(b, b.op('Slice', [x, b.int64Const('s', [0, -1]), b.int64Const('e', [5, -100]), b.int64Const('a', [1, 2]), b.int64Const('t', [2, -2])])),
+  },
+  {
+    name: 'Pad at opset 7 (attribute pads)',
+    opset: 7,
+    dims: ['N', 2, 3],
+    build: (b, x) => t(b, b.op('Pad', [x], { pads: [0, 1, 2, 0, 0, 1], value: floatAttr('value', 0.5) })),
+  },
+  {
+    name: 'Pad at opset 11 (pads input, negative pads crop)',
+    opset: 11,
+    dims: ['N', 2, 5],
+    build: (b, x) => t(b, b.op('Pad', [x, b.int64Const('p', [0, 0, -1, 0, 1, 2])])),
+  },
+  {
+    name: 'Pad reflect',
+    opset: 13,
+    dims: ['N', 2, 4, 5],
+    build: (b, x) => t(b, b.op('Pad', [x, b.int64Const('p', [0, 0, 2, 1, 0, 0, 1, 3])], { mode: 'reflect' })),
+  },
   { name: 'Pad edge', opset: 13, dims: ['N', 2, 3, 3], build: (b, x) => t(b, b.op('Pad', [x, b.int64Const('p', [0, 0, 1, 2, 0, 0, 2, 0])], { mode: 'edge' })) },
-  { name: 'Gather constant indices with repeats', opset: 13, dims: ['N', 4, 3], build: (b, x) => t(b, b.op('Gather', [x, b.int64Const('i', [3, 0, 3, -1], [2, 2])], { axis: 1 })) },
+  {
+    name: 'Gather constant indices with repeats',
+    opset: 13,
+    dims: ['N', 4, 3],
+    build: (b, x) => t(b, b.op('Gather', [x, b.int64Const('i', [3, 0, 3, -1], [2, 2])], { axis: 1 })),
+  },
   { name: 'Gather scalar index', opset: 13, dims: ['N', 4, 3], build: (b, x) => t(b, b.op('Gather', [x, b.int64Const('i', [2], [])], { axis: 2 })) },
-  { name: 'TopK values along axis 1 (indices not differentiated)', opset: 13, dims: ['N', 5, 3], x: noTies, build: (b, x) => t(b, b.node('TopK', [x, b.int64Const('k', [2])], { axis: 1 }, 2)[0]) },
-  { name: 'TopK at opset 11, last axis, smallest', opset: 11, dims: ['N', 2, 6], x: noTies, build: (b, x) => t(b, b.node('TopK', [x, b.int64Const('k', [3])], { axis: -1, largest: 0 }, 2)[0]) },
+  {
+    name: 'TopK values along axis 1 (indices not differentiated)',
+    opset: 13,
+    dims: ['N', 5, 3],
+    x: noTies,
+    build: (b, x) => t(b, b.node('TopK', [x, b.int64Const('k', [2])], { axis: 1 }, 2)[0]),
+  },
+  {
+    name: 'TopK at opset 11, last axis, smallest',
+    opset: 11,
+    dims: ['N', 2, 6],
+    x: noTies,
+    build: (b, x) => t(b, b.node('TopK', [x, b.int64Const('k', [3])], { axis: -1, largest: 0 }, 2)[0]),
+  },
 );
 
 // ---------------------------------------------------------------- Resize / Upsample
@@ -269,34 +604,120 @@ const sizesOf = (b: GraphBuilder, x: string, hw: number[]) =>
   b.op('Concat', [b.op('Slice', [b.op('Shape', [x]), b.int64Const('s', [0]), b.int64Const('e', [2])]), b.int64Const('hw', hw)], { axis: 0 });
 const resize = (mode: string, coord: string, extra: Record<string, string> = {}) => ({ mode, coordinate_transformation_mode: coord, ...extra });
 add(
-  { name: 'Resize nearest ×2 asymmetric floor (block sum)', opset: 13, dims: ['N', 2, 3, 4], build: (b, x) => t(b, b.op('Resize', [x, '', b.floatConst('sc', [4], [1, 1, 2, 2])], resize('nearest', 'asymmetric', { nearest_mode: 'floor' }))), expectOps: ['ReduceSum'], avoidOps: ['MatMul'] },
-  { name: 'Resize nearest half_pixel to sizes 5x7 computed from Shape', opset: 13, dims: ['N', 2, 3, 4], build: (b, x) => t(b, b.op('Resize', [x, '', '', sizesOf(b, x, [5, 7])], resize('nearest', 'half_pixel'))) },
-  { name: 'Resize nearest round_prefer_ceil downsample', opset: 13, dims: ['N', 1, 6, 7], build: (b, x) => t(b, b.op('Resize', [x, '', b.floatConst('sc', [4], [1, 1, 0.5, 0.6])], resize('nearest', 'pytorch_half_pixel', { nearest_mode: 'round_prefer_ceil' }))) },
-  { name: 'Resize linear half_pixel ×2', opset: 13, dims: ['N', 2, 3, 3], build: (b, x) => t(b, b.op('Resize', [x, '', b.floatConst('sc', [4], [1, 1, 2, 2])], resize('linear', 'half_pixel'))) },
-  { name: 'Resize linear align_corners sizes 4x3 → 7x5', opset: 11, dims: ['N', 2, 4, 3], build: (b, x) => t(b, b.op('Resize', [x, b.floatConst('roi', [0], []), b.floatConst('sc', [0], []), sizesOf(b, x, [7, 5])], resize('linear', 'align_corners'))) },
-  { name: 'Resize linear pytorch_half_pixel downsample', opset: 13, dims: ['N', 1, 7, 6], build: (b, x) => t(b, b.op('Resize', [x, '', b.floatConst('sc', [4], [1, 1, 0.6, 0.5])], resize('linear', 'pytorch_half_pixel'))) },
-  { name: 'Resize at opset 10 nearest ×2', opset: 10, dims: ['N', 2, 3, 3], build: (b, x) => t(b, b.op('Resize', [x, b.floatConst('sc', [4], [1, 1, 2, 3])], { mode: 'nearest' })) },
-  { name: 'Upsample at opset 9 linear', opset: 9, dims: ['N', 2, 3, 3], build: (b, x) => t(b, b.op('Upsample', [x, b.floatConst('sc', [4], [1, 1, 2, 2])], { mode: 'linear' })) },
-  { name: 'Upsample at opset 7 nearest (scales attribute)', opset: 7, dims: ['N', 2, 3, 3], build: (b, x) => t(b, b.op('Upsample', [x], { mode: 'nearest', scales: { floats: [1, 1, 2, 2] } })) },
+  {
+    name: 'Resize nearest ×2 asymmetric floor (block sum)',
+    opset: 13,
+    dims: ['N', 2, 3, 4],
+    build: (b, x) => t(b, b.op('Resize', [x, '', b.floatConst('sc', [4], [1, 1, 2, 2])], resize('nearest', 'asymmetric', { nearest_mode: 'floor' }))),
+    expectOps: ['ReduceSum'],
+    avoidOps: ['MatMul'],
+  },
+  {
+    name: 'Resize nearest half_pixel to sizes 5x7 computed from Shape',
+    opset: 13,
+    dims: ['N', 2, 3, 4],
+    build: (b, x) => t(b, b.op('Resize', [x, '', '', sizesOf(b, x, [5, 7])], resize('nearest', 'half_pixel'))),
+  },
+  {
+    name: 'Resize nearest round_prefer_ceil downsample',
+    opset: 13,
+    dims: ['N', 1, 6, 7],
+    build: (b, x) =>
+      t(b, b.op('Resize', [x, '', b.floatConst('sc', [4], [1, 1, 0.5, 0.6])], resize('nearest', 'pytorch_half_pixel', { nearest_mode: 'round_prefer_ceil' }))),
+  },
+  {
+    name: 'Resize linear half_pixel ×2',
+    opset: 13,
+    dims: ['N', 2, 3, 3],
+    build: (b, x) => t(b, b.op('Resize', [x, '', b.floatConst('sc', [4], [1, 1, 2, 2])], resize('linear', 'half_pixel'))),
+  },
+  {
+    name: 'Resize linear align_corners sizes 4x3 → 7x5',
+    opset: 11,
+    dims: ['N', 2, 4, 3],
+    build: (b, x) =>
+      t(b, b.op('Resize', [x, b.floatConst('roi', [0], []), b.floatConst('sc', [0], []), sizesOf(b, x, [7, 5])], resize('linear', 'align_corners'))),
+  },
+  {
+    name: 'Resize linear pytorch_half_pixel downsample',
+    opset: 13,
+    dims: ['N', 1, 7, 6],
+    build: (b, x) => t(b, b.op('Resize', [x, '', b.floatConst('sc', [4], [1, 1, 0.6, 0.5])], resize('linear', 'pytorch_half_pixel'))),
+  },
+  {
+    name: 'Resize at opset 10 nearest ×2',
+    opset: 10,
+    dims: ['N', 2, 3, 3],
+    build: (b, x) => t(b, b.op('Resize', [x, b.floatConst('sc', [4], [1, 1, 2, 3])], { mode: 'nearest' })),
+  },
+  {
+    name: 'Upsample at opset 9 linear',
+    opset: 9,
+    dims: ['N', 2, 3, 3],
+    build: (b, x) => t(b, b.op('Upsample', [x, b.floatConst('sc', [4], [1, 1, 2, 2])], { mode: 'linear' })),
+  },
+  {
+    name: 'Upsample at opset 7 nearest (scales attribute)',
+    opset: 7,
+    dims: ['N', 2, 3, 3],
+    build: (b, x) => t(b, b.op('Upsample', [x], { mode: 'nearest', scales: { floats: [1, 1, 2, 2] } })),
+  },
 );
 
 // ---------------------------------------------------------------- reductions, softmax
 add(
-  { name: 'ReduceSum at opset 11 (axes attribute, keepdims 0)', opset: 11, dims: ['N', 3, 2, 4], build: (b, x) => t(b, b.op('ReduceSum', [x], { axes: [1, -1], keepdims: 0 })) },
-  { name: 'ReduceSum at opset 13 (axes input)', opset: 13, dims: ['N', 3, 2, 4], build: (b, x) => t(b, b.op('ReduceSum', [x, b.int64Const('a', [2])], { keepdims: 1 })) },
-  { name: 'ReduceSum at opset 13 over all axes (no axes)', opset: 13, stack: false, dims: ['N', 3, 2], build: (b, x) => t(b, b.op('ReduceSum', [x], { keepdims: 0 })) },
-  { name: 'ReduceSum at opset 18 noop_with_empty_axes', opset: 18, dims: ['N', 3, 2], build: (b, x) => t(b, b.op('ReduceSum', [x], { noop_with_empty_axes: 1 })) },
-  { name: 'ReduceMean at opset 13 (attribute)', opset: 13, dims: ['N', 3, 2, 4], build: (b, x) => t(b, b.op('ReduceMean', [x], { axes: [2, 3], keepdims: 0 })) },
-  { name: 'ReduceMean at opset 18 (axes input) over the batch axis', opset: 18, stack: false, dims: ['N', 3, 2], build: (b, x) => t(b, b.op('ReduceMean', [x, b.int64Const('a', [0, 2])], { keepdims: 1 })) },
+  {
+    name: 'ReduceSum at opset 11 (axes attribute, keepdims 0)',
+    opset: 11,
+    dims: ['N', 3, 2, 4],
+    build: (b, x) => t(b, b.op('ReduceSum', [x], { axes: [1, -1], keepdims: 0 })),
+  },
+  {
+    name: 'ReduceSum at opset 13 (axes input)',
+    opset: 13,
+    dims: ['N', 3, 2, 4],
+    build: (b, x) => t(b, b.op('ReduceSum', [x, b.int64Const('a', [2])], { keepdims: 1 })),
+  },
+  {
+    name: 'ReduceSum at opset 13 over all axes (no axes)',
+    opset: 13,
+    stack: false,
+    dims: ['N', 3, 2],
+    build: (b, x) => t(b, b.op('ReduceSum', [x], { keepdims: 0 })),
+  },
+  {
+    name: 'ReduceSum at opset 18 noop_with_empty_axes',
+    opset: 18,
+    dims: ['N', 3, 2],
+    build: (b, x) => t(b, b.op('ReduceSum', [x], { noop_with_empty_axes: 1 })),
+  },
+  {
+    name: 'ReduceMean at opset 13 (attribute)',
+    opset: 13,
+    dims: ['N', 3, 2, 4],
+    build: (b, x) => t(b, b.op('ReduceMean', [x], { axes: [2, 3], keepdims: 0 })),
+  },
+  {
+    name: 'ReduceMean at opset 18 (axes input) over the batch axis',
+    opset: 18,
+    stack: false,
+    dims: ['N', 3, 2],
+    build: (b, x) => t(b, b.op('ReduceMean', [x, b.int64Const('a', [0, 2])], { keepdims: 1 })),
+  },
   { name: 'Softmax at opset 11 (coerced 2-D from axis 1)', opset: 11, dims: ['N', 3, 2, 2], build: (b, x) => b.op('Softmax', [x]) },
   { name: 'Softmax at opset 13 (axis 1 only)', opset: 13, dims: ['N', 3, 2, 2], build: (b, x) => b.op('Softmax', [x], { axis: 1 }) },
   { name: 'LogSoftmax at opset 11 (axis 2 of 4)', opset: 11, dims: ['N', 3, 2, 2], build: (b, x) => b.op('LogSoftmax', [x], { axis: 2 }) },
   { name: 'LogSoftmax at opset 13 (default axis -1)', opset: 13, dims: ['N', 3, 4], build: (b, x) => b.op('LogSoftmax', [x]) },
-  { name: 'Constant branches: ConstantOfShape, Shape, Constant', opset: 13, dims: ['N', 3], build: (b, x) => {
-    const ones = b.op('ConstantOfShape', [b.op('Shape', [x])], { value: floatTensor('v', [1], [0.5]) });
-    const k = b.node('Constant', [], { value: floatTensor('k', [3], [1, 2, 3]) }, 1)[0];
-    return b.op('Mul', [b.op('Add', [x, ones]), k]);
-  } },
+  {
+    name: 'Constant branches: ConstantOfShape, Shape, Constant',
+    opset: 13,
+    dims: ['N', 3],
+    build: (b, x) => {
+      const ones = b.op('ConstantOfShape', [b.op('Shape', [x])], { value: floatTensor('v', [1], [0.5]) });
+      const k = b.node('Constant', [], { value: floatTensor('k', [3], [1, 2, 3]) }, 1)[0];
+      return b.op('Mul', [b.op('Add', [x, ones]), k]);
+    },
+  },
 );
 
 for (const c of cases) test(`gradient of ${c.name}`, () => checkCase(c));
@@ -312,23 +733,52 @@ test('max ties: the gradient goes to the first maximum of each window (hand-comp
   const expected = (relu: boolean) => {
     const g = new Float32Array(24);
     const at = (r: number, c: number, v: number) => (g[r * 6 + c] = v);
-    at(0, 0, 1); at(0, 3, 2); at(1, 4, 3); if (!relu) at(2, 0, 4); at(2, 3, 5); at(2, 4, 6);
+    at(0, 0, 1);
+    at(0, 3, 2);
+    at(1, 4, 3);
+    if (!relu) at(2, 0, 4);
+    at(2, 3, 5);
+    at(2, 4, 6);
     return g;
   };
   const models: [string, boolean, (b: GraphBuilder) => string][] = [
     ['MaxPool', false, (b) => b.op('MaxPool', ['x'], { kernel_shape: [2, 2], strides: [2, 2] })],
     // A 1x1 identity Conv: cheap enough to be fused into a strided Conv + Max, with the Relu moved after the pool.
-    ['Conv → Relu → MaxPool', true, (b) => b.op('MaxPool', [b.op('Relu', [b.op('Conv', ['x', b.floatConst('one', [1, 1, 1, 1], [1]), b.floatConst('zero', [1], [0])])])], { kernel_shape: [2, 2], strides: [2, 2] })],
+    [
+      'Conv → Relu → MaxPool',
+      true,
+      (b) =>
+        b.op('MaxPool', [b.op('Relu', [b.op('Conv', ['x', b.floatConst('one', [1, 1, 1, 1], [1]), b.floatConst('zero', [1], [0])])])], {
+          kernel_shape: [2, 2],
+          strides: [2, 2],
+        }),
+    ],
     // The same windows written as Max over the four strided slices, in row-major window order.
-    ['Max of window slices', false, (b) => b.op('Max', [[0, 0], [0, 1], [1, 0], [1, 1]].map(([r, c]) =>
-      b.op('Slice', ['x', b.int64Const('s', [r, c]), b.int64Const('e', [4, 6]), b.int64Const('a', [2, 3]), b.int64Const('st', [2, 2])])))],
+    [
+      'Max of window slices',
+      false,
+      (b) =>
+        b.op(
+          'Max',
+          [
+            [0, 0],
+            [0, 1],
+            [1, 0],
+            [1, 1],
+          ].map(([r, c]) => b.op('Slice', ['x', b.int64Const('s', [r, c]), b.int64Const('e', [4, 6]), b.int64Const('a', [2, 3]), b.int64Const('st', [2, 2])])),
+        ),
+    ],
   ];
   for (const [name, relu, build] of models) {
     const b = new GraphBuilder();
     const y = build(b);
     const model = makeModel(b.graph('ties', [tensorValueInfo('x', [1, 1, 4, 6])], [{ name: y }]), 13);
     const gm = buildGradientModel(model, await shapesOf(model), { kind: 'vjp' });
-    if (relu) assert.ok(gm.model.graph!.node!.some((n) => n.opType === 'Max'), `${name}: the Conv and pool should be fused`);
+    if (relu)
+      assert.ok(
+        gm.model.graph!.node!.some((n) => n.opType === 'Max'),
+        `${name}: the Conv and pool should be fused`,
+      );
     const s = await session(gm.model);
     const out = await s.run({ x: f32(x, [1, 1, 4, 6]), [gm.cotangent!]: f32(dy, [1, 1, 2, 3]) });
     assert.deepEqual(Array.from(out[gm.grad].data as Float32Array), Array.from(expected(relu)), name);
@@ -368,7 +818,8 @@ for (const kind of ['ce-sum', 'ce-mean', 'cw'] as LossKind[]) {
       const model = smallClassifier(opset);
       const shapes = await shapesOf(model);
       const gm = buildGradientModel(model, shapes, { kind: 'loss', loss: kind });
-      const n = 3, dims = [n, 2, 4, 4];
+      const n = 3,
+        dims = [n, 2, 4, 4];
       const x = seededValues(size(dims), 64, 1);
       const labels = [1, 4, 0];
       const both = await session(gm.model);
@@ -401,7 +852,13 @@ test('unsupported ops: one error naming every op and node, pointing to the gradi
   // A piecewise-constant branch (ArgMax) and a constant Gather are fine.
   const arg = b.op('Cast', [b.op('ArgMax', ['x'], { axis: 1, keepdims: 1 })], { to: DataType.FLOAT });
   const picked = b.op('Gather', ['x', b.int64Const('i', [0, 2])], { axis: 1 });
-  const parts = [summed, b.op('ReduceSum', [gathered, b.int64Const('a', [1])], { keepdims: 0 }), b.op('Unsqueeze', [einsum, b.int64Const('u', [1])]), arg, picked];
+  const parts = [
+    summed,
+    b.op('ReduceSum', [gathered, b.int64Const('a', [1])], { keepdims: 0 }),
+    b.op('Unsqueeze', [einsum, b.int64Const('u', [1])]),
+    arg,
+    picked,
+  ];
   b.node('Concat', parts, { axis: 1 }, ['out']);
   const model = makeModel(b.graph('bad', [tensorValueInfo('x', ['N', 6])], [{ name: 'out' }]), 13);
 
@@ -411,19 +868,31 @@ test('unsupported ops: one error naming every op and node, pointing to the gradi
   assert.deepEqual(listed.find((u) => u.op === 'CumSum')!.nodes, ['my_cumsum']);
 
   const shapes = await shapesOf(model);
-  assert.throws(() => buildGradientModel(model, shapes, { kind: 'loss', loss: 'ce-sum' }), (e: unknown) => {
-    assert.ok(e instanceof UserError);
-    for (const s of ['CumSum', 'my_cumsum', 'Gather', 'my_gather', 'Einsum', 'my_einsum', '--attack spsa,square']) assert.ok(e.message.includes(s), `message lacks '${s}':\n${e.message}`);
-    assert.ok(/indices|input 1/.test(e.message), 'says why the Gather is refused');
-    return true;
-  });
+  assert.throws(
+    () => buildGradientModel(model, shapes, { kind: 'loss', loss: 'ce-sum' }),
+    (e: unknown) => {
+      assert.ok(e instanceof UserError);
+      for (const s of ['CumSum', 'my_cumsum', 'Gather', 'my_gather', 'Einsum', 'my_einsum', '--attack spsa,square'])
+        assert.ok(e.message.includes(s), `message lacks '${s}':\n${e.message}`);
+      assert.ok(/indices|input 1/.test(e.message), 'says why the Gather is refused');
+      return true;
+    },
+  );
   assert.deepEqual(unsupportedGradientOps(smallClassifier(13)), []);
 
   // A control-flow body that reads the input without listing it as a node input is found too.
   const c = new GraphBuilder();
   const cond = c.node('Constant', [], { value: { dims: [], dataType: DataType.BOOL, int32Data: [1] } }, 1)[0];
   const branch = (op: string) => ({ name: op, node: [{ opType: op, input: ['x'], output: [`${op}_out`] }], output: [{ name: `${op}_out` }] });
-  c.node('If', [cond], { then_branch: { name: 'then_branch', type: AttributeType.GRAPH, g: branch('Relu') }, else_branch: { name: 'else_branch', type: AttributeType.GRAPH, g: branch('Neg') } }, ['y']);
+  c.node(
+    'If',
+    [cond],
+    {
+      then_branch: { name: 'then_branch', type: AttributeType.GRAPH, g: branch('Relu') },
+      else_branch: { name: 'else_branch', type: AttributeType.GRAPH, g: branch('Neg') },
+    },
+    ['y'],
+  );
   c.nodes[c.nodes.length - 1].name = 'my_if';
   const withIf = makeModel(c.graph('if', [tensorValueInfo('x', ['N', 3])], [{ name: 'y' }]), 13);
   assert.deepEqual(unsupportedGradientOps(withIf), [{ op: 'If', nodes: ['my_if'] }]);
@@ -450,7 +919,14 @@ test('gradcheck agrees on a smooth model; tensor files load from .npy and .pb; c
   const x = seededValues(2 * 32, 5, 1);
   const header = "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2, 4, 4), }";
   const padded = header + ' '.repeat(64 - ((10 + header.length + 1) % 64)) + '\n';
-  const npy = Buffer.concat([Buffer.from([0x93]), Buffer.from('NUMPY'), Buffer.from([1, 0]), Buffer.from(new Uint16Array([padded.length]).buffer), Buffer.from(padded, 'latin1'), Buffer.from(x.buffer)]);
+  const npy = Buffer.concat([
+    Buffer.from([0x93]),
+    Buffer.from('NUMPY'),
+    Buffer.from([1, 0]),
+    Buffer.from(new Uint16Array([padded.length]).buffer),
+    Buffer.from(padded, 'latin1'),
+    Buffer.from(x.buffer),
+  ]);
   writeFileSync(path.join(dir, 'x.npy'), npy);
   const fromNpy = loadInputTensor(path.join(dir, 'x.npy'));
   assert.deepEqual(fromNpy.dims, [2, 2, 4, 4]);
@@ -475,7 +951,17 @@ test('gradcheck agrees on a smooth model; tensor files load from .npy and .pb; c
   const analytic = (await both.run({ x: f32(x, [2, 2, 4, 4]), [gm.cotangent!]: f32(dyc, [2, 5]) }))[gm.grad].data as Float32Array;
   await both.release();
   const forward = await createSession(encodeModel(model), { ep: 'cpu' });
-  const setup = (a: Float32Array) => ({ feeds: new Map([['x', { data: x, dims: [2, 2, 4, 4] }]]), input: 'x', output: 'logits', dy: dyc, analytic: a, stackable: true, eps: 1e-3, samples: 20, rng: new Rng(1) });
+  const setup = (a: Float32Array) => ({
+    feeds: new Map([['x', { data: x, dims: [2, 2, 4, 4] }]]),
+    input: 'x',
+    output: 'logits',
+    dy: dyc,
+    analytic: a,
+    stackable: true,
+    eps: 1e-3,
+    samples: 20,
+    rng: new Rng(1),
+  });
   const good = await compareWithFiniteDifferences(forward, setup(analytic));
   const scaled = await compareWithFiniteDifferences(forward, setup(analytic.map((v) => 1.3 * v)));
   const flipped = await compareWithFiniteDifferences(forward, setup(analytic.map((v, i) => (i % 2 ? -v : v))));
@@ -504,8 +990,10 @@ function ensureFixtures(): string | undefined {
   if (complete()) return undefined;
   const probe = spawnSync('/usr/bin/python3', ['-c', 'import torch, torchvision'], { encoding: 'utf8' });
   if (probe.status !== 0) {
-    return 'the PyTorch fixtures are missing and /usr/bin/python3 cannot import torch and torchvision: '
-      + 'apt-get install python3-torch python3-torchvision python3-onnx, then run /usr/bin/python3 scripts/export_arch_fixtures.py';
+    return (
+      'the PyTorch fixtures are missing and /usr/bin/python3 cannot import torch and torchvision: ' +
+      'apt-get install python3-torch python3-torchvision python3-onnx, then run /usr/bin/python3 scripts/export_arch_fixtures.py'
+    );
   }
   const run = spawnSync('/usr/bin/python3', ['scripts/export_arch_fixtures.py', '--out', FIXTURES], { encoding: 'utf8', timeout: 300_000 });
   if (run.status !== 0 || !complete()) throw new Error(`scripts/export_arch_fixtures.py failed:\n${run.stdout}\n${run.stderr}`);
@@ -542,7 +1030,11 @@ for (const arch of ARCHS) {
 
     const ce = buildGradientModel(loaded.model, shapes, { kind: 'loss', loss: 'ce-sum' });
     const vjp = buildGradientModel(loaded.model, shapes, { kind: 'vjp' });
-    const labelTensor = new ort.Tensor('int64', BigInt64Array.from(labels.data as Float64Array, (v) => BigInt(v)), [labels.shape[0]]);
+    const labelTensor = new ort.Tensor(
+      'int64',
+      BigInt64Array.from(labels.data as Float64Array, (v) => BigInt(v)),
+      [labels.shape[0]],
+    );
     for (const level of ['extended', 'all'] as const) {
       const s1 = await session(ce.model, level);
       const o1 = await s1.run({ [ce.input]: xt, [ce.labels!]: labelTensor });

@@ -24,7 +24,8 @@ const fired = (r: RunResult, id: string, target: CheckResult['target'], threat?:
  */
 async function maskedModel(): Promise<string> {
   const { x, labels } = await demoImages(DEMO_TRAIN_IMAGES, DEMO_TRAIN_LABELS, 2000);
-  const d = 784, classes = 10;
+  const d = 784,
+    classes = 10;
   const means = new Float64Array(classes * d);
   const counts = new Float64Array(classes);
   for (let i = 0; i < labels.length; i++) {
@@ -53,7 +54,12 @@ async function maskedModel(): Promise<string> {
 const common = { data: DEMO_TEST_IMAGES, labels: DEMO_TEST_LABELS, batchSize: 100, threads: 0, ep: 'cpu' as const, seed: 0 };
 
 test('a model that masks its gradient: the zero-gradient check fires, and Square beating PGD is flagged', async () => {
-  const r = await runEvaluation({ ...common, model: await maskedModel(), limit: 100, attacks: { names: ['pgd', 'square'], eps: [0.1], norm: 'linf', steps: 10, queries: 300 } });
+  const r = await runEvaluation({
+    ...common,
+    model: await maskedModel(),
+    limit: 100,
+    attacks: { names: ['pgd', 'square'], eps: [0.1], norm: 'linf', steps: 10, queries: 300 },
+  });
   assert.ok(r.clean.accuracy > 0.5, `the masked classifier works clean (${r.clean.accuracy})`);
   const zero = r.checks!.find((c) => c.id === 'zero-gradient' && c.target === 'baseline')!;
   assert.equal(zero.fired, true);
@@ -65,14 +71,28 @@ test('the undefended demo model: no check fires', async () => {
   const r = await runEvaluation({ ...common, model: DEMO_MODEL, limit: 100, attacks: { names: ['fgsm', 'pgd'], eps: [0.02, 0.05], norm: 'linf', steps: 10 } });
   const ids = new Set(r.checks!.map((c) => c.id));
   for (const id of ['zero-gradient', 'unbounded', 'nondeterministic']) assert.ok(ids.has(id), `${id} ran`);
-  assert.deepEqual(r.checks!.filter((c) => c.fired), []);
+  assert.deepEqual(
+    r.checks!.filter((c) => c.fired),
+    [],
+  );
 });
 
 test('LESCI vq: the direct gradient is masked (check fires), and the adaptive attack breaks it further than transfer and BPDA', async () => {
   const r = await runEvaluation({
-    ...common, model: DEMO_MODEL, limit: 200, cacheDir: dir,
+    ...common,
+    model: DEMO_MODEL,
+    limit: 200,
+    cacheDir: dir,
     attacks: { names: ['pgd'], eps: [0.05], norm: 'linf', steps: 10 },
-    defense: { kind: 'lesci', layer: '/features/features.5/MaxPool_output_0', reference: DEMO_TRAIN_IMAGES, referenceLabels: DEMO_TRAIN_LABELS, referenceLimit: 2000, threats: ['transfer', 'bpda', 'direct', 'adaptive'], lesci: { mode: 'vq' } },
+    defense: {
+      kind: 'lesci',
+      layer: '/features/features.5/MaxPool_output_0',
+      reference: DEMO_TRAIN_IMAGES,
+      referenceLabels: DEMO_TRAIN_LABELS,
+      referenceLimit: 2000,
+      threats: ['transfer', 'bpda', 'direct', 'adaptive'],
+      lesci: { mode: 'vq' },
+    },
   });
   assert.ok(fired(r, 'zero-gradient', 'defended', 'direct'));
   assert.ok(!fired(r, 'unbounded', 'defended', 'adaptive'), 'the adaptive attack reaches about 0% when unbounded');

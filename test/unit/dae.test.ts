@@ -45,7 +45,9 @@ interface Split {
 }
 
 async function demoSplit(which: 'train' | 'test', limit?: number): Promise<Split> {
-  const raw = await loadDataset(which === 'train' ? { path: DEMO_TRAIN_IMAGES, labelsPath: DEMO_TRAIN_LABELS, limit } : { path: DEMO_TEST_IMAGES, labelsPath: DEMO_TEST_LABELS, limit });
+  const raw = await loadDataset(
+    which === 'train' ? { path: DEMO_TRAIN_IMAGES, labelsPath: DEMO_TRAIN_LABELS, limit } : { path: DEMO_TEST_IMAGES, labelsPath: DEMO_TEST_LABELS, limit },
+  );
   return { x: preprocess(raw, { layout: 'NCHW', channels: 1, height: 28, width: 28 }), labels: raw.labels!, n: raw.count };
 }
 
@@ -114,10 +116,16 @@ before(async () => {
   testSet = await demoSplit('test');
   const refIn = await activationsAt('input', train.x, train.n);
   inputTest = await activationsAt('input', testSet.x, testSet.n);
-  inputStage = await fitDae({ activations: refIn.activations, n: train.n, dims: refIn.dims, layer: 'input' }, { hidden: 64, epochs: 4, seed: 1, numClasses: 10, log: quiet });
+  inputStage = await fitDae(
+    { activations: refIn.activations, n: train.n, dims: refIn.dims, layer: 'input' },
+    { hidden: 64, epochs: 4, seed: 1, numClasses: 10, log: quiet },
+  );
   const refHidden = await activationsAt(HIDDEN_T, train.x, train.n);
   hiddenTest = await activationsAt(HIDDEN_T, testSet.x, testSet.n);
-  hiddenStage = await fitDae({ activations: refHidden.activations, n: train.n, dims: refHidden.dims, layer: HIDDEN_T }, { hidden: 128, epochs: 6, seed: 1, numClasses: 10, log: quiet });
+  hiddenStage = await fitDae(
+    { activations: refHidden.activations, n: train.n, dims: refHidden.dims, layer: HIDDEN_T },
+    { hidden: 128, epochs: 6, seed: 1, numClasses: 10, log: quiet },
+  );
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -226,8 +234,14 @@ test('the defense stage follows the contract and saves to one ONNX file', async 
   assert.equal(stage.placement, 'after-tail');
   assert.equal(stage.scores, 'probabilities');
   const g = stage.model.graph!;
-  assert.deepEqual(g.input!.map((v) => v.name), [DEFENSE_IO.activation, DEFENSE_IO.logits]);
-  assert.deepEqual(g.output!.map((v) => v.name), [DEFENSE_IO.scores, DAE_CONFIDENCE_OUTPUT]);
+  assert.deepEqual(
+    g.input!.map((v) => v.name),
+    [DEFENSE_IO.activation, DEFENSE_IO.logits],
+  );
+  assert.deepEqual(
+    g.output!.map((v) => v.name),
+    [DEFENSE_IO.scores, DAE_CONFIDENCE_OUTPUT],
+  );
   const allowed = new Set(['Flatten', 'MatMul', 'Add', 'Sub', 'Mul', 'Sigmoid', 'Tanh', 'Sqrt', 'Exp', 'Relu', 'Softmax', 'Reshape']);
   for (const node of g.node!) assert.ok(allowed.has(node.opType!) && !node.domain, `plain ONNX op ${node.opType}`);
   const back = deserializeDae(serializeDae(stage));
@@ -251,18 +265,35 @@ test('thresholds: acceptance and the metric table against a hand computation; no
   assert.deepEqual(Array.from(daeAcceptance(scores, 0, 3)), [1, 1, 1, 1]);
   assert.deepEqual(Array.from(daeAcceptance(scores, 0.9, 3)), [1, 0, 1, 0]);
   const table = thresholdTable(scores, labels, [0, 0.9, 0.99, 0.999]);
-  assert.deepEqual(table.map((r) => r.rejectionRate), [0, 0.5, 0.75, 1]);
-  assert.deepEqual(table.map((r) => r.acceptedAccuracy), [0.75, 1, 1, null]);
-  assert.deepEqual(table.map((r) => r.accuracyOverAll), [0.75, 0.5, 0.25, 0]);
+  assert.deepEqual(
+    table.map((r) => r.rejectionRate),
+    [0, 0.5, 0.75, 1],
+  );
+  assert.deepEqual(
+    table.map((r) => r.acceptedAccuracy),
+    [0.75, 1, 1, null],
+  );
+  assert.deepEqual(
+    table.map((r) => r.accuracyOverAll),
+    [0.75, 0.5, 0.25, 0],
+  );
 });
 
 test('demo: rejection and accepted accuracy at 0 / 90 % / 99 %, at the input and at the last hidden layer', async (t) => {
   const thresholds = [0, 0.9, 0.99];
   const plain = thresholdTable(softmax(inputTest.logits, 10), testSet.labels, thresholds);
   const fmt = (rows: ReturnType<typeof thresholdTable>) =>
-    rows.map((r) => `${r.threshold}: rejected ${(100 * r.rejectionRate).toFixed(1)}%, accepted acc ${r.acceptedAccuracy === null ? '-' : (100 * r.acceptedAccuracy).toFixed(1) + '%'}`).join('; ');
+    rows
+      .map(
+        (r) =>
+          `${r.threshold}: rejected ${(100 * r.rejectionRate).toFixed(1)}%, accepted acc ${r.acceptedAccuracy === null ? '-' : (100 * r.acceptedAccuracy).toFixed(1) + '%'}`,
+      )
+      .join('; ');
   t.diagnostic(`undefended: ${fmt(plain)}`);
-  for (const [name, stage, data] of [['input', inputStage, inputTest], ['hidden', hiddenStage, hiddenTest]] as const) {
+  for (const [name, stage, data] of [
+    ['input', inputStage, inputTest],
+    ['hidden', hiddenStage, hiddenTest],
+  ] as const) {
     const { scores, confidence } = await runDaeStage(stage, data.activations, data.logits, testSet.n);
     const rows = thresholdTable(scores, testSet.labels, thresholds);
     t.diagnostic(`dAE at ${name} (α=${(stage.params as unknown as DaeParams).alpha.toPrecision(3)}): ${fmt(rows)}`);
@@ -276,7 +307,8 @@ test('demo: rejection and accepted accuracy at 0 / 90 % / 99 %, at the input and
     assert.ok(confidence.every((c) => c > 0 && c <= 1));
     // Uniform-noise images get a lower confidence than every-day test images.
     const noiseX = new Rng(9).uniform(new Float32Array(100 * 784));
-    const noise = name === 'input' ? { activations: noiseX, logits: (await activationsAt('input', noiseX, 100)).logits } : await activationsAt(HIDDEN_T, noiseX, 100);
+    const noise =
+      name === 'input' ? { activations: noiseX, logits: (await activationsAt('input', noiseX, 100)).logits } : await activationsAt(HIDDEN_T, noiseX, 100);
     const cn = (await runDaeStage(stage, noise.activations, noise.logits, 100)).confidence;
     const median = (v: Float32Array) => Float32Array.from(v).sort()[v.length >> 1];
     t.diagnostic(`dAE at ${name}: median c on test images ${median(confidence).toFixed(4)}, on uniform noise ${median(cn).toFixed(4)}`);

@@ -60,7 +60,8 @@ for (const [name, plan] of Object.entries(plans)) {
       for (let i = 0; i < ours.length; i++) worst = Math.max(worst, Math.abs(ours[i] - reference.scores[i]) / Math.max(1, Math.abs(reference.scores[i])));
       assert.ok(worst < 1e-4, `${name}: scores differ by ${worst}`);
       assert.deepEqual(Array.from(argmaxRows(ours, 10)), Array.from(argmaxRows(reference.scores, 10)));
-      if (reference.accepted) assert.deepEqual(Array.from(ran['defense_accepted'].data as unknown as ArrayLike<boolean>, Number), Array.from(reference.accepted));
+      if (reference.accepted)
+        assert.deepEqual(Array.from(ran['defense_accepted'].data as unknown as ArrayLike<boolean>, Number), Array.from(reference.accepted));
       const meta = decodeModel(readFileSync(out)).metadataProps!.find((p) => p.key === 'robustness_lab.defense')!;
       assert.equal(JSON.parse(meta.value!).kind, plan.kind);
     } finally {
@@ -74,7 +75,16 @@ test('fits are cached by model, data and parameters, written atomically, and reu
   const dir = mkdtempSync(path.join(tmpdir(), 'rlab-cache-'));
   const { model, data } = await demo(10);
   const ref = await prepareData({ data: DEMO_TRAIN_IMAGES, labels: DEMO_TRAIN_LABELS, limit: 500 }, model);
-  const ctx = { loaded: model.loaded, graph: model.graph, reference: { x: ref.x, labels: ref.labels, count: ref.count, sha256: ref.description.sha256 }, seed: 0, cacheDir: dir, threads: 1, batchSize: 100, log: () => {} };
+  const ctx = {
+    loaded: model.loaded,
+    graph: model.graph,
+    reference: { x: ref.x, labels: ref.labels, count: ref.count, sha256: ref.description.sha256 },
+    seed: 0,
+    cacheDir: dir,
+    threads: 1,
+    batchSize: 100,
+    log: () => {},
+  };
   const plan: DefensePlan = { kind: 'lesci', layer: POOL2, reference: DEMO_TRAIN_IMAGES, lesci: { mode: 'vote', k: 5 } };
   const first = await fitDefense(plan, ctx);
   const second = await fitDefense(plan, ctx);
@@ -84,7 +94,10 @@ test('fits are cached by model, data and parameters, written atomically, and reu
   const other = await fitDefense({ ...plan, lesci: { mode: 'vote', k: 7 } }, ctx);
   assert.equal(other.cached, false, 'other parameters, other entry');
   assert.equal(readdirSync(dir).filter((f) => f.endsWith('.json')).length, 2);
-  assert.ok(readdirSync(dir).every((f) => !f.endsWith('.tmp')), 'no temporary files left');
+  assert.ok(
+    readdirSync(dir).every((f) => !f.endsWith('.tmp')),
+    'no temporary files left',
+  );
   await assert.rejects(fitDefense({ ...plan, layer: 'no_such_tensor' }, ctx), /no tensor named 'no_such_tensor'[\s\S]*insertion points/);
   void data;
   await model.session.release();
@@ -95,19 +108,49 @@ async function defendedDemo(planName: string, limit: number) {
   const { model, data } = await demo(limit);
   const plan = plans[planName];
   const ref = await prepareData({ data: DEMO_TRAIN_IMAGES, labels: DEMO_TRAIN_LABELS, limit: plan.referenceLimit }, model);
-  const fit = await fitDefense(plan, { loaded: model.loaded, graph: model.graph, reference: { x: ref.x, labels: ref.labels, count: ref.count, sha256: ref.description.sha256 }, seed: 0, cacheDir, threads: 1, batchSize: 100, log: () => {} });
+  const fit = await fitDefense(plan, {
+    loaded: model.loaded,
+    graph: model.graph,
+    reference: { x: ref.x, labels: ref.labels, count: ref.count, sha256: ref.description.sha256 },
+    seed: 0,
+    cacheDir,
+    threads: 1,
+    batchSize: 100,
+    log: () => {},
+  });
   const sessionOptions = { ep: 'cpu' as const, threads: 1 };
-  const undefended = new OnnxClassifier({ model: model.loaded.model, shapes: model.graph.shapes, session: model.session, input: 'input', output: 'logits', sampleDims: [1, 28, 28], numClasses: 10, sessionOptions });
-  const defended = new DefendedClassifier({ model: model.loaded.model, shapes: model.graph.shapes, input: 'input', sampleDims: [1, 28, 28], numClasses: 10, stage: fit.stage, sessionOptions, undefended });
+  const undefended = new OnnxClassifier({
+    model: model.loaded.model,
+    shapes: model.graph.shapes,
+    session: model.session,
+    input: 'input',
+    output: 'logits',
+    sampleDims: [1, 28, 28],
+    numClasses: 10,
+    sessionOptions,
+  });
+  const defended = new DefendedClassifier({
+    model: model.loaded.model,
+    shapes: model.graph.shapes,
+    input: 'input',
+    sampleDims: [1, 28, 28],
+    numClasses: 10,
+    stage: fit.stage,
+    sessionOptions,
+    undefended,
+  });
   return { model, data, undefended, defended };
 }
 
 /** The 8 largest coordinates of `grad` agree with central differences of `loss` at x (5% + 1e-3). */
 async function agreesWithFiniteDifferences(grad: Float32Array, x: Float32Array, loss: (v: Float32Array) => Promise<number>, what: string): Promise<void> {
   const step = 1e-3;
-  const order = Array.from(grad.keys()).sort((a, b) => Math.abs(grad[b]) - Math.abs(grad[a])).slice(0, 8);
+  const order = Array.from(grad.keys())
+    .sort((a, b) => Math.abs(grad[b]) - Math.abs(grad[a]))
+    .slice(0, 8);
   for (const i of order) {
-    const plus = x.slice(), minus = x.slice();
+    const plus = x.slice(),
+      minus = x.slice();
     plus[i] += step;
     minus[i] -= step;
     const fd = ((await loss(plus)) - (await loss(minus))) / (2 * step);
@@ -125,7 +168,7 @@ function crossEntropy(logits: ArrayLike<number>, label: number): number {
 }
 
 test('BPDA through LESCI vq is the gradient of L(tail(head(x) + c)) with c = E* − head(x0) held fixed (finite differences)', async () => {
-  const { model, data, undefended, defended } = await defendedDemo('LESCI vq', 2);
+  const { model, data, defended } = await defendedDemo('LESCI vq', 2);
   const bpda = threatClassifier(defended, 'bpda');
   const direct = threatClassifier(defended, 'direct');
   const x = data.x.slice(0, 784);
@@ -159,7 +202,10 @@ test('the direct gradient of the retrieval defense goes through the attention we
   const label = new Int32Array([data.labels[0]]);
   const grad = (await direct.lossGradient!(x, 1, label, 'ce-sum')).grad;
   const transferGrad = (await undefended.lossGradient(x, 1, label, 'ce-sum')).grad;
-  assert.ok(grad.some((g, i) => Math.abs(g - transferGrad[i]) > 1e-4), 'the defended gradient differs from the undefended one');
+  assert.ok(
+    grad.some((g, i) => Math.abs(g - transferGrad[i]) > 1e-4),
+    'the defended gradient differs from the undefended one',
+  );
   const loss = async (v: Float32Array) => crossEntropy(await defended.logits(v, 1), label[0]);
   await agreesWithFiniteDifferences(grad, x, loss, 'direct');
   await direct.release();
@@ -170,7 +216,16 @@ test('the direct gradient of the retrieval defense goes through the attention we
 test('evaluate with a defense: defended clean accuracy, every threat model, worst case and verdict in the result', async () => {
   const out = path.join(cacheDir, 'run.json');
   const result = await runEvaluation({
-    model: DEMO_MODEL, data: DEMO_TEST_IMAGES, labels: DEMO_TEST_LABELS, limit: 200, batchSize: 100, threads: 1, ep: 'cpu', seed: 0, cacheDir, out,
+    model: DEMO_MODEL,
+    data: DEMO_TEST_IMAGES,
+    labels: DEMO_TEST_LABELS,
+    limit: 200,
+    batchSize: 100,
+    threads: 1,
+    ep: 'cpu',
+    seed: 0,
+    cacheDir,
+    out,
     attacks: { names: ['fgsm', 'square'], eps: [0.03, 0.1], norm: 'linf', queries: 40 },
     defense: plans['LESCI vote with rejection'],
   });
@@ -181,7 +236,10 @@ test('evaluate with a defense: defended clean accuracy, every threat model, wors
   assert.ok(Math.abs(d.clean.rejectionRate! - (1 - d.clean.projectionRate!)) < 1e-9, 'reject mode rejects exactly the unprojected inputs');
   const threats = new Set(result.attacks!.filter((a) => a.target === 'defended').map((a) => a.threat));
   assert.deepEqual([...threats].sort(), ['adaptive', 'bpda', 'direct', 'gradient-free', 'transfer']);
-  assert.equal(result.attacks!.filter((a) => a.target === 'baseline').every((a) => a.threat === 'whitebox'), true);
+  assert.equal(
+    result.attacks!.filter((a) => a.target === 'baseline').every((a) => a.threat === 'whitebox'),
+    true,
+  );
   for (const w of d.worstCase) {
     const runs = result.attacks!.filter((a) => a.target === 'defended' && a.eps === w.eps);
     // Each entry's per-sample outcomes agree with its aggregate robust accuracy.
@@ -204,13 +262,31 @@ test('evaluate with a defense: defended clean accuracy, every threat model, wors
 test('CLI: evaluate --defense dae prints the threshold table; fool runs the generator; bad defense flags are refused', () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'rlab-cli-def-'));
   const common = ['--model', DEMO_MODEL, '--data', DEMO_TEST_IMAGES, '--labels', DEMO_TEST_LABELS, '--limit', '100', '--threads', '1', '--cache-dir', cacheDir];
-  const dae = ['--defense', 'dae', '--layer', 'input', '--reference', DEMO_TRAIN_IMAGES, '--reference-labels', DEMO_TRAIN_LABELS, '--reference-limit', '600', '--hidden', '32', '--epochs', '2'];
+  const dae = [
+    '--defense',
+    'dae',
+    '--layer',
+    'input',
+    '--reference',
+    DEMO_TRAIN_IMAGES,
+    '--reference-labels',
+    DEMO_TRAIN_LABELS,
+    '--reference-limit',
+    '600',
+    '--hidden',
+    '32',
+    '--epochs',
+    '2',
+  ];
   const r = cli(['evaluate', ...common, ...dae, '--out', path.join(dir, 'dae.json')]);
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /Defense: dae after 'input'/);
   assert.match(r.stdout, /threshold/);
   const result = JSON.parse(readFileSync(path.join(dir, 'dae.json'), 'utf8'));
-  assert.deepEqual(result.defense.thresholds.defended.map((t: { threshold: number }) => t.threshold), [0, 0.9, 0.99]);
+  assert.deepEqual(
+    result.defense.thresholds.defended.map((t: { threshold: number }) => t.threshold),
+    [0, 0.9, 0.99],
+  );
   assert.equal(result.defense.thresholds.defended[0].rejectionRate, 0);
 
   const fool = cli(['fool', ...common, ...dae, '--fool-targets', '0,1', '--fool-steps', '60', '--out', path.join(dir, 'fool.json')]);
@@ -223,7 +299,20 @@ test('CLI: evaluate --defense dae prints the threshold table; fool runs the gene
   const wrong = cli(['evaluate', ...common, '--defense', 'dae', '--layer', 'input', '--reference', DEMO_TRAIN_IMAGES, '--k', '5']);
   assert.equal(wrong.code, 2);
   assert.match(wrong.stderr, /--k is not an option of the dae defense/);
-  const noLayer = cli(['evaluate', ...common, '--defense', 'lesci', '--layer', 'nope', '--reference', DEMO_TRAIN_IMAGES, '--reference-labels', DEMO_TRAIN_LABELS, '--out', path.join(dir, 'x.json')]);
+  const noLayer = cli([
+    'evaluate',
+    ...common,
+    '--defense',
+    'lesci',
+    '--layer',
+    'nope',
+    '--reference',
+    DEMO_TRAIN_IMAGES,
+    '--reference-labels',
+    DEMO_TRAIN_LABELS,
+    '--out',
+    path.join(dir, 'x.json'),
+  ]);
   assert.equal(noLayer.code, 2);
   assert.match(noLayer.stderr, /no tensor named 'nope'/);
   assert.ok(!existsSync(path.join(dir, 'x.json')));

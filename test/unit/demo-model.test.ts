@@ -51,16 +51,30 @@ test('demo model: parse, serialise, parse gives the same graph, and onnxruntime 
   assert.deepEqual(Array.from(b.data as Float32Array), Array.from(a.data as Float32Array));
   // And they match PyTorch's logits on the same images.
   const logits = a.data as Float32Array;
-  reference.logitsFirst8.forEach((row, i) => row.forEach((v, c) => assert.ok(Math.abs(logits[i * 10 + c] - v) < 1e-4, `logit [${i},${c}] ${logits[i * 10 + c]} vs PyTorch ${v}`)));
+  reference.logitsFirst8.forEach((row, i) =>
+    row.forEach((v, c) => assert.ok(Math.abs(logits[i * 10 + c] - v) < 1e-4, `logit [${i},${c}] ${logits[i * 10 + c]} vs PyTorch ${v}`)),
+  );
 });
 
 test('demo model: layer listing with shapes, parameters and insertion points', async () => {
   const { graph } = await inspectModel(DEMO_MODEL);
-  assert.deepEqual(graph.layers.map((l) => l.op), ['Conv', 'Relu', 'MaxPool', 'Conv', 'Relu', 'MaxPool', 'Flatten', 'Gemm', 'Relu', 'Gemm']);
-  assert.deepEqual(graph.layers.map((l) => l.shape!.slice(1)), [[32, 24, 24], [32, 24, 24], [32, 12, 12], [64, 8, 8], [64, 8, 8], [64, 4, 4], [1024], [256], [256], [10]]);
-  assert.ok(graph.layers.every((l) => typeof l.shape![0] === 'string'), 'the batch dimension stays symbolic');
+  assert.deepEqual(
+    graph.layers.map((l) => l.op),
+    ['Conv', 'Relu', 'MaxPool', 'Conv', 'Relu', 'MaxPool', 'Flatten', 'Gemm', 'Relu', 'Gemm'],
+  );
+  assert.deepEqual(
+    graph.layers.map((l) => l.shape!.slice(1)),
+    [[32, 24, 24], [32, 24, 24], [32, 12, 12], [64, 8, 8], [64, 8, 8], [64, 4, 4], [1024], [256], [256], [10]],
+  );
+  assert.ok(
+    graph.layers.every((l) => typeof l.shape![0] === 'string'),
+    'the batch dimension stays symbolic',
+  );
   // Conv 1→32 5x5 + bias, conv 32→64 5x5 + bias, fc 1024→256, fc 256→10: counted by hand.
-  assert.deepEqual(graph.layers.map((l) => l.params), [32 * 25 + 32, 0, 0, 64 * 32 * 25 + 64, 0, 0, 0, 1024 * 256 + 256, 0, 256 * 10 + 10]);
+  assert.deepEqual(
+    graph.layers.map((l) => l.params),
+    [32 * 25 + 32, 0, 0, 64 * 32 * 25 + 64, 0, 0, 0, 1024 * 256 + 256, 0, 256 * 10 + 10],
+  );
   assert.equal(graph.totalParams, 317066);
   // A plain chain: every layer output is an insertion point.
   assert.ok(graph.layers.every((l) => l.insertionPoint));
@@ -86,7 +100,16 @@ test('demo model: head followed by tail reproduces the outputs to 1e-5 at every 
 test('clean accuracy equals the PyTorch evaluation of the same images', async () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'rlab-eval-'));
   const out = path.join(dir, 'run.json');
-  const result = await runEvaluation({ model: DEMO_MODEL, data: DEMO_TEST_IMAGES, labels: DEMO_TEST_LABELS, batchSize: 100, threads: 1, ep: 'auto', seed: 0, out });
+  const result = await runEvaluation({
+    model: DEMO_MODEL,
+    data: DEMO_TEST_IMAGES,
+    labels: DEMO_TEST_LABELS,
+    batchSize: 100,
+    threads: 1,
+    ep: 'auto',
+    seed: 0,
+    out,
+  });
   assert.equal(result.clean.count, reference.subset.count);
   assert.equal(result.clean.correct, Math.round(reference.subset.accuracy * reference.subset.count));
   assert.equal(result.runtime.executionProvider, 'cpu');
@@ -109,12 +132,32 @@ test('a fixed batch dimension is respected: the last batch is padded and the pad
   writeFileSync(file, encodeModel(fixed));
   // BIM goes through the fused L∞ step, whose x0 and labels are padded like the input.
   const bim = { names: ['bim' as const], eps: [0.03], norm: 'linf' as const, steps: 3 };
-  const result = await runEvaluation({ model: file, data: DEMO_TEST_IMAGES, labels: DEMO_TEST_LABELS, limit: 100, batchSize: 7, threads: 1, ep: 'cpu', seed: 0, attacks: bim });
+  const result = await runEvaluation({
+    model: file,
+    data: DEMO_TEST_IMAGES,
+    labels: DEMO_TEST_LABELS,
+    limit: 100,
+    batchSize: 7,
+    threads: 1,
+    ep: 'cpu',
+    seed: 0,
+    attacks: bim,
+  });
   assert.equal(result.runtime.batchSize, 32);
   const expectedCorrect = reference.subset.predictions.slice(0, 100).filter((p, i) => p === reference.subset.labels[i]).length;
   assert.equal(result.clean.correct, expectedCorrect);
   // Rows are independent (the loss is summed), so padding changes nothing: same as the dynamic-batch model in batches of 32.
-  const dynamic = await runEvaluation({ model: DEMO_MODEL, data: DEMO_TEST_IMAGES, labels: DEMO_TEST_LABELS, limit: 100, batchSize: 32, threads: 1, ep: 'cpu', seed: 0, attacks: bim });
+  const dynamic = await runEvaluation({
+    model: DEMO_MODEL,
+    data: DEMO_TEST_IMAGES,
+    labels: DEMO_TEST_LABELS,
+    limit: 100,
+    batchSize: 32,
+    threads: 1,
+    ep: 'cpu',
+    seed: 0,
+    attacks: bim,
+  });
   assert.equal(result.attacks![0].accuracy, dynamic.attacks![0].accuracy);
   assert.ok(result.attacks![0].accuracy < result.clean.accuracy, 'BIM lowers the accuracy');
 });
@@ -133,7 +176,25 @@ test('CLI: inspect --json lists inputs, outputs and layers with shapes and inser
 test('CLI: evaluate prints the table and writes the result; errors are clear and write nothing', () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'rlab-cli-'));
   const out = path.join(dir, 'nested', 'result.json');
-  const r = cli(['evaluate', '--model', DEMO_MODEL, '--data', DEMO_TEST_IMAGES, '--labels', DEMO_TEST_LABELS, '--limit', '200', '--batch', '50', '--threads', '1', '--ep', 'cpu', '--out', out]);
+  const r = cli([
+    'evaluate',
+    '--model',
+    DEMO_MODEL,
+    '--data',
+    DEMO_TEST_IMAGES,
+    '--labels',
+    DEMO_TEST_LABELS,
+    '--limit',
+    '200',
+    '--batch',
+    '50',
+    '--threads',
+    '1',
+    '--ep',
+    'cpu',
+    '--out',
+    out,
+  ]);
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /clean accuracy/);
   const expected = reference.subset.predictions.slice(0, 200).filter((p, i) => p === reference.subset.labels[i]).length / 200;
@@ -142,7 +203,19 @@ test('CLI: evaluate prints the table and writes the result; errors are clear and
   assert.equal(written.clean.count, 200);
   assert.equal(written.runtime.executionProvider, 'cpu');
 
-  const cuda = cli(['evaluate', '--model', DEMO_MODEL, '--data', DEMO_TEST_IMAGES, '--labels', DEMO_TEST_LABELS, '--ep', 'cuda', '--out', path.join(dir, 'cuda.json')]);
+  const cuda = cli([
+    'evaluate',
+    '--model',
+    DEMO_MODEL,
+    '--data',
+    DEMO_TEST_IMAGES,
+    '--labels',
+    DEMO_TEST_LABELS,
+    '--ep',
+    'cuda',
+    '--out',
+    path.join(dir, 'cuda.json'),
+  ]);
   if (cuda.code !== 0) {
     assert.equal(cuda.code, 2);
     assert.match(cuda.stderr, /CUDA execution provider is not (installed|available)/);
@@ -155,7 +228,17 @@ test('CLI: evaluate prints the table and writes the result; errors are clear and
   assert.match(noLabels.stderr, /has no labels/);
   assert.match(noLabels.stderr, /--labels/);
 
-  const wrongLabels = cli(['evaluate', '--model', DEMO_MODEL, '--data', DEMO_TEST_IMAGES, '--labels', path.join(ROOT, 'demo', 'data', 'train-labels-idx1-ubyte.gz'), '--out', path.join(dir, 'y.json')]);
+  const wrongLabels = cli([
+    'evaluate',
+    '--model',
+    DEMO_MODEL,
+    '--data',
+    DEMO_TEST_IMAGES,
+    '--labels',
+    path.join(ROOT, 'demo', 'data', 'train-labels-idx1-ubyte.gz'),
+    '--out',
+    path.join(dir, 'y.json'),
+  ]);
   assert.equal(wrongLabels.code, 2);
   assert.match(wrongLabels.stderr, /1000/);
   assert.match(wrongLabels.stderr, /4000/);

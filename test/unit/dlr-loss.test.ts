@@ -68,7 +68,8 @@ for (const kind of ['dlr', 'dlr-targeted'] as const) {
       const model = smallClassifier(opset, classes);
       const { gm, s } = await lossModel(model, kind);
       assert.equal(!!gm.targets, kind === 'dlr-targeted');
-      const n = 4, dims = [n, 2, 4, 4];
+      const n = 4,
+        dims = [n, 2, 4, 4];
       const x = seededValues(size(dims), 64, 1);
       // The true label is the top class in rows 0 and 2 (a correctly classified sample) and not in rows 1 and 3.
       const fwd = await session(model);
@@ -79,7 +80,8 @@ for (const kind of ['dlr', 'dlr-targeted'] as const) {
       // Finite differences cross no kink: the sorted logits are well apart.
       for (let r = 0; r < n; r++) {
         const o = order(r);
-        for (let j = 0; j + 1 < 4; j++) assert.ok(z0[r * classes + o[j]] - z0[r * classes + o[j + 1]] > 0.02, `row ${r}: logits too close for finite differences`);
+        for (let j = 0; j + 1 < 4; j++)
+          assert.ok(z0[r * classes + o[j]] - z0[r * classes + o[j + 1]] > 0.02, `row ${r}: logits too close for finite differences`);
       }
       const feeds: Record<string, ort.Tensor> = { x: f32(x, dims), [gm.labels!]: int64(labels) };
       if (gm.targets) feeds[gm.targets] = int64(targets);
@@ -117,29 +119,38 @@ test('DLR gradient w.r.t. the logits is the formula, with the documented choice 
   rows.forEach((z, r) => {
     // Classes by decreasing logit, the lower index first among equals; j* the first argmax without y.
     const pi = Array.from({ length: classes }, (_, j) => j).sort((a, b) => z[b] - z[a] || a - b);
-    const y = labels[r], t = targets[r];
+    const y = labels[r],
+      t = targets[r];
     const jStar = pi.find((j) => j !== y)!;
     const f = Math.fround;
     {
-      const D = f(f(z[pi[0]] - z[pi[2]]) + 1e-12), num = z[y] - z[jStar];
+      const D = f(f(z[pi[0]] - z[pi[2]]) + 1e-12),
+        num = z[y] - z[jStar];
       const g = new Array(classes).fill(0);
-      g[jStar] += 1 / D; g[y] -= 1 / D;
-      g[pi[0]] += num / D / D; g[pi[2]] -= num / D / D;
+      g[jStar] += 1 / D;
+      g[y] -= 1 / D;
+      g[pi[0]] += num / D / D;
+      g[pi[2]] -= num / D / D;
       const got = Array.from(gD.subarray(r * classes, (r + 1) * classes));
       g.forEach((v, j) => assert.ok(Math.abs(got[j] - v) <= 1e-5 * Math.max(1, Math.abs(v)), `dlr row ${r} class ${j}: ${got[j]} vs ${v}`));
     }
     {
-      const D = f(f(z[pi[0]] - f(f(z[pi[2]] + z[pi[3]]) * 0.5)) + 1e-12), num = z[y] - z[t];
+      const D = f(f(z[pi[0]] - f(f(z[pi[2]] + z[pi[3]]) * 0.5)) + 1e-12),
+        num = z[y] - z[t];
       const g = new Array(classes).fill(0);
-      g[t] += 1 / D; g[y] -= 1 / D;
-      g[pi[0]] += num / D / D; g[pi[2]] -= (0.5 * num) / D / D; g[pi[3]] -= (0.5 * num) / D / D;
+      g[t] += 1 / D;
+      g[y] -= 1 / D;
+      g[pi[0]] += num / D / D;
+      g[pi[2]] -= (0.5 * num) / D / D;
+      g[pi[3]] -= (0.5 * num) / D / D;
       const got = Array.from(gT.subarray(r * classes, (r + 1) * classes));
       g.forEach((v, j) => assert.ok(Math.abs(got[j] - v) <= 1e-5 * Math.max(1, Math.abs(v)), `dlr-targeted row ${r} class ${j}: ${got[j]} vs ${v}`));
     }
   });
   // The second row's subgradient is the gradient of the DLR piece with ordering 0 > 1 > 2 > 3 > 4:
   // one-sided differences that perturb the logits into that ordering agree with it.
-  const base = rows[1], dir = [4e-3, 3e-3, 2e-3, 1e-3, 0];
+  const base = rows[1],
+    dir = [4e-3, 3e-3, 2e-3, 1e-3, 0];
   const h = 1e-3;
   const zPlus = Float32Array.from(base.map((v, j) => v + dir[j] + (j === 2 ? h : 0)));
   const zAt = Float32Array.from(base.map((v, j) => v + dir[j]));
@@ -150,12 +161,32 @@ test('DLR gradient w.r.t. the logits is the formula, with the documented choice 
 });
 
 test('DLR needs 3 classes, targeted DLR 4; only dlr-targeted takes a targets input', async () => {
-  for (const [kind, ok, bad] of [['dlr', 3, 2], ['dlr-targeted', 4, 3]] as const) {
+  for (const [kind, ok, bad] of [
+    ['dlr', 3, 2],
+    ['dlr-targeted', 4, 3],
+  ] as const) {
     const good = identityLogits(ok);
-    assert.doesNotThrow(() => buildGradientModel(good, new Map([['x', ['N', ok]], ['logits', ['N', ok]]]), { kind: 'loss', loss: kind }));
+    assert.doesNotThrow(() =>
+      buildGradientModel(
+        good,
+        new Map([
+          ['x', ['N', ok]],
+          ['logits', ['N', ok]],
+        ]),
+        { kind: 'loss', loss: kind },
+      ),
+    );
     const small = identityLogits(bad);
     assert.throws(
-      () => buildGradientModel(small, new Map([['x', ['N', bad]], ['logits', ['N', bad]]]), { kind: 'loss', loss: kind }),
+      () =>
+        buildGradientModel(
+          small,
+          new Map([
+            ['x', ['N', bad]],
+            ['logits', ['N', bad]],
+          ]),
+          { kind: 'loss', loss: kind },
+        ),
       (e: unknown) => e instanceof UserError && new RegExp(`${kind} loss needs at least ${ok} classes`).test(e.message),
     );
   }
@@ -167,9 +198,19 @@ test('OnnxClassifier: lossGradient feeds the target labels of dlr-targeted and r
   const model = smallClassifier(13, classes);
   const shapes = await shapesOf(model);
   const options = { ep: 'cpu' as const, threads: 1 };
-  const c = new OnnxClassifier({ model, shapes, session: await createSession(encodeModel(model), options), input: 'x', output: 'logits', sampleDims: [2, 4, 4], numClasses: classes, sessionOptions: options });
+  const c = new OnnxClassifier({
+    model,
+    shapes,
+    session: await createSession(encodeModel(model), options),
+    input: 'x',
+    output: 'logits',
+    sampleDims: [2, 4, 4],
+    numClasses: classes,
+    sessionOptions: options,
+  });
   try {
-    const n = 3, x = seededValues(n * 32, 5, 1);
+    const n = 3,
+      x = seededValues(n * 32, 5, 1);
     const labels = Int32Array.from([0, 1, 2]);
     const targets = Int32Array.from([3, 4, 5]);
     const { gm, s } = await lossModel(model, 'dlr-targeted');

@@ -43,9 +43,17 @@ class JsNet implements Classifier {
 
   static random(d: number, k: number, hidden: number, seed: number): JsNet {
     const rng = new Rng(seed);
-    if (hidden === 0) return new JsNet(d, k, 0, new Float64Array(0), new Float64Array(0), rng.normals(new Float64Array(k * d)), rng.normals(new Float64Array(k), 0, 0.5));
-    return new JsNet(d, k, hidden, rng.normals(new Float64Array(hidden * d), 0, 1 / Math.sqrt(d)), rng.normals(new Float64Array(hidden), 0, 0.3),
-      rng.normals(new Float64Array(k * hidden), 0, 3 / Math.sqrt(hidden)), new Float64Array(k));
+    if (hidden === 0)
+      return new JsNet(d, k, 0, new Float64Array(0), new Float64Array(0), rng.normals(new Float64Array(k * d)), rng.normals(new Float64Array(k), 0, 0.5));
+    return new JsNet(
+      d,
+      k,
+      hidden,
+      rng.normals(new Float64Array(hidden * d), 0, 1 / Math.sqrt(d)),
+      rng.normals(new Float64Array(hidden), 0, 0.3),
+      rng.normals(new Float64Array(k * hidden), 0, 3 / Math.sqrt(hidden)),
+      new Float64Array(k),
+    );
   }
 
   /** Hidden activations (or the input) and logits of row r. */
@@ -139,12 +147,23 @@ function distance(a: ArrayLike<number>, b: ArrayLike<number>, r: number, d: numb
 }
 
 /** Every returned input lies in the range and the eps-ball, norms and predictions are honest, and fooled ⇔ misclassified. */
-function checkThreatModel(res: AttackOutcome, model: Classifier & { z?(x: ArrayLike<number>, r: number): Float64Array }, x: Float32Array, labels: Int32Array, norm: Norm, eps: number, range: readonly [number, number] = [0, 1]) {
+function checkThreatModel(
+  res: AttackOutcome,
+  model: Classifier & { z?(x: ArrayLike<number>, r: number): Float64Array },
+  x: Float32Array,
+  labels: Int32Array,
+  norm: Norm,
+  eps: number,
+  range: readonly [number, number] = [0, 1],
+) {
   const d = x.length / labels.length;
   for (let r = 0; r < labels.length; r++) {
     const actual = distance(res.x, x, r, d, norm);
     assert.ok(actual <= eps + 1e-9, `sample ${r}: ${norm} ${actual} > ${eps}`);
-    assert.ok(Math.abs(distance(res.x, x, r, d, 'linf') - res.linf[r]) < 1e-9 && Math.abs(distance(res.x, x, r, d, 'l2') - res.l2[r]) < 1e-9, `sample ${r}: reported norms`);
+    assert.ok(
+      Math.abs(distance(res.x, x, r, d, 'linf') - res.linf[r]) < 1e-9 && Math.abs(distance(res.x, x, r, d, 'l2') - res.l2[r]) < 1e-9,
+      `sample ${r}: reported norms`,
+    );
     for (let i = r * d; i < (r + 1) * d; i++) assert.ok(res.x[i] >= range[0] && res.x[i] <= range[1], `sample ${r}: value ${res.x[i]} outside the range`);
     assert.equal(res.fooled[r], res.predictions[r] !== labels[r] ? 1 : 0, `sample ${r}: fooled flag`);
     if (model.z) {
@@ -195,7 +214,8 @@ test('the projection onto hyperplane ∩ box is the exact L∞ / L2 minimiser (o
       for (let i = 0; i < d; i++) s += Math.abs(w[i]) * Math.min(lambda * a(i), room(i));
       return s;
     };
-    let l = 0, u = 1;
+    let l = 0,
+      u = 1;
     while (reach(u) < Math.abs(c)) u *= 2;
     for (let it = 0; it < 200; it++) {
       const mid = (l + u) / 2;
@@ -213,7 +233,9 @@ test('the projection onto hyperplane ∩ box is the exact L∞ / L2 minimiser (o
 test('on linear models FAB-T finds the minimal L∞ and L2 distance to misclassification (closed form) within 1%', async () => {
   // z = Wx + b: some z_t > z_y needs ‖δ‖ ≥ (z_y − z_t) / ‖w_y − w_t‖_dual (dual of L∞: L1; of L2: L2),
   // and equality is reached on the hyperplane; the range [−20, 20] keeps the box out of the way.
-  const d = 16, k = 5, n = 25;
+  const d = 16,
+    k = 5,
+    n = 25;
   const model = JsNet.random(d, k, 0, 11);
   const range = [-20, 20] as const;
   const { x, labels } = inputs(model, n, 12);
@@ -244,12 +266,14 @@ test('on linear models FAB-T finds the minimal L∞ and L2 distance to misclassi
 });
 
 test('the logit-difference gradient is ∇(z_t − z_y) exactly, also where y is not the prediction (fallbacks)', async () => {
-  const d = 12, k = 4;
+  const d = 12,
+    k = 4;
   const model = JsNet.random(d, k, 0, 3);
   const rng = new Rng(4);
   const m = 60;
   const xs = rng.uniform(new Float32Array(m * d), -2, 2);
-  const y = new Int32Array(m), t = new Int32Array(m);
+  const y = new Int32Array(m),
+    t = new Int32Array(m);
   for (let r = 0; r < m; r++) {
     y[r] = rng.int(k);
     t[r] = (y[r] + 1 + rng.int(k - 1)) % k;
@@ -278,11 +302,16 @@ test('the logit-difference gradient is ∇(z_t − z_y) exactly, also where y is
 });
 
 test('FAB-T results do not depend on the batch size, stay in the eps-ball and the range, and honour cancellation', async () => {
-  const d = 20, k = 6, n = 24;
+  const d = 20,
+    k = 6,
+    n = 24;
   const model = JsNet.random(d, k, 16, 8);
   const { x, labels } = inputs(model, n, 9, 0.1, 0.9);
   labels[0] = (labels[0] + 1) % k; // misclassified clean: fooled at once with the clean input
-  for (const [norm, eps] of [['linf', 0.08], ['l2', 0.3]] as const) {
+  for (const [norm, eps] of [
+    ['linf', 0.08],
+    ['l2', 0.3],
+  ] as const) {
     const options = { norm, eps, restarts: 2, steps: 30 };
     const whole = await fabT(model, x, labels, options, new Rng(7));
     checkThreatModel(whole, model, x, labels, norm, eps);
@@ -294,14 +323,38 @@ test('FAB-T results do not depend on the batch size, stay in the eps-ball and th
     const parts: AttackOutcome[] = [];
     for (let s = 0; s < n; s += 5) {
       const e = Math.min(n, s + 5);
-      parts.push(await fabT(model, x.slice(s * d, e * d), labels.slice(s, e), { ...options, sampleIds: Int32Array.from({ length: e - s }, (_, i) => s + i) }, new Rng(7)));
+      parts.push(
+        await fabT(
+          model,
+          x.slice(s * d, e * d),
+          labels.slice(s, e),
+          { ...options, sampleIds: Int32Array.from({ length: e - s }, (_, i) => s + i) },
+          new Rng(7),
+        ),
+      );
     }
     const join = <T extends Float32Array | Float64Array | Int32Array | Uint8Array>(pick: (r: AttackOutcome) => T) => parts.flatMap((p) => Array.from(pick(p)));
-    assert.deepEqual(join((r) => r.x), Array.from(whole.x), `${norm}: adversarial inputs`);
-    assert.deepEqual(join((r) => r.fooled), Array.from(whole.fooled));
-    assert.deepEqual(join((r) => r.predictions), Array.from(whole.predictions));
-    assert.deepEqual(join((r) => r.gradientEvaluations), Array.from(whole.gradientEvaluations));
-    assert.deepEqual(join((r) => r.queries), Array.from(whole.queries));
+    assert.deepEqual(
+      join((r) => r.x),
+      Array.from(whole.x),
+      `${norm}: adversarial inputs`,
+    );
+    assert.deepEqual(
+      join((r) => r.fooled),
+      Array.from(whole.fooled),
+    );
+    assert.deepEqual(
+      join((r) => r.predictions),
+      Array.from(whole.predictions),
+    );
+    assert.deepEqual(
+      join((r) => r.gradientEvaluations),
+      Array.from(whole.gradientEvaluations),
+    );
+    assert.deepEqual(
+      join((r) => r.queries),
+      Array.from(whole.queries),
+    );
     // Another seed changes the random restarts, not the threat model.
     checkThreatModel(await fabT(model, x, labels, options, new Rng(8)), model, x, labels, norm, eps);
   }
@@ -311,18 +364,34 @@ test('FAB-T results do not depend on the batch size, stay in the eps-ball and th
     const z = model.z(shifted, r);
     return z.indexOf(Math.max(...z));
   });
-  checkThreatModel(await fabT(model, shifted, shiftedLabels, { norm: 'linf', eps: 0.3, range: [-2, 2], restarts: 2, steps: 20 }), model, shifted, shiftedLabels, 'linf', 0.3, [-2, 2]);
+  checkThreatModel(
+    await fabT(model, shifted, shiftedLabels, { norm: 'linf', eps: 0.3, range: [-2, 2], restarts: 2, steps: 20 }),
+    model,
+    shifted,
+    shiftedLabels,
+    'linf',
+    0.3,
+    [-2, 2],
+  );
   // Cancellation between iterations.
   const controller = new AbortController();
   let calls = 0;
-  const counting: Classifier = { numClasses: k, sampleDims: [d], logits: (xx, nn) => model.logits(xx, nn), lossGradient: async (xx, nn, ll, loss) => {
-    if (++calls === 5) controller.abort();
-    return model.lossGradient(xx, nn, ll, loss);
-  } };
+  const counting: Classifier = {
+    numClasses: k,
+    sampleDims: [d],
+    logits: (xx, nn) => model.logits(xx, nn),
+    lossGradient: async (xx, nn, ll, loss) => {
+      if (++calls === 5) controller.abort();
+      return model.lossGradient(xx, nn, ll, loss);
+    },
+  };
   await assert.rejects(fabT(counting, x, labels, { norm: 'linf', eps: 0.01, signal: controller.signal }), (e: unknown) => e instanceof CancelledError);
   // eps 0: only the samples misclassified clean are fooled, nothing is spent on the others.
   const zero = await fabT(model, x, labels, { norm: 'linf', eps: 0 });
-  assert.deepEqual(Array.from(zero.fooled), Array.from(labels, (_, r) => (r === 0 ? 1 : 0)));
+  assert.deepEqual(
+    Array.from(zero.fooled),
+    Array.from(labels, (_, r) => (r === 0 ? 1 : 0)),
+  );
   assert.ok(zero.gradientEvaluations.every((g) => g === 0));
   // The registry entry.
   assert.equal(FAB_T.name, 'fab-t');
@@ -331,17 +400,39 @@ test('FAB-T results do not depend on the batch size, stay in the eps-ball and th
   assert.equal(FAB_T.gradientFree, false);
 });
 
-interface FabRun { norm: Norm; eps: number; accuracy: number; robust: number[] }
-const ref = JSON.parse(readFileSync(path.join(ROOT, 'test', 'fixtures', 'fab-reference.json'), 'utf8')) as { count: number; steps: number; targetClasses: number; runs: FabRun[] };
+interface FabRun {
+  norm: Norm;
+  eps: number;
+  accuracy: number;
+  robust: number[];
+}
+const ref = JSON.parse(readFileSync(path.join(ROOT, 'test', 'fixtures', 'fab-reference.json'), 'utf8')) as {
+  count: number;
+  steps: number;
+  targetClasses: number;
+  runs: FabRun[];
+};
 
 test('FAB-T robust accuracy on the demo model (100 images; L∞ eps 0.03, L2 eps 1.0) is within 2 points of PyTorch', async () => {
   const threads = 1;
   const m = await openClassifier(DEMO_MODEL, { ep: 'cpu', threads });
-  const c = new OnnxClassifier({ model: m.loaded.model, shapes: m.graph.shapes, session: m.session, input: m.input, output: m.output, sampleDims: m.sampleDims, numClasses: m.numClasses, sessionOptions: { ep: 'cpu', threads } });
+  const c = new OnnxClassifier({
+    model: m.loaded.model,
+    shapes: m.graph.shapes,
+    session: m.session,
+    input: m.input,
+    output: m.output,
+    sampleDims: m.sampleDims,
+    numClasses: m.numClasses,
+    sessionOptions: { ep: 'cpu', threads },
+  });
   try {
     assert.equal(ref.count, 100);
     const { x, labels } = await demoImages(DEMO_TEST_IMAGES, DEMO_TEST_LABELS, ref.count);
-    for (const [norm, eps] of [['linf', 0.03], ['l2', 1.0]] as const) {
+    for (const [norm, eps] of [
+      ['linf', 0.03],
+      ['l2', 1.0],
+    ] as const) {
       const run = ref.runs.find((r) => r.norm === norm && r.eps === eps)!;
       const res = await fabT(c, x, labels, { norm, eps, steps: ref.steps, targetClasses: ref.targetClasses, restarts: 1 }, new Rng(0));
       checkThreatModel(res, c, x, labels, norm, eps);
@@ -349,7 +440,10 @@ test('FAB-T robust accuracy on the demo model (100 images; L∞ eps 0.03, L2 eps
       const accuracy = robust.reduce((a: number, b) => a + b, 0) / ref.count;
       const disagree = robust.filter((v, i) => v !== run.robust[i]).length;
       // The fixture's accuracy is a float32 mean.
-      assert.ok(Math.abs(accuracy - run.accuracy) <= 0.02 + 1e-6, `${norm}: robust accuracy ${accuracy} vs PyTorch ${run.accuracy} (${disagree} samples disagree)`);
+      assert.ok(
+        Math.abs(accuracy - run.accuracy) <= 0.02 + 1e-6,
+        `${norm}: robust accuracy ${accuracy} vs PyTorch ${run.accuracy} (${disagree} samples disagree)`,
+      );
       assert.ok(disagree <= 3, `${norm}: ${disagree} samples disagree with PyTorch`);
     }
   } finally {

@@ -49,7 +49,9 @@ async function classifierOn(model: ModelProto, output: string, sampleDims: numbe
 function tinyModel(): ModelProto {
   const b = new GraphBuilder('tiny_');
   const flat = b.op('Flatten', ['input'], { axis: 1 });
-  const h = b.op('Tanh', [b.op('Gemm', [flat, b.floatConst('w1', [4, 6], seededValues(24, 3, 1.5)), b.floatConst('b1', [4], seededValues(4, 4))], { transB: 1 })]);
+  const h = b.op('Tanh', [
+    b.op('Gemm', [flat, b.floatConst('w1', [4, 6], seededValues(24, 3, 1.5)), b.floatConst('b1', [4], seededValues(4, 4))], { transB: 1 }),
+  ]);
   b.node('Gemm', [h, b.floatConst('w2', [3, 4], seededValues(12, 5, 2)), b.floatConst('b2', [3], seededValues(3, 6))], { transB: 1 }, ['logits']);
   const conf = b.op('Sigmoid', [b.op('MatMul', [flat, b.floatConst('v', [6, 1], seededValues(6, 7, 2))])]);
   b.node('Mul', [b.op('Softmax', ['logits'], { axis: 1 }), conf], {}, ['probs']);
@@ -121,7 +123,12 @@ function demoBackwardModel(model: ModelProto): ModelProto {
   gr = b.op('ConvTranspose', [gr, conv2.input![1]], { kernel_shape: [5, 5] });
   gr = mask(relu1, unpool(pool1, gr));
   b.node('ConvTranspose', [gr, conv1.input![1]], { kernel_shape: [5, 5] }, ['grad']);
-  const graph = b.graph('demo_backward', [tensorValueInfo('input', ['N', 1, 28, 28]), tensorValueInfo('g_logits', ['N', 10])], [tensorValueInfo('logits', ['N', 10]), tensorValueInfo('grad', ['N', 1, 28, 28])], g.initializer!);
+  const graph = b.graph(
+    'demo_backward',
+    [tensorValueInfo('input', ['N', 1, 28, 28]), tensorValueInfo('g_logits', ['N', 10])],
+    [tensorValueInfo('logits', ['N', 10]), tensorValueInfo('grad', ['N', 1, 28, 28])],
+    g.initializer!,
+  );
   graph.node = [...fwd, ...graph.node!];
   return makeModel(graph, 13);
 }
@@ -130,7 +137,8 @@ class HandGradient {
   constructor(private readonly s: Session) {}
   /** logits and ∇ₓ Σⱼ −log softmax(logits)_{tⱼ} (two runs: forward for the cotangent, then backward). */
   async ce(x: Float32Array, n: number, targets: Int32Array): Promise<{ grad: Float32Array; probs: Float32Array }> {
-    const run = (gl: Float32Array) => this.s.run({ input: new ort.Tensor('float32', x, [n, 1, 28, 28]), g_logits: new ort.Tensor('float32', gl, [n, 10]) }, ['logits', 'grad']);
+    const run = (gl: Float32Array) =>
+      this.s.run({ input: new ort.Tensor('float32', x, [n, 1, 28, 28]), g_logits: new ort.Tensor('float32', gl, [n, 10]) }, ['logits', 'grad']);
     const probs = softmaxRows((await run(new Float32Array(n * 10))).logits.data as Float32Array, 10);
     const gl = probs.slice();
     for (let j = 0; j < n; j++) gl[j * 10 + targets[j]] -= 1;
@@ -143,7 +151,15 @@ function spliceAfterTail(model: ModelProto, stage: DefenseStage): ModelProto {
   const g = model.graph!;
   const rename = (s: string) => (s === DEFENSE_IO.activation ? stage.layer : s === DEFENSE_IO.logits ? 'logits' : s);
   const nodes = stage.model.graph!.node!.map((n) => ({ ...n, input: n.input!.map(rename) }));
-  return { ...model, graph: { ...g, node: [...g.node!, ...nodes], initializer: [...g.initializer!, ...stage.model.graph!.initializer!], output: [tensorValueInfo(DEFENSE_IO.scores, ['N', 10])] } };
+  return {
+    ...model,
+    graph: {
+      ...g,
+      node: [...g.node!, ...nodes],
+      initializer: [...g.initializer!, ...stage.model.graph!.initializer!],
+      output: [tensorValueInfo(DEFENSE_IO.scores, ['N', 10])],
+    },
+  };
 }
 
 function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
@@ -231,7 +247,9 @@ test('demo: the generator fools the undefended model (≥ 90 % for most targets 
   assert.equal(progress.length, 10);
   const [at90, at99] = res.byThreshold;
   for (const r of res.byThreshold) {
-    t.diagnostic(`threshold ${r.threshold}: fooling rate ${(100 * r.foolingRate).toFixed(0)}%, average steps ${r.averageSteps?.toFixed(1) ?? '-'} (${r.runs.map((x) => `${x.target}:${x.success ? x.steps : '×'}`).join(' ')})`);
+    t.diagnostic(
+      `threshold ${r.threshold}: fooling rate ${(100 * r.foolingRate).toFixed(0)}%, average steps ${r.averageSteps?.toFixed(1) ?? '-'} (${r.runs.map((x) => `${x.target}:${x.success ? x.steps : '×'}`).join(' ')})`,
+    );
   }
   assert.equal(at90.runs.length, 10);
   assert.ok(at90.foolingRate >= 0.8, `fooling rate at 90 %: ${at90.foolingRate}`);
@@ -248,13 +266,19 @@ test('demo: the generator fools the undefended model (≥ 90 % for most targets 
   images.forEach((im, j) => assert.ok(Math.abs(scores[j * 10 + im.target] - im.confidence) < 1e-5));
   images.forEach((im) => assert.ok(im.x.every((v) => v >= 0 && v <= 1)));
   // Seeded: the same runs give the same results.
-  assert.deepEqual(again.byThreshold[0].runs, at90.runs.filter((r) => r.target === 2 || r.target === 7));
+  assert.deepEqual(
+    again.byThreshold[0].runs,
+    at90.runs.filter((r) => r.target === 2 || r.target === 7),
+  );
 });
 
 test('demo: through the dAE-defended model the gradient goes through c (autodiff of the spliced model = hand CE gradient − ∇ log c)', async (t) => {
   const raw = await loadDataset({ path: DEMO_TRAIN_IMAGES, labelsPath: DEMO_TRAIN_LABELS, limit: 500 });
   const ref = preprocess(raw, { layout: 'NCHW', channels: 1, height: 28, width: 28 });
-  const stage = await fitDae({ activations: ref, n: 500, dims: [1, 28, 28], layer: 'input' }, { hidden: 32, epochs: 2, numClasses: 10, alpha: 300, beta: 5, log: () => {} });
+  const stage = await fitDae(
+    { activations: ref, n: 500, dims: [1, 28, 28], layer: 'input' },
+    { hidden: 32, epochs: 2, numClasses: 10, alpha: 300, beta: 5, log: () => {} },
+  );
   const defended = appendRejectClassLogits(spliceAfterTail(demo, stage), DEFENSE_IO.scores, 10);
   const scored = scoredFromRejectClassLogits(await classifierOn(defended, 'fooling_logits', [1, 28, 28], 11));
   const targets = Int32Array.from([3, 1, 4, 1]);
@@ -270,8 +294,13 @@ test('demo: through the dAE-defended model the gradient goes through c (autodiff
   for (let j = 0; j < 4; j++) for (let k = 0; k < 10; k++) assert.ok(Math.abs(got.scores[j * 10 + k] - c[j] * ce.probs[j * 10 + k]) < 1e-5);
   // A short fooling run on the defended model works end to end.
   const res = await foolingGenerator(scored, { targets: [0, 5], seeds: [0], maxSteps: 20, thresholds: [0.9] });
-  t.diagnostic(`dAE-defended (α=${w.alpha.toPrecision(3)}), 20 steps: ${res.byThreshold[0].runs.map((r) => `${r.target}: ${r.finalConfidence.toFixed(3)}`).join(', ')}`);
-  assert.equal(res.gradientEvaluations, res.byThreshold[0].runs.reduce((a, r) => a + r.steps + 1, 0));
+  t.diagnostic(
+    `dAE-defended (α=${w.alpha.toPrecision(3)}), 20 steps: ${res.byThreshold[0].runs.map((r) => `${r.target}: ${r.finalConfidence.toFixed(3)}`).join(', ')}`,
+  );
+  assert.equal(
+    res.gradientEvaluations,
+    res.byThreshold[0].runs.reduce((a, r) => a + r.steps + 1, 0),
+  );
 });
 
 test('fooling runs are cancellable and validate their options', async () => {

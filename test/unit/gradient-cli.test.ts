@@ -11,15 +11,21 @@ import { encodeModel } from '../../src/core/onnx/proto';
 import { demoImages, relativeL2 } from '../helpers/demo-data';
 import { cli, DEMO_MODEL, DEMO_TEST_IMAGES, DEMO_TEST_LABELS, ROOT } from '../helpers/cli';
 
-const ref = JSON.parse(readFileSync(path.join(ROOT, 'test', 'fixtures', 'attack-reference.json'), 'utf8')) as { gradLabels: number[]; ceSumGradFirst4: number[]; cwGradFirst4: number[] };
-
+const ref = JSON.parse(readFileSync(path.join(ROOT, 'test', 'fixtures', 'attack-reference.json'), 'utf8')) as {
+  gradLabels: number[];
+  ceSumGradFirst4: number[];
+  cwGradFirst4: number[];
+};
 
 test('CLI gradient writes the CE and CW input gradients that PyTorch computes; vjp with a cotangent', async () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'rlab-grad-'));
   const { x } = await demoImages(DEMO_TEST_IMAGES, DEMO_TEST_LABELS, 4);
   writeFileSync(path.join(dir, 'x.npy'), encodeNpyFloat32(x, [4, 1, 28, 28]));
   writeFileSync(path.join(dir, 'y.txt'), ref.gradLabels.join('\n'));
-  for (const [loss, expected] of [['ce-sum', ref.ceSumGradFirst4], ['cw', ref.cwGradFirst4]] as const) {
+  for (const [loss, expected] of [
+    ['ce-sum', ref.ceSumGradFirst4],
+    ['cw', ref.cwGradFirst4],
+  ] as const) {
     const out = path.join(dir, `g-${loss}.npy`);
     const r = cli(['gradient', '--model', DEMO_MODEL, '--input', path.join(dir, 'x.npy'), '--labels', path.join(dir, 'y.txt'), '--loss', loss, '--out', out]);
     assert.equal(r.code, 0, r.stderr);
@@ -31,7 +37,17 @@ test('CLI gradient writes the CE and CW input gradients that PyTorch computes; v
   const dy = new Float32Array(40);
   ref.gradLabels.forEach((y, i) => (dy[i * 10 + y] = 1));
   writeFileSync(path.join(dir, 'dy.npy'), encodeNpyFloat32(dy, [4, 10]));
-  const vjp = cli(['gradient', '--model', DEMO_MODEL, '--input', path.join(dir, 'x.npy'), '--cotangent', path.join(dir, 'dy.npy'), '--out', path.join(dir, 'gv.npy')]);
+  const vjp = cli([
+    'gradient',
+    '--model',
+    DEMO_MODEL,
+    '--input',
+    path.join(dir, 'x.npy'),
+    '--cotangent',
+    path.join(dir, 'dy.npy'),
+    '--out',
+    path.join(dir, 'gv.npy'),
+  ]);
   assert.equal(vjp.code, 0, vjp.stderr);
   const both = cli(['gradient', '--model', DEMO_MODEL, '--input', path.join(dir, 'x.npy'), '--out', path.join(dir, 'none.npy')]);
   assert.equal(both.code, 2);

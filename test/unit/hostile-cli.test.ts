@@ -82,11 +82,20 @@ test('--out that is a folder or lies under a file is refused before the run (che
 });
 
 /** Starts a long evaluation, sends `signal` once stderr matches `when`, and reports how it ended. */
-function cancelRun(signal: NodeJS.Signals, when: RegExp, out: string): Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string; ms: number }> {
+function cancelRun(
+  signal: NodeJS.Signals,
+  when: RegExp,
+  out: string,
+): Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string; ms: number }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', MAIN, ...evaluate('--limit', '300', '--attack', 'square', '--queries', '5000', '--eps', '0.05', '--out', out)], {
-      cwd: ROOT, env: { ...process.env, RLAB_CANCEL_GRACE_MS: '1500' },
-    });
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', MAIN, ...evaluate('--limit', '300', '--attack', 'square', '--queries', '5000', '--eps', '0.05', '--out', out)],
+      {
+        cwd: ROOT,
+        env: { ...process.env, RLAB_CANCEL_GRACE_MS: '1500' },
+      },
+    );
     let stderr = '';
     let sentAt = 0;
     const timer = setTimeout(() => {

@@ -21,7 +21,10 @@ let childError = '';
 before(() => {
   writeCorpus(dir);
   const r = spawnSync(process.execPath, ['--import', 'tsx', path.join(ROOT, 'test', 'helpers', 'bad-inputs.ts'), '--run', dir], {
-    cwd: ROOT, encoding: 'utf8', timeout: 45_000, maxBuffer: 64 * 1024 * 1024,
+    cwd: ROOT,
+    encoding: 'utf8',
+    timeout: 45_000,
+    maxBuffer: 64 * 1024 * 1024,
   });
   if (r.error || r.status !== 0) childError = `child ${r.error ? `failed: ${r.error.message}` : `exited ${r.status}`}; stderr: ${r.stderr?.slice(-2000)}`;
   for (const line of (r.stdout ?? '').split('\n').filter(Boolean)) {

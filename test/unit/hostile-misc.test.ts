@@ -67,7 +67,10 @@ test('after the cancel signal fires, atomic writes refuse (AbortError) and leave
   try {
     writeFileAtomic(path.join(out, 'a.json'), '{}');
     controller.abort();
-    assert.throws(() => writeFileAtomic(path.join(out, 'b.json'), '{}'), (e: unknown) => (e as Error).name === 'AbortError');
+    assert.throws(
+      () => writeFileAtomic(path.join(out, 'b.json'), '{}'),
+      (e: unknown) => (e as Error).name === 'AbortError',
+    );
     assert.deepEqual(readdirSync(out), ['a.json']);
   } finally {
     guardWrites(undefined);
@@ -148,16 +151,48 @@ const EVIL = {
 function hostileResult(): RunResult {
   const names = [EVIL.script, EVIL.img, EVIL.link];
   return {
-    schemaVersion: 2, tool: { name: 'robustness-lab', version: '<b>1</b>' }, createdAt: '"><script>x</script>',
+    schemaVersion: 2,
+    tool: { name: 'robustness-lab', version: '<b>1</b>' },
+    createdAt: '"><script>x</script>',
     model: { path: `models/${EVIL.html}.onnx`, sha256: 'x', input: 'x', output: 'y', inputShape: [1, 1, 2, 2], opset: 13 },
-    dataset: { format: 'folder', path: `data/${EVIL.pipe}`, count: 3, sha256: 'y', sampleShape: [1, 2, 2], classNames: names, preprocessing: { scale: 1, layout: 'NCHW' } },
+    dataset: {
+      format: 'folder',
+      path: `data/${EVIL.pipe}`,
+      count: 3,
+      sha256: 'y',
+      sampleShape: [1, 2, 2],
+      classNames: names,
+      preprocessing: { scale: 1, layout: 'NCHW' },
+    },
     seed: 0,
     runtime: { executionProvider: 'cpu', requested: 'auto', threads: 1, batchSize: 10 },
     timings: { loadSeconds: 0, cleanSeconds: 0, totalSeconds: 0, cleanImagesPerSecond: 0 },
-    clean: { accuracy: 0.5, correct: 1, count: 2, confusion: [[1, 0, 0], [0, 1, 0], [0, '<i>0</i>', 1]] },
+    clean: {
+      accuracy: 0.5,
+      correct: 1,
+      count: 2,
+      confusion: [
+        [1, 0, 0],
+        [0, 1, 0],
+        [0, '<i>0</i>', 1],
+      ],
+    },
     attacks: [{ attack: EVIL.script, threat: 'whitebox', norm: 'linf', eps: 0.1, accuracy: 0.25, successRate: 0.5 }],
     defense: { kind: EVIL.html, layer: 'layer`with``ticks`', verdict: EVIL.link, params: { note: EVIL.img } },
-    examples: [{ index: '<svg onload=alert(1)>', label: 0, cleanPrediction: 1, adversarialPrediction: 2, attack: EVIL.script, threat: 'whitebox', eps: 0.1, shape: [1, 2, 2], clean: [0, 0.5, 1, 0], adversarial: [0, 0.5, 1, 0.1] }],
+    examples: [
+      {
+        index: '<svg onload=alert(1)>',
+        label: 0,
+        cleanPrediction: 1,
+        adversarialPrediction: 2,
+        attack: EVIL.script,
+        threat: 'whitebox',
+        eps: 0.1,
+        shape: [1, 2, 2],
+        clean: [0, 0.5, 1, 0],
+        adversarial: [0, 0.5, 1, 0.1],
+      },
+    ],
   } as unknown as RunResult;
 }
 
@@ -207,11 +242,19 @@ test('flag parsing: empty list items, non-finite and non-decimal numbers, intege
 // ─── onnxruntime messages ───────────────────────────────────────────────────────────────────────
 
 test("onnxruntime's messages lose C++ file names and signatures but keep the node", () => {
-  const m = plainOrtMessage(new Error("Non-zero status code returned while running Reshape node. Name:'/features/Reshape' Status Message: /onnxruntime_src/onnxruntime/core/providers/cpu/tensor/reshape_helper.h:91 onnxruntime::ReshapeHelper::ReshapeHelper(const onnxruntime::TensorShape&, onnxruntime::TensorShapeVector&, bool) input_shape_size == requested_shape_size was false. The input tensor cannot be reshaped to the requested shape. Input shape:{2,5}, requested shape:{2,3}\n"));
+  const m = plainOrtMessage(
+    new Error(
+      "Non-zero status code returned while running Reshape node. Name:'/features/Reshape' Status Message: /onnxruntime_src/onnxruntime/core/providers/cpu/tensor/reshape_helper.h:91 onnxruntime::ReshapeHelper::ReshapeHelper(const onnxruntime::TensorShape&, onnxruntime::TensorShapeVector&, bool) input_shape_size == requested_shape_size was false. The input tensor cannot be reshaped to the requested shape. Input shape:{2,5}, requested shape:{2,3}\n",
+    ),
+  );
   assert.equal(m.node, '/features/Reshape');
   assert.equal(m.op, 'Reshape');
   assert.equal(m.detail, 'The input tensor cannot be reshaped to the requested shape. Input shape:{2,5}, requested shape:{2,3}');
-  const n = plainOrtMessage(new Error('This is an invalid model. In Node, ("FooBar_0", FooBar, "", -1) : ("x": tensor(float),) -> ("y": tensor(float),) , Error No Op registered for FooBar with domain_version of 13'));
+  const n = plainOrtMessage(
+    new Error(
+      'This is an invalid model. In Node, ("FooBar_0", FooBar, "", -1) : ("x": tensor(float),) -> ("y": tensor(float),) , Error No Op registered for FooBar with domain_version of 13',
+    ),
+  );
   assert.deepEqual(n, { detail: 'No Op registered for FooBar with domain_version of 13', node: 'FooBar_0', op: 'FooBar' });
 });
 
@@ -221,7 +264,10 @@ test('the worker client starts the compute process in the workspace folder with 
   const ws = sub('ws-worker');
   const other = sub('ws-other');
   const script = path.join(dir, 'echo-worker.js');
-  writeFileSync(script, "process.on('message', (m) => process.send({ type: 'inspected', id: m.id, model: { cwd: process.cwd(), argv: process.argv.slice(2) } }));\nprocess.on('disconnect', () => process.exit(0));\n");
+  writeFileSync(
+    script,
+    "process.on('message', (m) => process.send({ type: 'inspected', id: m.id, model: { cwd: process.cwd(), argv: process.argv.slice(2) } }));\nprocess.on('disconnect', () => process.exit(0));\n",
+  );
   let launch = { cwd: ws, roots: [ws] };
   const inspector = new Inspector(script, undefined, () => launch);
   try {
@@ -246,13 +292,20 @@ test('the real compute process refuses a model outside its roots and inspects on
   writeCorpus(corpus);
   const p = paths(corpus);
   const worker = new WorkerProcess(path.join(ROOT, 'src', 'worker', 'worker.ts'), 'inspect', 0, () => {}, {
-    cwd: p.ws, roots: [p.ws],
+    cwd: p.ws,
+    roots: [p.ws],
     // tsx by absolute URL: the child's working directory is the workspace, where no node_modules is.
     execArgv: ['--import', pathToFileURL(path.join(ROOT, 'node_modules', 'tsx', 'dist', 'loader.mjs')).href],
   });
   try {
-    await assert.rejects(worker.request({ type: 'inspect', model: path.join(p.m, 'link-model.onnx') }).result, (e: unknown) => e instanceof WorkerError && e.kind === 'user' && /symbolic link/.test(e.message) && !/\n\s+at /.test(e.message));
-    await assert.rejects(worker.request({ type: 'inspect', model: p.sentinelModel }).result, (e: unknown) => e instanceof WorkerError && e.kind === 'user' && /leaves the allowed folder/.test(e.message));
+    await assert.rejects(
+      worker.request({ type: 'inspect', model: path.join(p.m, 'link-model.onnx') }).result,
+      (e: unknown) => e instanceof WorkerError && e.kind === 'user' && /symbolic link/.test(e.message) && !/\n\s+at /.test(e.message),
+    );
+    await assert.rejects(
+      worker.request({ type: 'inspect', model: p.sentinelModel }).result,
+      (e: unknown) => e instanceof WorkerError && e.kind === 'user' && /leaves the allowed folder/.test(e.message),
+    );
     const summary = await worker.request({ type: 'inspect', model: path.join('m', 'plain.onnx') }).result;
     assert.ok((summary as { layers: unknown[] }).layers.length >= 2, 'a relative path resolves against the workspace folder (the cwd)');
   } finally {
@@ -264,7 +317,14 @@ test('the real compute process refuses a model outside its roots and inspects on
 test('package.json: the settings a workspace could abuse are restricted in Restricted Mode, and the results folder rejects ..', () => {
   const pkg = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8'));
   const restricted: string[] = pkg.capabilities.untrustedWorkspaces.restrictedConfigurations;
-  for (const key of ['robustnessLab.resultsFolder', 'robustnessLab.executionProvider', 'robustnessLab.threads', 'robustnessLab.lanes', 'robustnessLab.batchSize']) assert.ok(restricted.includes(key), key);
+  for (const key of [
+    'robustnessLab.resultsFolder',
+    'robustnessLab.executionProvider',
+    'robustnessLab.threads',
+    'robustnessLab.lanes',
+    'robustnessLab.batchSize',
+  ])
+    assert.ok(restricted.includes(key), key);
   const configs = Array.isArray(pkg.contributes.configuration) ? pkg.contributes.configuration : [pkg.contributes.configuration];
   const setting = configs.map((c: { properties: Record<string, { pattern?: string }> }) => c.properties['robustnessLab.resultsFolder']).find(Boolean);
   const pattern = new RegExp(setting.pattern);

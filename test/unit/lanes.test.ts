@@ -25,8 +25,25 @@ import { seededValues } from '../helpers/models';
 
 async function demoSetup() {
   const m = await openClassifier(DEMO_MODEL, { ep: 'cpu', threads: 2 });
-  const classifier = new OnnxClassifier({ model: m.loaded.model, shapes: m.graph.shapes, session: m.session, input: m.input, output: m.output, sampleDims: m.sampleDims, numClasses: m.numClasses, sessionOptions: { ep: 'cpu', threads: 2 } });
-  const init: LaneInit = { model: encodeModel(m.loaded.model), shapes: [...m.graph.shapes], input: m.input, output: m.output, sampleDims: [...m.sampleDims], numClasses: m.numClasses, sessionOptions: { ep: 'cpu', threads: 1 } };
+  const classifier = new OnnxClassifier({
+    model: m.loaded.model,
+    shapes: m.graph.shapes,
+    session: m.session,
+    input: m.input,
+    output: m.output,
+    sampleDims: m.sampleDims,
+    numClasses: m.numClasses,
+    sessionOptions: { ep: 'cpu', threads: 2 },
+  });
+  const init: LaneInit = {
+    model: encodeModel(m.loaded.model),
+    shapes: [...m.graph.shapes],
+    input: m.input,
+    output: m.output,
+    sampleDims: [...m.sampleDims],
+    numClasses: m.numClasses,
+    sessionOptions: { ep: 'cpu', threads: 1 },
+  };
   return { m, classifier, init };
 }
 
@@ -45,7 +62,13 @@ test('attacks spread over 2 lanes give exactly the results of one classifier (fu
     for (const config of configs) {
       let progress = 0;
       const one = await runAttack(classifier, data, config, { batchSize: 30, seed: 3, keepExamples: 5 });
-      const spread = await runAttack(classifier, data, config, { batchSize: 30, seed: 3, keepExamples: 5, lanes: lanes.lanes, onProgress: (done) => (progress = Math.max(progress, done)) });
+      const spread = await runAttack(classifier, data, config, {
+        batchSize: 30,
+        seed: 3,
+        keepExamples: 5,
+        lanes: lanes.lanes,
+        onProgress: (done) => (progress = Math.max(progress, done)),
+      });
       const { seconds: _a, ...a } = one;
       const { seconds: _b, ...b } = spread;
       assert.deepEqual(b, a, `${config.attack} ${config.norm}`);
@@ -55,7 +78,13 @@ test('attacks spread over 2 lanes give exactly the results of one classifier (fu
 
     // Cancelling: the run rejects with CancelledError, and the lanes stay usable.
     const controller = new AbortController();
-    const cancelled = runAttack(classifier, data, configs[0], { batchSize: 20, seed: 3, lanes: lanes.lanes, signal: controller.signal, onProgress: () => controller.abort() });
+    const cancelled = runAttack(classifier, data, configs[0], {
+      batchSize: 20,
+      seed: 3,
+      lanes: lanes.lanes,
+      signal: controller.signal,
+      onProgress: () => controller.abort(),
+    });
     await assert.rejects(cancelled, (e: Error) => e instanceof CancelledError);
     const logits = await lanes.lanes[0].logits(data.x.subarray(0, 784), 1);
     assert.equal(logits.length, 10);
@@ -77,11 +106,25 @@ test('an error inside a lane reaches the caller as the same kind of error: a mod
   const z = b.op('Gemm', [b.op('Flatten', ['x']), b.floatConst('w', [3, 4], seededValues(12, 1, 0.5))], { transB: 1 });
   b.node('Erf', [z], {}, ['logits']);
   const model = makeModel(b.graph('erf', [tensorValueInfo('x', ['N', 1, 2, 2])], [tensorValueInfo('logits', ['N', 3])]), 13);
-  const lanes = await OnnxLanes.start({ model: encodeModel(model), shapes: [...(await shapesOf(model))], input: 'x', output: 'logits', sampleDims: [1, 2, 2], numClasses: 3, sessionOptions: { ep: 'cpu', threads: 1 } }, 1);
+  const lanes = await OnnxLanes.start(
+    {
+      model: encodeModel(model),
+      shapes: [...(await shapesOf(model))],
+      input: 'x',
+      output: 'logits',
+      sampleDims: [1, 2, 2],
+      numClasses: 3,
+      sessionOptions: { ep: 'cpu', threads: 1 },
+    },
+    1,
+  );
   try {
     const x = new Float32Array(8).fill(0.5);
     assert.equal((await lanes.lanes[0].logits(x, 2)).length, 6);
-    await assert.rejects(lanes.lanes[0].lossGradient(x, 2, Int32Array.of(0, 1), 'ce-sum'), (e: Error) => e instanceof UserError && /Erf/.test(e.message) && /spsa,square/.test(e.message));
+    await assert.rejects(
+      lanes.lanes[0].lossGradient(x, 2, Int32Array.of(0, 1), 'ce-sum'),
+      (e: Error) => e instanceof UserError && /Erf/.test(e.message) && /spsa,square/.test(e.message),
+    );
   } finally {
     await lanes.release();
   }
@@ -91,12 +134,42 @@ test('CLI: evaluate --lanes 2 runs the attacks in the bundled lane workers with 
   const dir = mkdtempSync(path.join(tmpdir(), 'rlab-lanes-'));
   const run = (lanes: number) => {
     const out = path.join(dir, `lanes${lanes}.json`);
-    const r = cli(['evaluate', '--model', DEMO_MODEL, '--data', DEMO_TEST_IMAGES, '--labels', DEMO_TEST_LABELS, '--limit', '150', '--batch', '50', '--threads', '2', '--lanes', String(lanes), '--ep', 'cpu', '--attack', 'pgd', '--eps', '0.03', '--steps', '3', '--out', out]);
+    const r = cli([
+      'evaluate',
+      '--model',
+      DEMO_MODEL,
+      '--data',
+      DEMO_TEST_IMAGES,
+      '--labels',
+      DEMO_TEST_LABELS,
+      '--limit',
+      '150',
+      '--batch',
+      '50',
+      '--threads',
+      '2',
+      '--lanes',
+      String(lanes),
+      '--ep',
+      'cpu',
+      '--attack',
+      'pgd',
+      '--eps',
+      '0.03',
+      '--steps',
+      '3',
+      '--out',
+      out,
+    ]);
     assert.equal(r.code, 0, r.stderr);
     return JSON.parse(readFileSync(out, 'utf8')) as RunResult;
   };
-  const one = run(1), two = run(2);
+  const one = run(1),
+    two = run(2);
   assert.equal(two.runtime.lanes, 2);
   assert.equal(one.runtime.lanes, undefined);
-  assert.deepEqual(two.attacks!.map(({ seconds: _, ...a }) => a), one.attacks!.map(({ seconds: _, ...a }) => a));
+  assert.deepEqual(
+    two.attacks!.map(({ seconds: _, ...a }) => a),
+    one.attacks!.map(({ seconds: _, ...a }) => a),
+  );
 });

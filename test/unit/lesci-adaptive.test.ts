@@ -37,12 +37,24 @@ const TOLERANCE = 0.02;
 test('LESCI vq adaptive threat: clean accuracy and adaptive robust accuracy match the PyTorch reference', async () => {
   assert.equal(sha256Hex(readFileSync(DEMO_MODEL)), ref.modelSha256, 'the fixture was made from another demo model: rerun scripts/reference_lesci_adaptive.py');
   const r = await runEvaluation({
-    model: DEMO_MODEL, data: DEMO_TEST_IMAGES, labels: DEMO_TEST_LABELS, batchSize: 100, threads: 0, ep: 'cpu', seed: ref.attack.seed,
-    limit: ref.count, cacheDir: mkdtempSync(path.join(tmpdir(), 'rlab-lesci-adaptive-')),
+    model: DEMO_MODEL,
+    data: DEMO_TEST_IMAGES,
+    labels: DEMO_TEST_LABELS,
+    batchSize: 100,
+    threads: 0,
+    ep: 'cpu',
+    seed: ref.attack.seed,
+    limit: ref.count,
+    cacheDir: mkdtempSync(path.join(tmpdir(), 'rlab-lesci-adaptive-')),
     attacks: { names: ['pgd'], eps: [ref.attack.eps], norm: 'linf', steps: ref.attack.steps },
     defense: {
-      kind: 'lesci', layer: ref.layer, reference: DEMO_TRAIN_IMAGES, referenceLabels: DEMO_TRAIN_LABELS, referenceLimit: ref.referenceLimit,
-      threats: ['adaptive'], lesci: { mode: 'vq', pcaDims: ref.pcaDims },
+      kind: 'lesci',
+      layer: ref.layer,
+      reference: DEMO_TRAIN_IMAGES,
+      referenceLabels: DEMO_TRAIN_LABELS,
+      referenceLimit: ref.referenceLimit,
+      threats: ['adaptive'],
+      lesci: { mode: 'vq', pcaDims: ref.pcaDims },
     },
   });
   const d = r.defense!;

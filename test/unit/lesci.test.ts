@@ -41,9 +41,14 @@ async function runDefense(stage: DefenseStage, activation: Float32Array, dims: n
 // ---------------------------------------------------------------- tiny hand-made reference set
 // 2-D activations, 3 classes. Row 8 is misclassified by the "model" and must not enter E.
 const TINY_POINTS = [
-  [0, 0], [0.1, 0], [0, 0.1], // class 0
-  [5, 5], [5.1, 5], [5, 5.1], // class 1
-  [10, 0], [10.1, 0], // class 2
+  [0, 0],
+  [0.1, 0],
+  [0, 0.1], // class 0
+  [5, 5],
+  [5.1, 5],
+  [5, 5.1], // class 1
+  [10, 0],
+  [10.1, 0], // class 2
   [2.5, 2.5], // class 2, predicted 0
 ];
 const TINY_LABELS = [0, 0, 0, 1, 1, 1, 2, 2, 2];
@@ -176,7 +181,10 @@ function correctSubset(ref: ReferenceActivations): ReferenceActivations {
   return selectReference(ref, keep);
 }
 
-for (const [layer, distance] of [[POOL1, 'cosine'], [FC1, 'l2']] as const) {
+for (const [layer, distance] of [
+  [POOL1, 'cosine'],
+  [FC1, 'l2'],
+] as const) {
   test(`LESCI vq at ${layer} (${distance}): outputs are rows of E, the nearest on the reduced vectors`, async (t) => {
     const ref = refs.get(layer)!;
     const stage = await fitLesci(ref, { mode: 'vq', distance, pca: { threads: 2 } });
@@ -201,18 +209,27 @@ for (const [layer, distance] of [[POOL1, 'cosine'], [FC1, 'l2']] as const) {
       if (row === js.indices[a]) same++;
       else {
         const d = pairDistance(zQ, a * pca.dims, zE, row * pca.dims, pca.dims, distance);
-        assert.ok(d <= js.distances[a] + 1e-4 * Math.max(1, Math.abs(js.distances[a])), `sample ${a}: row ${row} at ${d}, nearest ${js.indices[a]} at ${js.distances[a]}`);
+        assert.ok(
+          d <= js.distances[a] + 1e-4 * Math.max(1, Math.abs(js.distances[a])),
+          `sample ${a}: row ${row} at ${d}, nearest ${js.indices[a]} at ${js.distances[a]}`,
+        );
       }
     }
     assert.ok(same >= 0.97 * testSet.count, `${same} of ${testSet.count} identical nearest rows`);
     const clean = accuracy(run.scores, testSet.labels);
     const base = accuracy(run.logits, testSet.labels);
-    t.diagnostic(`vq ${distance} at ${layer}: clean accuracy ${clean.toFixed(3)} (undefended ${base.toFixed(3)}), E rows ${E.n}, PCA ${stage.params.pcaMethod} explains ${stage.params.pcaExplainedVariance}`);
+    t.diagnostic(
+      `vq ${distance} at ${layer}: clean accuracy ${clean.toFixed(3)} (undefended ${base.toFixed(3)}), E rows ${E.n}, PCA ${stage.params.pcaMethod} explains ${stage.params.pcaExplainedVariance}`,
+    );
     assert.ok(clean > base - 0.15, `vq accuracy ${clean} vs ${base}`);
   });
 }
 
-for (const [layer, distance] of [[POOL2, 'cosine'], [FC1, 'cosine'], [FC1, 'l2']] as const) {
+for (const [layer, distance] of [
+  [POOL2, 'cosine'],
+  [FC1, 'cosine'],
+  [FC1, 'l2'],
+] as const) {
   test(`LESCI vote at ${layer} (${distance}) agrees with a JS vote; projection rate in (0, 1]`, async (t) => {
     const ref = refs.get(layer)!;
     const k = LESCI_DEFAULTS.k;
@@ -239,7 +256,11 @@ for (const [layer, distance] of [[POOL2, 'cosine'], [FC1, 'cosine'], [FC1, 'l2']
       const scores = Array.from(run.scores.subarray(a * 10, (a + 1) * 10));
       if (got) {
         projectedCount++;
-        assert.deepEqual(scores, scores.map((_, c) => (c === argmaxRows(Float32Array.from(scores), 10)[0] ? 30 : 0)), 'a one-hot of 30');
+        assert.deepEqual(
+          scores,
+          scores.map((_, c) => (c === argmaxRows(Float32Array.from(scores), 10)[0] ? 30 : 0)),
+          'a one-hot of 30',
+        );
       } else {
         assert.deepEqual(scores, Array.from(run.logits.subarray(a * 10, (a + 1) * 10)), 'fallback: the model logits');
       }
@@ -254,7 +275,9 @@ for (const [layer, distance] of [[POOL2, 'cosine'], [FC1, 'cosine'], [FC1, 'l2']
     let projCorrect = 0;
     const pred = argmaxRows(run.scores, 10);
     for (let a = 0; a < testSet.count; a++) if (run.projected![a] && pred[a] === testSet.labels[a]) projCorrect++;
-    t.diagnostic(`vote ${distance} at ${layer}: clean accuracy ${clean.toFixed(3)} (undefended ${base.toFixed(3)}), projection rate ${rate.toFixed(3)}, accuracy when projected ${(projCorrect / Math.max(projectedCount, 1)).toFixed(3)}`);
+    t.diagnostic(
+      `vote ${distance} at ${layer}: clean accuracy ${clean.toFixed(3)} (undefended ${base.toFixed(3)}), projection rate ${rate.toFixed(3)}, accuracy when projected ${(projCorrect / Math.max(projectedCount, 1)).toFixed(3)}`,
+    );
     assert.ok(clean > base - 0.1);
   });
 }

@@ -27,7 +27,8 @@ async function run(bytes: Uint8Array, input: string, x: Float32Array, dims: numb
 test('insertion points of a residual model: nothing inside the block, the block output yes', () => {
   const { model, names } = residualModel();
   const points = new Set(insertionPoints(model.graph!));
-  for (const t of ['x', names.stem, names.stemRelu, names.add, names.r2, names.pool, names.flat, 'logits']) assert.ok(points.has(t), `${t} should be an insertion point`);
+  for (const t of ['x', names.stem, names.stemRelu, names.add, names.r2, names.pool, names.flat, 'logits'])
+    assert.ok(points.has(t), `${t} should be an insertion point`);
   for (const t of [names.c1, names.r1, names.c2]) assert.ok(!points.has(t), `${t} is inside the residual block`);
 });
 
@@ -63,7 +64,10 @@ test('head + tail reproduce the residual model at every insertion point; a tenso
     assert.equal(out.length, full.length);
     for (let i = 0; i < full.length; i++) assert.ok(Math.abs(out[i] - full[i]) <= 1e-5, `cut at ${t}: ${out[i]} vs ${full[i]}`);
   }
-  assert.throws(() => cutModel(model, names.r1, shapes), (e: unknown) => e instanceof UserError && /dominate/.test(e.message) && e.message.includes(names.stemRelu));
+  assert.throws(
+    () => cutModel(model, names.r1, shapes),
+    (e: unknown) => e instanceof UserError && /dominate/.test(e.message) && e.message.includes(names.stemRelu),
+  );
   assert.throws(() => cutModel(model, 'no_such_tensor', shapes), /no tensor named 'no_such_tensor'/);
 });
 
@@ -86,7 +90,11 @@ test('external data is read from the model folder, and a path leaving the folder
   const t = external.graph!.initializer!.find((i) => i.name === fc.name)!;
   delete t.rawData;
   t.dataLocation = 1;
-  t.externalData = [{ key: 'location', value: 'weights.bin' }, { key: 'offset', value: '16' }, { key: 'length', value: String(bytes.length) }];
+  t.externalData = [
+    { key: 'location', value: 'weights.bin' },
+    { key: 'offset', value: '16' },
+    { key: 'length', value: String(bytes.length) },
+  ];
   writeFileSync(path.join(dir, 'm', 'ext.onnx'), encodeModel(external));
   const loaded = loadModel(path.join(dir, 'm', 'ext.onnx'));
   const x = seededValues(64, 7, 1);
@@ -97,22 +105,33 @@ test('external data is read from the model folder, and a path leaving the folder
   writeFileSync(path.join(dir, 'outside.bin'), Buffer.from(bytes));
   t.externalData = [{ key: 'location', value: '../outside.bin' }];
   writeFileSync(path.join(dir, 'm', 'escape.onnx'), encodeModel(external));
-  assert.throws(() => loadModel(path.join(dir, 'm', 'escape.onnx')), (e: unknown) => e instanceof UserError && /leaves the model's folder/.test(e.message) && e.message.includes('../outside.bin'));
+  assert.throws(
+    () => loadModel(path.join(dir, 'm', 'escape.onnx')),
+    (e: unknown) => e instanceof UserError && /leaves the model's folder/.test(e.message) && e.message.includes('../outside.bin'),
+  );
 });
 
 test('a file that is not ONNX gets an error naming it', () => {
   const dir = tmp();
   const file = path.join(dir, 'junk.onnx');
   writeFileSync(file, Buffer.from('this is not a protobuf model at all, just text'));
-  assert.throws(() => loadModel(file), (e: unknown) => e instanceof UserError && e.message.includes(file));
-  assert.throws(() => loadModel(path.join(dir, 'missing.onnx')), (e: unknown) => e instanceof UserError && /Cannot read the model file/.test(e.message));
+  assert.throws(
+    () => loadModel(file),
+    (e: unknown) => e instanceof UserError && e.message.includes(file),
+  );
+  assert.throws(
+    () => loadModel(path.join(dir, 'missing.onnx')),
+    (e: unknown) => e instanceof UserError && /Cannot read the model file/.test(e.message),
+  );
   assert.equal(DataType.FLOAT, 1);
 });
 
 test('shapes come from value_info where the model carries it (no probe run needed for those tensors)', async () => {
   const { model, names } = residualModel();
   // Deliberately distinctive symbolic names: a probe would report 'N' instead.
-  model.graph!.valueInfo = (model.graph!.node ?? []).filter((n) => n.output![0] !== 'logits').map((n) => tensorValueInfo(n.output![0], n.output![0] === names.pool ? ['B', 4, 1, 1] : n.output![0] === names.flat ? ['B', 4] : ['B', 4, 8, 8]));
+  model.graph!.valueInfo = (model.graph!.node ?? [])
+    .filter((n) => n.output![0] !== 'logits')
+    .map((n) => tensorValueInfo(n.output![0], n.output![0] === names.pool ? ['B', 4, 1, 1] : n.output![0] === names.flat ? ['B', 4] : ['B', 4, 8, 8]));
   const dir = tmp();
   writeFileSync(path.join(dir, 'vi.onnx'), encodeModel(model));
   const shapes = await inferShapes(loadModel(path.join(dir, 'vi.onnx')));

@@ -70,13 +70,14 @@ function separatedMatrix(n: number, d: number, seed: number): Float32Array {
   for (let i = 0; i < n; i++) for (let j = 0; j < d; j++) x[i * d + j] = rng.normal() * 3 * 0.8 ** j + 0.5 * j;
   // Rotate with a random orthogonal-ish mix so that the directions are not the axes.
   const mix = new Float64Array(d * d);
-  for (let i = 0; i < d; i++) for (let j = 0; j < d; j++) mix[i * d + j] = (i === j ? 1 : 0) + 0.3 * rng.normal() / Math.sqrt(d);
+  for (let i = 0; i < d; i++) for (let j = 0; j < d; j++) mix[i * d + j] = (i === j ? 1 : 0) + (0.3 * rng.normal()) / Math.sqrt(d);
   const out = new Float32Array(n * d);
-  for (let i = 0; i < n; i++) for (let j = 0; j < d; j++) {
-    let s = 0;
-    for (let k = 0; k < d; k++) s += x[i * d + k] * mix[k * d + j];
-    out[i * d + j] = s;
-  }
+  for (let i = 0; i < n; i++)
+    for (let j = 0; j < d; j++) {
+      let s = 0;
+      for (let k = 0; k < d; k++) s += x[i * d + k] * mix[k * d + j];
+      out[i * d + j] = s;
+    }
   return out;
 }
 
@@ -84,7 +85,8 @@ function covariance(x: Float32Array, n: number, d: number): Float64Array {
   const mean = new Float64Array(d);
   for (let i = 0; i < n; i++) for (let j = 0; j < d; j++) mean[j] += x[i * d + j] / n;
   const c = new Float64Array(d * d);
-  for (let i = 0; i < n; i++) for (let a = 0; a < d; a++) for (let b = 0; b < d; b++) c[a * d + b] += ((x[i * d + a] - mean[a]) * (x[i * d + b] - mean[b])) / (n - 1);
+  for (let i = 0; i < n; i++)
+    for (let a = 0; a < d; a++) for (let b = 0; b < d; b++) c[a * d + b] += ((x[i * d + a] - mean[a]) * (x[i * d + b] - mean[b])) / (n - 1);
   return c;
 }
 
@@ -116,7 +118,10 @@ test('symmetricEigen equals a cyclic Jacobi solver and gives orthonormal eigenve
   }
 });
 
-for (const [label, n, d] of [['Gram branch (n < D)', 25, 40], ['covariance branch (n > D)', 120, 14]] as const) {
+for (const [label, n, d] of [
+  ['Gram branch (n < D)', 25, 40],
+  ['covariance branch (n > D)', 120, 14],
+] as const) {
   test(`exact PCA (${label}) equals the Jacobi eigendecomposition of the covariance`, async () => {
     const x = separatedMatrix(n, d, n + d);
     const r = 8;
@@ -193,7 +198,10 @@ test('reference activations: shapes, labels, and predictions of the full model',
   assert.deepEqual(Array.from(fc1.predictions), Array.from(pool2.predictions));
   const acc = fc1.predictions.filter((p, i) => p === fc1.labels[i]).length / fc1.n;
   assert.ok(acc > 0.85 && acc < 1, `train accuracy ${acc}`);
-  assert.ok(fc1.activations.every((v) => v >= 0), 'ReLU output');
+  assert.ok(
+    fc1.activations.every((v) => v >= 0),
+    'ReLU output',
+  );
 });
 
 test('randomized PCA on demo activations (pool2, D = 1024) matches exact PCA', async () => {
@@ -221,7 +229,9 @@ test('randomized PCA on demo activations (pool2, D = 1024) matches exact PCA', a
 async function onnxKnn(queries: Float32Array, nq: number, ref: Float32Array, n: number, d: number, k: number, distance: Distance) {
   const g = new GraphBuilder();
   addKnnSearch(g, 'q', ref, n, d, k, distance, { indices: 'idx', distances: 'dist' });
-  const model = makeModel(g.graph('knn', [tensorValueInfo('q', ['N', d])], [tensorValueInfo('idx', ['N', k], DataType.INT64), tensorValueInfo('dist', ['N', k])]));
+  const model = makeModel(
+    g.graph('knn', [tensorValueInfo('q', ['N', d])], [tensorValueInfo('idx', ['N', k], DataType.INT64), tensorValueInfo('dist', ['N', k])]),
+  );
   const s = await ort.InferenceSession.create(encodeModel(model));
   try {
     const out = await s.run({ q: new ort.Tensor('float32', queries, [nq, d]) });
@@ -245,7 +255,10 @@ for (const distance of ['cosine', 'l2'] as const) {
         // Wherever they differ it is a float32 near-tie: ONNX's m-th neighbour is as near as JS's m-th.
         const exactDist = pairDistance(fc1Test.activations, a * d, fc1.activations, i * d, d, distance);
         const scale = distance === 'l2' ? Math.max(js.distances[a * k], 1) : 1;
-        assert.ok(Math.abs(exactDist - js.distances[a * k + m]) <= 1e-5 * scale + 1e-4 * js.distances[a * k + m], `query ${a} rank ${m}: ${exactDist} vs ${js.distances[a * k + m]}`);
+        assert.ok(
+          Math.abs(exactDist - js.distances[a * k + m]) <= 1e-5 * scale + 1e-4 * js.distances[a * k + m],
+          `query ${a} rank ${m}: ${exactDist} vs ${js.distances[a * k + m]}`,
+        );
         assert.ok(Math.abs(onnx.distances[a * k + m] - exactDist) <= 1e-3 * scale, `reported distance ${onnx.distances[a * k + m]} vs ${exactDist}`);
       }
     }

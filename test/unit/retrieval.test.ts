@@ -10,7 +10,15 @@ import { after, before, test } from 'node:test';
 import * as ort from 'onnxruntime-node';
 import { CutRunner, referenceActivations, type InspectedModel, type ReferenceActivations } from '../../src/core/defenses/activations';
 import { knnSearch, pairDistance } from '../../src/core/defenses/knn';
-import { RETRIEVAL_TENSORS, buildRetrievalIndex, fitRetrieval, leaveOneOutFeatures, retrievalAttend, retrievalForward, retrievalSearch } from '../../src/core/defenses/retrieval';
+import {
+  RETRIEVAL_TENSORS,
+  buildRetrievalIndex,
+  fitRetrieval,
+  leaveOneOutFeatures,
+  retrievalAttend,
+  retrievalForward,
+  retrievalSearch,
+} from '../../src/core/defenses/retrieval';
 import { deserializeDefense, serializeDefense } from '../../src/core/defenses/serialize';
 import { DEFENSE_IO, type DefenseStage } from '../../src/core/defenses/types';
 import { inspectModel } from '../../src/core/eval/model-session';
@@ -77,7 +85,10 @@ async function runInternals(stage: DefenseStage, act: Float32Array, count: numbe
   }
 }
 
-for (const [layer, distance] of [[FC1, 'l2'], [POOL2, 'cosine']] as const) {
+for (const [layer, distance] of [
+  [FC1, 'l2'],
+  [POOL2, 'cosine'],
+] as const) {
   test(`retrieval graph at ${layer} (${distance}): exact search, α sums to 1, h̄ and ȳ equal the JS computation`, async () => {
     const ref = refs.get(layer)!;
     const N = 10;
@@ -92,11 +103,12 @@ for (const [layer, distance] of [[FC1, 'l2'], [POOL2, 'cosine']] as const) {
     const exact = retrievalSearch(index, act, count, { method: 'exact' });
     const keys = index.keys;
     const qk = new Float32Array(count * index.keyDims);
-    for (let a = 0; a < count; a++) for (let c = 0; c < index.keyDims; c++) {
-      let s = 0;
-      for (let j = 0; j < D; j++) s += act[a * D + j] * index.projection![c * D + j];
-      qk[a * index.keyDims + c] = s;
-    }
+    for (let a = 0; a < count; a++)
+      for (let c = 0; c < index.keyDims; c++) {
+        let s = 0;
+        for (let j = 0; j < D; j++) s += act[a * D + j] * index.projection![c * D + j];
+        qk[a * index.keyDims + c] = s;
+      }
     const jsKnn = knnSearch(qk, count, keys, ref.n, index.keyDims, N, distance);
     assert.deepEqual(exact.indices, jsKnn.indices);
     let same = 0;
@@ -129,7 +141,10 @@ for (const [layer, distance] of [[FC1, 'l2'], [POOL2, 'cosine']] as const) {
         let direct = 0;
         for (let m = 0; m < N; m++) direct += got.alpha[a * N + m] * ref.activations[got.indices[a * N + m] * D + j];
         const scale = 1e-4 * (1 + Math.abs(direct));
-        assert.ok(Math.abs(got.hbar[a * D + j] - direct) < scale && Math.abs(got.hbar[a * D + j] - js.hbar[a * D + j]) < 1e-3 * (1 + Math.abs(direct)), `h̄[${a}, ${j}]`);
+        assert.ok(
+          Math.abs(got.hbar[a * D + j] - direct) < scale && Math.abs(got.hbar[a * D + j] - js.hbar[a * D + j]) < 1e-3 * (1 + Math.abs(direct)),
+          `h̄[${a}, ${j}]`,
+        );
       }
     }
     assert.deepEqual(got.activationOut, got.hbar, 'the tail head outputs h̄ (reshaped)');
@@ -168,7 +183,9 @@ test('retrieval LSH: recall against exact search, and the JS LSH path predicts l
   };
   const def = recall({});
   const generous = recall({ tables: 16, probes: 32 });
-  t.diagnostic(`LSH recall@10 at ${layer} (database ${ref.n}): defaults (8 tables, ${def.index.lsh.bits} bits, 8 probes) ${def.recall.toFixed(3)} looking at ${(100 * def.candidates).toFixed(1)}% of the rows; 16 tables × 32 probes ${generous.recall.toFixed(3)} at ${(100 * generous.candidates).toFixed(1)}%`);
+  t.diagnostic(
+    `LSH recall@10 at ${layer} (database ${ref.n}): defaults (8 tables, ${def.index.lsh.bits} bits, 8 probes) ${def.recall.toFixed(3)} looking at ${(100 * def.candidates).toFixed(1)}% of the rows; 16 tables × 32 probes ${generous.recall.toFixed(3)} at ${(100 * generous.candidates).toFixed(1)}%`,
+  );
   assert.ok(def.recall > 0.8, `default recall ${def.recall}`);
   assert.ok(def.candidates < 0.25, `default candidates ${def.candidates}`);
   assert.ok(generous.recall > 0.97, `generous recall ${generous.recall}`);
@@ -211,7 +228,9 @@ test('retrieval paper head: trains on onnxruntime (leave-one-out) to a reasonabl
     const clean = accuracy(run.scores, testSet.labels);
     const base = accuracy(run.logits, testSet.labels);
     const tr = stage.params.training as { trainAccuracy: number; finalLoss: number };
-    t.diagnostic(`paper head N=${N} at ${layer}: clean accuracy ${clean.toFixed(3)} (undefended ${base.toFixed(3)}), train accuracy ${tr.trainAccuracy.toFixed(3)}, loss ${tr.finalLoss.toFixed(3)}`);
+    t.diagnostic(
+      `paper head N=${N} at ${layer}: clean accuracy ${clean.toFixed(3)} (undefended ${base.toFixed(3)}), train accuracy ${tr.trainAccuracy.toFixed(3)}, loss ${tr.finalLoss.toFixed(3)}`,
+    );
     assert.ok(clean > 0.8, `paper head accuracy ${clean}`);
     if (N === 5) {
       const again = await fitRetrieval(ref, { head: 'paper', neighbours: N, training, seed: 3 });

@@ -22,9 +22,10 @@ async function tfjsPredictions(json: string): Promise<{ confusion: number[][]; a
   const artifacts = artifactsFromDir(json);
   const raw = await loadDataset({ path: DEMO_TEST_IMAGES, labelsPath: DEMO_TEST_LABELS, limit: LIMIT });
   const x = tf.tensor4d(preprocess(raw, { layout: 'NHWC', channels: 1, height: 28, width: 28 }), [raw.count, 28, 28, 1]);
-  const probs = artifacts.format === 'graph-model'
-    ? ((await tf.loadGraphModel(tf.io.fromMemory(artifacts))).predict(x) as tf.Tensor)
-    : ((await tf.loadLayersModel(tf.io.fromMemory(artifacts))).predict(x) as tf.Tensor);
+  const probs =
+    artifacts.format === 'graph-model'
+      ? ((await tf.loadGraphModel(tf.io.fromMemory(artifacts))).predict(x) as tf.Tensor)
+      : ((await tf.loadLayersModel(tf.io.fromMemory(artifacts))).predict(x) as tf.Tensor);
   const predictions = Array.from(probs.argMax(-1).dataSync());
   const confusion = Array.from({ length: 10 }, () => new Array<number>(10).fill(0));
   predictions.forEach((p, i) => confusion[raw.labels![i]][p]++);
@@ -47,8 +48,14 @@ test('tfjs demo: the demo models are small and load through loadModel', () => {
 test('tfjs demo: `inspect model.json` lists the Keras layer names with insertion points', () => {
   const r = cli(['inspect', path.relative(ROOT, LAYERS), '--json']);
   assert.equal(r.code, 0, r.stderr);
-  const info = JSON.parse(r.stdout) as { inputs: { name: string; shape: (number | string)[] }[]; layers: { name: string; op: string; shape: (number | string)[]; insertionPoint: boolean }[] };
-  assert.deepEqual(info.inputs.map((i) => [i.name, i.shape.slice(1)]), [['conv1_input', [28, 28, 1]]]);
+  const info = JSON.parse(r.stdout) as {
+    inputs: { name: string; shape: (number | string)[] }[];
+    layers: { name: string; op: string; shape: (number | string)[]; insertionPoint: boolean }[];
+  };
+  assert.deepEqual(
+    info.inputs.map((i) => [i.name, i.shape.slice(1)]),
+    [['conv1_input', [28, 28, 1]]],
+  );
   const byName = new Map(info.layers.map((l) => [l.name, l]));
   for (const name of ['conv1', 'pool1', 'conv2', 'pool2', 'flatten', 'fc1', 'probs']) {
     assert.ok(byName.get(name)?.insertionPoint, `${name} is listed as an insertion point`);
@@ -61,10 +68,30 @@ test('tfjs demo: `inspect model.json` lists the Keras layer names with insertion
   assert.match(table.stdout, /StatefulPartitionedCall\/fashion_tfjs\/conv2\/Relu .*✓/);
 });
 
-for (const [kind, json] of [['layers', LAYERS], ['graph', GRAPH]] as const) {
+for (const [kind, json] of [
+  ['layers', LAYERS],
+  ['graph', GRAPH],
+] as const) {
   test(`tfjs demo: evaluate on ${LIMIT} images gives tfjs's own accuracy and predictions (${kind} model)`, async () => {
     const out = path.join(ROOT, 'test-artifacts', `tfjs-demo-${kind}.json`);
-    const r = cli(['evaluate', '--model', path.relative(ROOT, json), '--data', DEMO_TEST_IMAGES, '--labels', DEMO_TEST_LABELS, '--limit', String(LIMIT), '--ep', 'cpu', '--threads', '1', '--out', out, '--json']);
+    const r = cli([
+      'evaluate',
+      '--model',
+      path.relative(ROOT, json),
+      '--data',
+      DEMO_TEST_IMAGES,
+      '--labels',
+      DEMO_TEST_LABELS,
+      '--limit',
+      String(LIMIT),
+      '--ep',
+      'cpu',
+      '--threads',
+      '1',
+      '--out',
+      out,
+      '--json',
+    ]);
     assert.equal(r.code, 0, r.stderr);
     const result = JSON.parse(readFileSync(out, 'utf8'));
     const ours = result.clean;

@@ -53,8 +53,8 @@ export function quantize(values: Float32Array, dtype: 'uint8' | 'uint16' | 'floa
     return { bytes: new Uint8Array(h.buffer), meta: { dtype: 'float16' } };
   }
   const levels = dtype === 'uint8' ? 255 : 65535;
-  let min = Math.min(...values), max = Math.max(...values);
-  if (min === max) max = min + 1;
+  const min = Math.min(...values);
+  const max = Math.max(...values) === min ? min + 1 : Math.max(...values);
   const scale = (max - min) / levels;
   const q = dtype === 'uint8' ? new Uint8Array(values.length) : new Uint16Array(values.length);
   for (let i = 0; i < values.length; i++) q[i] = Math.round((values[i] - min) / scale);
@@ -140,10 +140,12 @@ function concat(parts: Uint8Array[]): Uint8Array {
 /** Saves a tfjs layers model through a custom IOHandler and writes its files into `dir`. */
 export async function saveLayersModel(model: tf.LayersModel, dir: string, options: SaveOptions = {}): Promise<string> {
   let out = '';
-  await model.save(tf.io.withSaveHandler(async (artifacts) => {
-    out = writeArtifacts(dir, artifacts, options);
-    return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
-  }));
+  await model.save(
+    tf.io.withSaveHandler(async (artifacts) => {
+      out = writeArtifacts(dir, artifacts, options);
+      return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
+    }),
+  );
   return out;
 }
 
@@ -158,7 +160,13 @@ export function artifactsFromDir(jsonPath: string): tf.io.ModelArtifacts {
     for (const p of g.paths) parts.push(new Uint8Array(readFileSync(path.join(dir, p))));
   }
   const data = concat(parts);
-  return { modelTopology: json.modelTopology, format: json.format, weightSpecs: specs, weightData: data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength) as ArrayBuffer, signature: json.signature };
+  return {
+    modelTopology: json.modelTopology,
+    format: json.format,
+    weightSpecs: specs,
+    weightData: data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength) as ArrayBuffer,
+    signature: json.signature,
+  };
 }
 
 export interface GraphNodeJson {
@@ -190,16 +198,29 @@ export const A = {
 /** A Placeholder node. */
 export const placeholder = (name: string, shape: number[]): GraphNodeJson => ({ name, op: 'Placeholder', attr: { dtype: A.type(), shape: A.shape(shape) } });
 /** A Const node whose value lives in the weights. */
-export const constNode = (name: string, dtype = 'DT_FLOAT'): GraphNodeJson => ({ name, op: 'Const', attr: { dtype: A.type(dtype), value: { tensor: { dtype } } } });
+export const constNode = (name: string, dtype = 'DT_FLOAT'): GraphNodeJson => ({
+  name,
+  op: 'Const',
+  attr: { dtype: A.type(dtype), value: { tensor: { dtype } } },
+});
 
 /** Writes a hand-made graph model (model.json + one shard). Const nodes for the weights are added. */
-export function writeGraphModel(dir: string, nodes: GraphNodeJson[], weights: GraphWeight[], extra: Record<string, unknown> = {}, options: SaveOptions = {}): string {
+export function writeGraphModel(
+  dir: string,
+  nodes: GraphNodeJson[],
+  weights: GraphWeight[],
+  extra: Record<string, unknown> = {},
+  options: SaveOptions = {},
+): string {
   const specs = weights.map((w) => ({ name: w.name, shape: w.shape, dtype: w.dtype ?? 'float32' }));
   const data = concat(weights.map((w) => new Uint8Array((w.dtype === 'int32' ? Int32Array.from(w.data) : Float32Array.from(w.data)).buffer)));
   const consts = weights.filter((w) => !nodes.some((n) => n.name === w.name)).map((w) => constNode(w.name, w.dtype === 'int32' ? 'DT_INT32' : 'DT_FLOAT'));
   const artifacts: tf.io.ModelArtifacts = {
     modelTopology: { node: [...consts, ...nodes], library: {}, versions: { producer: 1395 } } as unknown as tf.io.ModelArtifacts['modelTopology'],
-    format: 'graph-model', generatedBy: '2.15.0', convertedBy: 'hand-written (test)', weightSpecs: specs,
+    format: 'graph-model',
+    generatedBy: '2.15.0',
+    convertedBy: 'hand-written (test)',
+    weightSpecs: specs,
     weightData: data.buffer as ArrayBuffer,
   };
   const json = writeArtifacts(dir, artifacts, options);
@@ -230,7 +251,8 @@ export function randomInput(dims: number[], seed: number, scale = 1): Float32Arr
 /** max |a − b| ≤ tol·max(1, |b|) elementwise. */
 export function assertClose(actual: ArrayLike<number>, expected: ArrayLike<number>, tol: number, what: string): void {
   assert.equal(actual.length, expected.length, `${what}: ${actual.length} values, expected ${expected.length}`);
-  let worst = 0, at = -1;
+  let worst = 0,
+    at = -1;
   for (let i = 0; i < actual.length; i++) {
     const err = Math.abs(actual[i] - expected[i]) / Math.max(1, Math.abs(expected[i]));
     if (!(err <= worst)) {

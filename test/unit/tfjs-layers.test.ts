@@ -34,12 +34,18 @@ function randomizeAll(m: tf.LayersModel, seed: number): void {
   for (const layer of m.layers) {
     const ws = layer.getWeights();
     if (!ws.length) continue;
-    layer.setWeights(ws.map((w) => {
-      const name = (w as tf.Tensor & { name?: string }).name ?? '';
-      const v = randomInput(w.shape, s++, 0.5);
-      if (/variance/.test(name)) return tf.tensor(v.map((x) => 0.5 + Math.abs(x)), w.shape);
-      return tf.tensor(v, w.shape);
-    }));
+    layer.setWeights(
+      ws.map((w) => {
+        const name = (w as tf.Tensor & { name?: string }).name ?? '';
+        const v = randomInput(w.shape, s++, 0.5);
+        if (/variance/.test(name))
+          return tf.tensor(
+            v.map((x) => 0.5 + Math.abs(x)),
+            w.shape,
+          );
+        return tf.tensor(v, w.shape);
+      }),
+    );
   }
 }
 
@@ -56,7 +62,7 @@ async function check(c: Case): Promise<void> {
   const json = await saveLayersModel(model, dir);
   const dims = [3, ...c.input];
   const x = randomInput(dims, 42, c.scale ?? 1);
-  const expected = (Array.isArray(out) ? (model.predict(tf.tensor(x, dims)) as tf.Tensor[])[0] : (model.predict(tf.tensor(x, dims)) as tf.Tensor));
+  const expected = Array.isArray(out) ? (model.predict(tf.tensor(x, dims)) as tf.Tensor[])[0] : (model.predict(tf.tensor(x, dims)) as tf.Tensor);
   const got = await runConverted(json, x, dims);
   assert.deepEqual(got.dims, expected.shape, `${c.name}: output shape`);
   assertClose(got.out, expected.dataSync(), c.tol ?? 1e-4, c.name);
@@ -64,40 +70,165 @@ async function check(c: Case): Promise<void> {
 
 const CASES: Case[] = [
   { name: 'Conv2D valid relu', input: [7, 7, 3], layers: () => [L.conv2d({ filters: 4, kernelSize: 3, activation: 'relu' })] },
-  { name: 'Conv2D same stride 2 odd size (asymmetric pads)', input: [7, 8, 2], layers: () => [L.conv2d({ filters: 3, kernelSize: [3, 2], strides: 2, padding: 'same' })] },
-  { name: 'Conv2D dilated, no bias', input: [9, 9, 2], layers: () => [L.conv2d({ filters: 3, kernelSize: 3, dilationRate: 2, useBias: false, activation: 'tanh' })] },
-  { name: 'DepthwiseConv2D multiplier 2 same stride 2', input: [7, 7, 3], layers: () => [L.depthwiseConv2d({ kernelSize: 3, depthMultiplier: 2, strides: 2, padding: 'same', activation: 'relu6' })] },
-  { name: 'SeparableConv2D', input: [8, 8, 3], layers: () => [L.separableConv2d({ filters: 5, kernelSize: 3, depthMultiplier: 2, padding: 'same', activation: 'elu' })] },
+  {
+    name: 'Conv2D same stride 2 odd size (asymmetric pads)',
+    input: [7, 8, 2],
+    layers: () => [L.conv2d({ filters: 3, kernelSize: [3, 2], strides: 2, padding: 'same' })],
+  },
+  {
+    name: 'Conv2D dilated, no bias',
+    input: [9, 9, 2],
+    layers: () => [L.conv2d({ filters: 3, kernelSize: 3, dilationRate: 2, useBias: false, activation: 'tanh' })],
+  },
+  {
+    name: 'DepthwiseConv2D multiplier 2 same stride 2',
+    input: [7, 7, 3],
+    layers: () => [L.depthwiseConv2d({ kernelSize: 3, depthMultiplier: 2, strides: 2, padding: 'same', activation: 'relu6' })],
+  },
+  {
+    name: 'SeparableConv2D',
+    input: [8, 8, 3],
+    layers: () => [L.separableConv2d({ filters: 5, kernelSize: 3, depthMultiplier: 2, padding: 'same', activation: 'elu' })],
+  },
   { name: 'Conv2DTranspose valid stride 2', input: [4, 5, 3], layers: () => [L.conv2dTranspose({ filters: 2, kernelSize: 3, strides: 2 })] },
-  { name: 'Conv2DTranspose same stride 2', input: [4, 5, 3], layers: () => [L.conv2dTranspose({ filters: 2, kernelSize: 3, strides: 2, padding: 'same', activation: 'sigmoid' })] },
-  { name: 'Conv2DTranspose kernel smaller than stride', input: [3, 3, 2], layers: () => [L.conv2dTranspose({ filters: 2, kernelSize: 2, strides: 3, padding: 'valid' })] },
-  { name: 'Conv2DTranspose same, kernel 1 stride 2', input: [3, 4, 2], layers: () => [L.conv2dTranspose({ filters: 2, kernelSize: 1, strides: 2, padding: 'same' })] },
-  { name: 'Dense on rank 2 and rank 3', input: [5, 6], layers: () => [L.dense({ units: 4, activation: 'relu' }), L.flatten(), L.dense({ units: 3, useBias: false })] },
-  { name: 'MaxPooling2D valid and same (odd)', input: [7, 7, 2], layers: () => [L.maxPooling2d({ poolSize: 3, strides: 2, padding: 'same' }), L.maxPooling2d({ poolSize: 2, strides: 1 })] },
-  { name: 'AveragePooling2D same excludes padding', input: [7, 6, 2], layers: () => [L.averagePooling2d({ poolSize: 3, strides: 2, padding: 'same' }), L.averagePooling2d({ poolSize: [2, 1] })] },
+  {
+    name: 'Conv2DTranspose same stride 2',
+    input: [4, 5, 3],
+    layers: () => [L.conv2dTranspose({ filters: 2, kernelSize: 3, strides: 2, padding: 'same', activation: 'sigmoid' })],
+  },
+  {
+    name: 'Conv2DTranspose kernel smaller than stride',
+    input: [3, 3, 2],
+    layers: () => [L.conv2dTranspose({ filters: 2, kernelSize: 2, strides: 3, padding: 'valid' })],
+  },
+  {
+    name: 'Conv2DTranspose same, kernel 1 stride 2',
+    input: [3, 4, 2],
+    layers: () => [L.conv2dTranspose({ filters: 2, kernelSize: 1, strides: 2, padding: 'same' })],
+  },
+  {
+    name: 'Dense on rank 2 and rank 3',
+    input: [5, 6],
+    layers: () => [L.dense({ units: 4, activation: 'relu' }), L.flatten(), L.dense({ units: 3, useBias: false })],
+  },
+  {
+    name: 'MaxPooling2D valid and same (odd)',
+    input: [7, 7, 2],
+    layers: () => [L.maxPooling2d({ poolSize: 3, strides: 2, padding: 'same' }), L.maxPooling2d({ poolSize: 2, strides: 1 })],
+  },
+  {
+    name: 'AveragePooling2D same excludes padding',
+    input: [7, 6, 2],
+    layers: () => [L.averagePooling2d({ poolSize: 3, strides: 2, padding: 'same' }), L.averagePooling2d({ poolSize: [2, 1] })],
+  },
   { name: 'GlobalAveragePooling2D', input: [5, 5, 3], layers: () => [L.conv2d({ filters: 4, kernelSize: 3 }), L.globalAveragePooling2d({})] },
   { name: 'GlobalMaxPooling2D', input: [5, 5, 3], layers: () => [L.conv2d({ filters: 4, kernelSize: 3 }), L.globalMaxPooling2d({})] },
   { name: 'Flatten after conv keeps TF order', input: [4, 5, 2], layers: () => [L.conv2d({ filters: 3, kernelSize: 2 }), L.flatten(), L.dense({ units: 4 })] },
-  { name: 'Reshape and Permute', input: [4, 6, 2], layers: () => [L.conv2d({ filters: 2, kernelSize: 1 }), L.reshape({ targetShape: [8, 6] }), L.permute({ dims: [2, 1] }), L.flatten()] },
-  { name: 'Permute rank 4', input: [3, 4, 2], layers: () => [L.conv2d({ filters: 2, kernelSize: 1 }), L.permute({ dims: [3, 1, 2] }), L.conv2d({ filters: 2, kernelSize: 2 })] },
-  ...['relu', 'relu6', 'elu', 'selu', 'sigmoid', 'hardSigmoid', 'tanh', 'softplus', 'softsign', 'swish', 'mish', 'gelu', 'gelu_new', 'linear', 'softmax', 'logSoftmax'].map((a): Case => ({
-    name: `Activation ${a}`, input: [4, 4, 3], scale: 3,
+  {
+    name: 'Reshape and Permute',
+    input: [4, 6, 2],
+    layers: () => [L.conv2d({ filters: 2, kernelSize: 1 }), L.reshape({ targetShape: [8, 6] }), L.permute({ dims: [2, 1] }), L.flatten()],
+  },
+  {
+    name: 'Permute rank 4',
+    input: [3, 4, 2],
+    layers: () => [L.conv2d({ filters: 2, kernelSize: 1 }), L.permute({ dims: [3, 1, 2] }), L.conv2d({ filters: 2, kernelSize: 2 })],
+  },
+  ...[
+    'relu',
+    'relu6',
+    'elu',
+    'selu',
+    'sigmoid',
+    'hardSigmoid',
+    'tanh',
+    'softplus',
+    'softsign',
+    'swish',
+    'mish',
+    'gelu',
+    'gelu_new',
+    'linear',
+    'softmax',
+    'logSoftmax',
+  ].map((a): Case => ({
+    name: `Activation ${a}`,
+    input: [4, 4, 3],
+    scale: 3,
     layers: () => [L.conv2d({ filters: 3, kernelSize: 1 }), L.activation({ activation: a as never }), L.conv2d({ filters: 2, kernelSize: 1 })],
   })),
   { name: 'Dense with activation gelu', input: [6], layers: () => [L.dense({ units: 5, activation: 'gelu' as never }), L.dense({ units: 2 })] },
   { name: 'ReLU maxValue', input: [4, 4, 2], scale: 8, layers: () => [L.reLU({ maxValue: 2.5 })] },
-  { name: 'LeakyReLU, ELU, ThresholdedReLU', input: [4, 4, 2], scale: 3, layers: () => [L.leakyReLU({ alpha: 0.1 }), L.elu({}), L.thresholdedReLU({ theta: 0.3 })] },
-  { name: 'PReLU per channel and per position', input: [4, 4, 3], layers: () => [L.conv2d({ filters: 3, kernelSize: 1 }), L.prelu({ sharedAxes: [1, 2] }), L.prelu({})] },
+  {
+    name: 'LeakyReLU, ELU, ThresholdedReLU',
+    input: [4, 4, 2],
+    scale: 3,
+    layers: () => [L.leakyReLU({ alpha: 0.1 }), L.elu({}), L.thresholdedReLU({ theta: 0.3 })],
+  },
+  {
+    name: 'PReLU per channel and per position',
+    input: [4, 4, 3],
+    layers: () => [L.conv2d({ filters: 3, kernelSize: 1 }), L.prelu({ sharedAxes: [1, 2] }), L.prelu({})],
+  },
   { name: 'Softmax layer (axis 1 default)', input: [5], layers: () => [L.dense({ units: 4 }), L.softmax({}), L.dense({ units: 3 })] },
-  { name: 'BatchNormalization after conv (NCHW) and after dense', input: [5, 5, 3], layers: () => [L.conv2d({ filters: 4, kernelSize: 3 }), L.batchNormalization({}), L.flatten(), L.dense({ units: 6 }), L.batchNormalization({ epsilon: 0.01 })] },
-  { name: 'LayerNormalization', input: [4, 4, 3], layers: () => [L.conv2d({ filters: 4, kernelSize: 1 }), L.layerNormalization({}), L.flatten(), L.layerNormalization({ epsilon: 1e-5 })] },
+  {
+    name: 'BatchNormalization after conv (NCHW) and after dense',
+    input: [5, 5, 3],
+    layers: () => [
+      L.conv2d({ filters: 4, kernelSize: 3 }),
+      L.batchNormalization({}),
+      L.flatten(),
+      L.dense({ units: 6 }),
+      L.batchNormalization({ epsilon: 0.01 }),
+    ],
+  },
+  {
+    name: 'LayerNormalization',
+    input: [4, 4, 3],
+    layers: () => [L.conv2d({ filters: 4, kernelSize: 1 }), L.layerNormalization({}), L.flatten(), L.layerNormalization({ epsilon: 1e-5 })],
+  },
   { name: 'LayerNormalization over H, W, C', input: [3, 4, 2], layers: () => [L.layerNormalization({ axis: [1, 2, 3] })] },
-  { name: 'Dropout and noise layers are identities', input: [4, 4, 2], layers: () => [L.dropout({ rate: 0.5 }), L.gaussianNoise({ stddev: 1 }), L.gaussianDropout({ rate: 0.3 }), L.alphaDropout({ rate: 0.2 }), L.spatialDropout1d({ rate: 0.2 } as never)].slice(0, 4) },
-  { name: 'ZeroPadding2D asymmetric and Cropping2D', input: [5, 6, 2], layers: () => [L.conv2d({ filters: 2, kernelSize: 1 }), L.zeroPadding2d({ padding: [[1, 2], [0, 3]] }), L.cropping2D({ cropping: [[2, 0], [1, 2]] }), L.conv2d({ filters: 2, kernelSize: 2 })] },
-  { name: 'UpSampling2D nearest and bilinear', input: [3, 4, 2], layers: () => [L.conv2d({ filters: 2, kernelSize: 1 }), L.upSampling2d({ size: [2, 3] }), L.upSampling2d({ size: [2, 2], interpolation: 'bilinear' })] },
+  {
+    name: 'Dropout and noise layers are identities',
+    input: [4, 4, 2],
+    layers: () =>
+      [
+        L.dropout({ rate: 0.5 }),
+        L.gaussianNoise({ stddev: 1 }),
+        L.gaussianDropout({ rate: 0.3 }),
+        L.alphaDropout({ rate: 0.2 }),
+        L.spatialDropout1d({ rate: 0.2 } as never),
+      ].slice(0, 4),
+  },
+  {
+    name: 'ZeroPadding2D asymmetric and Cropping2D',
+    input: [5, 6, 2],
+    layers: () => [
+      L.conv2d({ filters: 2, kernelSize: 1 }),
+      L.zeroPadding2d({
+        padding: [
+          [1, 2],
+          [0, 3],
+        ],
+      }),
+      L.cropping2D({
+        cropping: [
+          [2, 0],
+          [1, 2],
+        ],
+      }),
+      L.conv2d({ filters: 2, kernelSize: 2 }),
+    ],
+  },
+  {
+    name: 'UpSampling2D nearest and bilinear',
+    input: [3, 4, 2],
+    layers: () => [L.conv2d({ filters: 2, kernelSize: 1 }), L.upSampling2d({ size: [2, 3] }), L.upSampling2d({ size: [2, 2], interpolation: 'bilinear' })],
+  },
   { name: 'Rescaling', input: [4, 4, 3], layers: () => [L.rescaling({ scale: 1 / 255, offset: -0.5 } as never), L.conv2d({ filters: 2, kernelSize: 1 })] },
   {
-    name: 'Add, Multiply, Average, Maximum, Minimum, Concatenate (functional)', input: [5, 5, 3],
+    name: 'Add, Multiply, Average, Maximum, Minimum, Concatenate (functional)',
+    input: [5, 5, 3],
     build: (x) => {
       const a = L.conv2d({ filters: 4, kernelSize: 3, padding: 'same', name: 'branch_a' }).apply(x) as Sym;
       const b = L.conv2d({ filters: 4, kernelSize: 1, name: 'branch_b' }).apply(x) as Sym;
@@ -113,7 +244,8 @@ const CASES: Case[] = [
     },
   },
   {
-    name: 'a shared layer called twice', input: [6],
+    name: 'a shared layer called twice',
+    input: [6],
     build: (x) => {
       const shared = L.dense({ units: 6, activation: 'tanh', name: 'shared' });
       const once = shared.apply(x) as Sym;
@@ -144,10 +276,17 @@ test('tfjs layers: Sequential model, final softmax dropped, names and layout', a
   assert.equal(g.output![0].name, 'probs');
   assert.ok(!g.node!.some((n) => n.opType === 'Softmax'), 'the final softmax is dropped');
   // The layer names are node and tensor names; one transpose in, one out.
-  for (const name of ['conv1', 'pool1', 'conv2', 'bn2', 'act2', 'flatten', 'probs']) assert.ok(g.node!.some((n) => n.name === name && n.output![0] === name), `node ${name}`);
+  for (const name of ['conv1', 'pool1', 'conv2', 'bn2', 'act2', 'flatten', 'probs'])
+    assert.ok(
+      g.node!.some((n) => n.name === name && n.output![0] === name),
+      `node ${name}`,
+    );
   assert.equal(g.node!.filter((n) => n.opType === 'Transpose').length, 2);
   assert.equal(g.input![0].name, 'conv1_input');
-  assert.deepEqual(g.input![0].type!.tensorType!.shape!.dim!.map((d) => d.dimValue ?? d.dimParam), ['batch', 8, 8, 1]);
+  assert.deepEqual(
+    g.input![0].type!.tensorType!.shape!.dim!.map((d) => d.dimValue ?? d.dimParam),
+    ['batch', 8, 8, 1],
+  );
   assert.ok((loaded.model.opsetImport![0].version ?? 0) >= 13);
   // Probabilities: softmax of the converted logits equals tfjs's output.
   const x = randomInput([4, 8, 8, 1], 5);
@@ -210,10 +349,11 @@ function editTopology(json: string, edit: (layers: { class_name: string; config:
   writeFileSync(json, JSON.stringify(j));
 }
 
-test('tfjs layers: BatchNormalization on a non-channel axis follows Keras (tfjs\'s CPU kernel would index the statistics by the last axis)', async () => {
+test("tfjs layers: BatchNormalization on a non-channel axis follows Keras (tfjs's CPU kernel would index the statistics by the last axis)", async () => {
   await tfReady();
   const m = tf.sequential({ layers: [L.batchNormalization({ inputShape: [4, 5, 2], axis: 1, scale: false, center: false, epsilon: 0.01, name: 'bn_h' })] });
-  const mean = tf.tensor([0.5, -1, 2, 0.25]), variance = tf.tensor([1, 2, 0.5, 4]);
+  const mean = tf.tensor([0.5, -1, 2, 0.25]),
+    variance = tf.tensor([1, 2, 0.5, 4]);
   m.layers[0].setWeights([mean, variance]);
   const x = randomInput([2, 4, 5, 2], 4);
   const got = await runConverted(await saveLayersModel(m, tempDir('bn-axis1')), x, [2, 4, 5, 2]);
@@ -261,7 +401,10 @@ test('tfjs layers: Keras (Python) topology forms: class Functional, Keras 3 inbo
       delete l.config.batch_input_shape;
     }
     l.inbound_nodes = l.inbound_nodes.map((call: [string, number, number][]) => ({
-      args: call.map(([name, node, tensor]) => ({ class_name: '__keras_tensor__', config: { shape: [null], dtype: 'float32', keras_history: [name, node, tensor] } })),
+      args: call.map(([name, node, tensor]) => ({
+        class_name: '__keras_tensor__',
+        config: { shape: [null], dtype: 'float32', keras_history: [name, node, tensor] },
+      })),
       kwargs: {},
     }));
   }
@@ -284,15 +427,18 @@ test('tfjs layers: unsupported layers and options are listed in one error, befor
     layers.push({ class_name: 'MyCustomLayer', config: { name: 'custom' } });
     (layers.find((l) => l.config.name === 'head')!.config as Record<string, unknown>).activation = 'weird_fn';
   });
-  assert.throws(() => loadModel(json), (e: Error) => {
-    assert.equal(e.name, 'UserError');
-    assert.match(e.message, /layer 'recurrent': class LSTM is not supported/);
-    assert.match(e.message, /layer 'custom': class MyCustomLayer is not supported/);
-    assert.match(e.message, /layer 'head' \(Dense\): activation '"weird_fn"'/);
-    assert.match(e.message, /tf2onnx/);
-    assert.doesNotMatch(e.message, /ok_conv/);
-    return true;
-  });
+  assert.throws(
+    () => loadModel(json),
+    (e: Error) => {
+      assert.equal(e.name, 'UserError');
+      assert.match(e.message, /layer 'recurrent': class LSTM is not supported/);
+      assert.match(e.message, /layer 'custom': class MyCustomLayer is not supported/);
+      assert.match(e.message, /layer 'head' \(Dense\): activation '"weird_fn"'/);
+      assert.match(e.message, /tf2onnx/);
+      assert.doesNotMatch(e.message, /ok_conv/);
+      return true;
+    },
+  );
 });
 
 test('tfjs layers: a folder path works, the SHA-256 covers model.json and weights, and conversions are cached', async () => {
@@ -300,11 +446,15 @@ test('tfjs layers: a folder path works, the SHA-256 covers model.json and weight
   const m = tf.sequential({ layers: [L.dense({ inputShape: [4], units: 3, name: 'd' })] });
   const dir = tempDir('folder');
   const json = await saveLayersModel(m, dir);
-  const a = loadModel(dir), b = loadModel(json);
+  const a = loadModel(dir),
+    b = loadModel(json);
   assert.equal(a.sha256, b.sha256);
   assert.deepEqual(a.bytes, b.bytes);
   assert.notEqual(a.model, b.model, 'each caller gets its own ModelProto');
   const { createHash } = await import('node:crypto');
-  const h = createHash('sha256').update(readFileSync(json)).update(readFileSync(path.join(dir, 'group1-shard1of1.bin'))).digest('hex');
+  const h = createHash('sha256')
+    .update(readFileSync(json))
+    .update(readFileSync(path.join(dir, 'group1-shard1of1.bin')))
+    .digest('hex');
   assert.equal(a.sha256, h);
 });

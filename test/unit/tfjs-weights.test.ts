@@ -53,7 +53,8 @@ for (const q of ['uint8', 'uint16', 'float16'] as const) {
 test('tfjs weights: dequantisation is bit-identical to tf.io.decodeWeights (float16 incl. subnormals, inf, NaN; uint8/16; int32)', () => {
   const half = new Uint16Array(65536).map((_, i) => i);
   const f32 = randomInput([257], 3, 10);
-  const q8 = quantize(f32, 'uint8'), q16 = quantize(f32, 'uint16');
+  const q8 = quantize(f32, 'uint8'),
+    q16 = quantize(f32, 'uint16');
   const ints = Int32Array.from({ length: 9 }, (_, i) => i * 1000 - 4000);
   const intQ = { bytes: Uint8Array.from([0, 1, 2, 200, 255]), meta: { dtype: 'uint8', min: -3.3, scale: 0.7 } };
   const specs: WeightSpec[] = [
@@ -64,7 +65,14 @@ test('tfjs weights: dequantisation is bit-identical to tf.io.decodeWeights (floa
     { name: 'iq', shape: [5], dtype: 'int32', quantization: intQ.meta as WeightSpec['quantization'] },
     { name: 'f', shape: [2, 2], dtype: 'float32' },
   ];
-  const parts = [new Uint8Array(half.buffer), q8.bytes, q16.bytes, new Uint8Array(ints.buffer), intQ.bytes, new Uint8Array(new Float32Array([1, -2, 3.5, 1e-30]).buffer)];
+  const parts = [
+    new Uint8Array(half.buffer),
+    q8.bytes,
+    q16.bytes,
+    new Uint8Array(ints.buffer),
+    intQ.bytes,
+    new Uint8Array(new Float32Array([1, -2, 3.5, 1e-30]).buffer),
+  ];
   const stream = new Uint8Array(parts.reduce((s, p) => s + p.length, 0));
   let at = 0;
   for (const p of parts) {
@@ -92,12 +100,15 @@ test('tfjs weights: a truncated shard, an unknown dtype or quantization name the
   j.weightsManifest[0].weights[0].dtype = 'complex64';
   j.weightsManifest[0].weights[1].quantization = { dtype: 'int4', scale: 1, min: 0 };
   writeFileSync(json, JSON.stringify(j));
-  assert.throws(() => loadModel(json), (e: Error) => {
-    assert.equal(e.name, 'UserError');
-    assert.match(e.message, /'conv\/kernel': dtype 'complex64'/);
-    assert.match(e.message, /'conv\/bias': quantization dtype 'int4'/);
-    return true;
-  });
+  assert.throws(
+    () => loadModel(json),
+    (e: Error) => {
+      assert.equal(e.name, 'UserError');
+      assert.match(e.message, /'conv\/kernel': dtype 'complex64'/);
+      assert.match(e.message, /'conv\/bias': quantization dtype 'int4'/);
+      return true;
+    },
+  );
 });
 
 test('tfjs weights: every weight file must be a regular file inside the model folder', async () => {
@@ -114,11 +125,14 @@ test('tfjs weights: every weight file must be a regular file inside the model fo
   };
   const refuses = (p: string, pattern: RegExp) => {
     withPath(p);
-    assert.throws(() => loadModel(json), (e: Error) => {
-      assert.equal(e.name, 'UserError', `${p}: ${e.message}`);
-      assert.match(e.message, pattern, p);
-      return true;
-    });
+    assert.throws(
+      () => loadModel(json),
+      (e: Error) => {
+        assert.equal(e.name, 'UserError', `${p}: ${e.message}`);
+        assert.match(e.message, pattern, p);
+        return true;
+      },
+    );
   };
   refuses(`../${path.basename(outside)}/w.bin`, /Weight file '\.\.\/.*w\.bin' .* leaves the model's folder/);
   refuses(path.join(outside, 'w.bin'), /leaves the model's folder \(absolute path/);

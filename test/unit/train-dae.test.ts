@@ -41,7 +41,9 @@ test(`a dAE trained on onnxruntime reaches the numpy reference's reconstruction 
   );
   const p = stage.params as unknown as DaeParams;
   const rel = (a: number, b: number) => Math.abs(a - b) / Math.abs(b);
-  t.diagnostic(`clean MSE ${p.cleanMse.initial.toFixed(6)} → ${p.cleanMse.final.toFixed(6)} (numpy ${reference.cleanMse.initial.toFixed(6)} → ${reference.cleanMse.final.toFixed(6)}); loss per epoch ${p.lossHistory.map((v) => v.toFixed(6)).join(', ')} (numpy ${reference.lossHistory.map((v) => v.toFixed(6)).join(', ')})`);
+  t.diagnostic(
+    `clean MSE ${p.cleanMse.initial.toFixed(6)} → ${p.cleanMse.final.toFixed(6)} (numpy ${reference.cleanMse.initial.toFixed(6)} → ${reference.cleanMse.final.toFixed(6)}); loss per epoch ${p.lossHistory.map((v) => v.toFixed(6)).join(', ')} (numpy ${reference.lossHistory.map((v) => v.toFixed(6)).join(', ')})`,
+  );
   assert.ok(rel(p.cleanMse.initial, reference.cleanMse.initial) < TOLERANCE, 'same initial weights');
   assert.ok(rel(p.cleanMse.final, reference.cleanMse.final) < TOLERANCE, `final clean MSE ${p.cleanMse.final} vs ${reference.cleanMse.final}`);
   assert.equal(p.lossHistory.length, reference.lossHistory.length);
@@ -67,7 +69,16 @@ test('a dAE fit cancelled mid-epoch rejects with a cancellation and leaves no ca
   const { loaded, graph } = await inspectModel(DEMO_MODEL);
   const ref = await demoImages(DEMO_TRAIN_IMAGES, DEMO_TRAIN_LABELS, 600);
   const plan: DefensePlan = { kind: 'dae', layer: 'input', reference: DEMO_TRAIN_IMAGES, dae: { hidden: 16, epochs: 3 } };
-  const ctx = { loaded, graph, reference: { x: ref.x, labels: ref.labels, count: ref.count, sha256: 'demo-600' }, seed: 0, cacheDir, threads: 1, batchSize: 100, log: () => {} };
+  const ctx = {
+    loaded,
+    graph,
+    reference: { x: ref.x, labels: ref.labels, count: ref.count, sha256: 'demo-600' },
+    seed: 0,
+    cacheDir,
+    threads: 1,
+    batchSize: 100,
+    log: () => {},
+  };
   // 600 samples in batches of 64: 10 batches an epoch; the 15th look falls in the middle of the second epoch.
   const abort = abortOnRead(15);
   await assert.rejects(fitDefense(plan, { ...ctx, signal: abort.signal }), (e: Error) => isCancelled(e) && /cancelled/.test(e.message));

@@ -16,7 +16,22 @@ import { GraphBuilder, makeModel } from '../../src/core/onnx/builder';
 import { tensorValueInfo } from '../../src/core/onnx/cut';
 import { encodeModel } from '../../src/core/onnx/proto';
 import { Rng } from '../../src/core/random';
-import { buildTrainStep, permutation, trainableInitializers, denseForward, denseModel, fans, fitDense, glorotUniform, initDense, initialValues, Trainer, trainModel, type Optimizer, type TrainingLoss } from '../../src/core/train';
+import {
+  buildTrainStep,
+  permutation,
+  trainableInitializers,
+  denseForward,
+  denseModel,
+  fans,
+  fitDense,
+  glorotUniform,
+  initDense,
+  initialValues,
+  Trainer,
+  trainModel,
+  type Optimizer,
+  type TrainingLoss,
+} from '../../src/core/train';
 import { ROOT } from '../helpers/cli';
 import { shapesOf } from '../helpers/gradcheck';
 
@@ -72,7 +87,14 @@ function maxError(actual: ArrayLike<number>, expected: ArrayLike<number>): numbe
 for (const c of fixture.cases) {
   test(`training step = PyTorch ${fixture.torch} to 1e-5: ${c.name}`, async () => {
     const { model, params } = fixtureModel(c);
-    const trainer = await Trainer.create({ model, shapes: await shapesOf(model), params, loss: { kind: c.loss }, optimizer: c.optimizer, session: { ep: 'cpu', threads: 1 } });
+    const trainer = await Trainer.create({
+      model,
+      shapes: await shapesOf(model),
+      params,
+      loss: { kind: c.loss },
+      optimizer: c.optimizer,
+      session: { ep: 'cpu', threads: 1 },
+    });
     try {
       for (const [k, step] of c.steps.entries()) {
         const target = c.loss === 'mse' ? Float32Array.from(step.target) : BigInt64Array.from(step.target, (v) => BigInt(v));
@@ -100,11 +122,21 @@ test('the step model is one ONNX graph of standard ops: parameters and state in,
   const { model, params } = fixtureModel(fixture.cases[2]);
   const step = buildTrainStep(model, await shapesOf(model), { params, loss: { kind: 'mse' }, optimizer: { kind: 'adam', weightDecay: 0.01 } });
   const g = step.model.graph!;
-  assert.deepEqual(g.output!.map((o) => o.name), [step.loss, ...step.params.map((p) => p.next), ...step.state.map((s) => s.next)]);
-  for (const name of [step.input, step.target, step.learningRate, step.step, ...params, ...step.state.map((s) => s.name)]) assert.ok(g.input!.some((v) => v.name === name), `input ${name}`);
+  assert.deepEqual(
+    g.output!.map((o) => o.name),
+    [step.loss, ...step.params.map((p) => p.next), ...step.state.map((s) => s.next)],
+  );
+  for (const name of [step.input, step.target, step.learningRate, step.step, ...params, ...step.state.map((s) => s.name)])
+    assert.ok(
+      g.input!.some((v) => v.name === name),
+      `input ${name}`,
+    );
   assert.equal(step.state.length, 2 * params.length);
   assert.ok(!(g.initializer ?? []).some((t) => params.includes(t.name!)), 'parameters are inputs, not initializers');
-  assert.ok(g.node!.every((n) => !n.domain), 'default-domain ops only');
+  assert.ok(
+    g.node!.every((n) => !n.domain),
+    'default-domain ops only',
+  );
   // By default the weights and biases of Conv, Gemm, MatMul and the bias Adds are trained.
   assert.deepEqual(trainableInitializers(fixtureModel(fixture.cases[0]).model), ['p0', 'p1', 'p2', 'p3']);
   assert.deepEqual(trainableInitializers(fixtureModel(fixture.cases[4]).model), ['p0', 'p1', 'p2', 'p3']);
@@ -122,13 +154,31 @@ function regression(n: number, seed: number, noise = 0.05) {
   return { x, target, n };
 }
 
-const mlpLayers = (seed: number, hidden = 16) => initDense(3, [{ units: hidden, activation: 'tanh' }, { units: 1, activation: 'linear' }], new Rng(seed), 'glorot-uniform');
+const mlpLayers = (seed: number, hidden = 16) =>
+  initDense(
+    3,
+    [
+      { units: hidden, activation: 'tanh' },
+      { units: 1, activation: 'linear' },
+    ],
+    new Rng(seed),
+    'glorot-uniform',
+  );
 
 test('the trainer fits a regression: the loss curve falls, seeded runs are identical, the artifact is the trained ONNX model', async () => {
   const data = regression(256, 1);
-  const run = (seed: number) => trainModel({
-    ...denseModel(mlpLayers(3)), loss: { kind: 'mse' }, optimizer: { kind: 'adam' }, data, epochs: 40, batchSize: 32, learningRate: 0.03, rng: seed, session: { ep: 'cpu', threads: 1 },
-  });
+  const run = (seed: number) =>
+    trainModel({
+      ...denseModel(mlpLayers(3)),
+      loss: { kind: 'mse' },
+      optimizer: { kind: 'adam' },
+      data,
+      epochs: 40,
+      batchSize: 32,
+      learningRate: 0.03,
+      rng: seed,
+      session: { ep: 'cpu', threads: 1 },
+    });
   const a = await run(5);
   const b = await run(5);
   const c = await run(6);
@@ -152,21 +202,39 @@ test('the trainer fits a regression: the loss curve falls, seeded runs are ident
 test('early stopping on a held-out split stops when the held-out loss stops improving and restores the best epoch', async () => {
   // Few noisy samples, a wide network and a large step: the held-out loss turns up quickly.
   const data = regression(48, 2, 0.5);
-  const trainer = await Trainer.create({ ...denseModel(mlpLayers(4, 64)), loss: { kind: 'mse' }, optimizer: { kind: 'adam' }, session: { ep: 'cpu', threads: 1 } });
+  const trainer = await Trainer.create({
+    ...denseModel(mlpLayers(4, 64)),
+    loss: { kind: 'mse' },
+    optimizer: { kind: 'adam' },
+    session: { ep: 'cpu', threads: 1 },
+  });
   try {
     const epochs: number[] = [];
     const fit = await trainer.fit({
-      data, epochs: 200, batchSize: 8, learningRate: 0.03, rng: 1, validation: { fraction: 0.25 }, earlyStopping: { patience: 3 },
+      data,
+      epochs: 200,
+      batchSize: 8,
+      learningRate: 0.03,
+      rng: 1,
+      validation: { fraction: 0.25 },
+      earlyStopping: { patience: 3 },
       onEpoch: (r) => epochs.push(r.epoch),
     });
     assert.ok(fit.stoppedEarly, `stopped early (${fit.epochs} epochs, held-out ${fit.history.validationLoss.map((v) => v.toFixed(3)).join(' ')})`);
     assert.equal(fit.epochs, fit.bestEpoch + 4);
-    assert.deepEqual(epochs, Array.from({ length: fit.epochs }, (_, i) => i));
+    assert.deepEqual(
+      epochs,
+      Array.from({ length: fit.epochs }, (_, i) => i),
+    );
     const best = Math.min(...fit.history.validationLoss);
     assert.equal(fit.history.validationLoss[fit.bestEpoch], best);
     // The parameters held now are the best epoch's: the held-out split (the seeded permutation's last quarter) scores `best`.
     const order = Array.from(permutation(48, new Rng(1).fork('validation-split'))).slice(36);
-    const held = { x: Float32Array.from(order.flatMap((i) => Array.from(data.x.subarray(i * 3, i * 3 + 3)))), target: Float32Array.from(order, (i) => data.target[i]), n: 12 };
+    const held = {
+      x: Float32Array.from(order.flatMap((i) => Array.from(data.x.subarray(i * 3, i * 3 + 3)))),
+      target: Float32Array.from(order, (i) => data.target[i]),
+      n: 12,
+    };
     assert.ok(Math.abs((await trainer.evaluate(held)) - best) < 1e-6);
   } finally {
     await trainer.release();
@@ -178,16 +246,45 @@ test('training is cancellable between batches (CancelledError) and refuses bad d
   const controller = new AbortController();
   let batches = 0;
   const cancelled = trainModel({
-    ...denseModel(mlpLayers(1)), loss: { kind: 'mse' }, optimizer: { kind: 'sgd', momentum: 0.9 }, data, epochs: 50, batchSize: 16, learningRate: 0.01,
-    signal: controller.signal, what: 'Training the test network',
+    ...denseModel(mlpLayers(1)),
+    loss: { kind: 'mse' },
+    optimizer: { kind: 'sgd', momentum: 0.9 },
+    data,
+    epochs: 50,
+    batchSize: 16,
+    learningRate: 0.01,
+    signal: controller.signal,
+    what: 'Training the test network',
     corrupt: () => {
       if (++batches === 5) controller.abort(); // mid-epoch
     },
   });
   await assert.rejects(cancelled, (e: Error) => isCancelled(e) && /Training the test network was cancelled/.test(e.message));
   assert.equal(batches, 5);
-  await assert.rejects(trainModel({ ...denseModel(mlpLayers(1)), loss: { kind: 'mse' }, optimizer: { kind: 'adam' }, data: { x: data.x, n: 512 }, epochs: 1, batchSize: 8, learningRate: 0.1 }), UserError);
-  await assert.rejects(trainModel({ ...denseModel(mlpLayers(1)), loss: { kind: 'softmax-ce' }, optimizer: { kind: 'adam' }, data: { ...data }, epochs: 1, batchSize: 8, learningRate: 0.1 }), /softmax cross-entropy|integer labels|classes/);
+  await assert.rejects(
+    trainModel({
+      ...denseModel(mlpLayers(1)),
+      loss: { kind: 'mse' },
+      optimizer: { kind: 'adam' },
+      data: { x: data.x, n: 512 },
+      epochs: 1,
+      batchSize: 8,
+      learningRate: 0.1,
+    }),
+    UserError,
+  );
+  await assert.rejects(
+    trainModel({
+      ...denseModel(mlpLayers(1)),
+      loss: { kind: 'softmax-ce' },
+      optimizer: { kind: 'adam' },
+      data: { ...data },
+      epochs: 1,
+      batchSize: 8,
+      learningRate: 0.1,
+    }),
+    /softmax cross-entropy|integer labels|classes/,
+  );
 });
 
 test('seeded initialisation: Glorot-uniform limits and fans as Keras, normalisation scales 1, biases 0, one stream per tensor', async () => {
@@ -201,7 +298,12 @@ test('seeded initialisation: Glorot-uniform limits and fans as Keras, normalisat
   const conv = b.floatConst('conv', [4, 2, 3, 3], new Float32Array(72));
   const scale = b.floatConst('scale', [4], new Float32Array(4));
   const shift = b.floatConst('shift', [4], new Float32Array(4).fill(7));
-  b.node('BatchNormalization', [b.op('Conv', ['x', conv]), scale, shift, b.floatConst('m', [4], new Float32Array(4)), b.floatConst('v', [4], new Float32Array(4).fill(1))], {}, ['y']);
+  b.node(
+    'BatchNormalization',
+    [b.op('Conv', ['x', conv]), scale, shift, b.floatConst('m', [4], new Float32Array(4)), b.floatConst('v', [4], new Float32Array(4).fill(1))],
+    {},
+    ['y'],
+  );
   const model = makeModel(b.graph('bn', [tensorValueInfo('x', ['N', 2, 5, 5])], [tensorValueInfo('y', ['N', 4, 3, 3])]), 13);
   const init = initialValues(model, [conv, scale, shift], new Rng(3));
   assert.deepEqual(Array.from(init.get(scale)!), [1, 1, 1, 1]);
@@ -216,7 +318,11 @@ test('a softmax classifier trains with integer labels; fitDense reports the loss
   const n = 300;
   const x = new Float32Array(n * 2);
   const labels = new Int32Array(n);
-  const centres = [[1, 0], [-0.5, 0.9], [-0.5, -0.9]];
+  const centres = [
+    [1, 0],
+    [-0.5, 0.9],
+    [-0.5, -0.9],
+  ];
   for (let i = 0; i < n; i++) {
     labels[i] = i % 3;
     x[i * 2] = centres[i % 3][0] + 0.3 * rng.normal();
@@ -224,8 +330,23 @@ test('a softmax classifier trains with integer labels; fitDense reports the loss
   }
   const loss: TrainingLoss = { kind: 'softmax-ce' };
   const fit = await fitDense({
-    layers: initDense(2, [{ units: 8, activation: 'relu' }, { units: 3, activation: 'linear' }], new Rng(1), 'he-uniform'),
-    loss, optimizer: { kind: 'sgd', momentum: 0.9, nesterov: true, weightDecay: 1e-4 }, data: { x, target: labels, n }, epochs: 10, batchSize: 30, learningRate: 0.05, rng: 2, evaluate: true,
+    layers: initDense(
+      2,
+      [
+        { units: 8, activation: 'relu' },
+        { units: 3, activation: 'linear' },
+      ],
+      new Rng(1),
+      'he-uniform',
+    ),
+    loss,
+    optimizer: { kind: 'sgd', momentum: 0.9, nesterov: true, weightDecay: 1e-4 },
+    data: { x, target: labels, n },
+    epochs: 10,
+    batchSize: 30,
+    learningRate: 0.05,
+    rng: 2,
+    evaluate: true,
     session: { ep: 'auto', threads: 1 },
   });
   assert.ok(fit.finalLoss! < 0.3 * fit.initialLoss!, `loss ${fit.initialLoss} → ${fit.finalLoss}`);

@@ -1,7 +1,11 @@
 /** Tiny DOM helpers: elements from tag, attributes and children; text is always set as text. */
 export type Child = Node | string | undefined | false | null;
 
-export function h<K extends keyof HTMLElementTagNameMap>(tag: K, attrs?: Record<string, string | boolean | undefined>, ...children: Child[]): HTMLElementTagNameMap[K];
+export function h<K extends keyof HTMLElementTagNameMap>(
+  tag: K,
+  attrs?: Record<string, string | boolean | undefined>,
+  ...children: Child[]
+): HTMLElementTagNameMap[K];
 export function h(tag: string, attrs?: Record<string, string | boolean | undefined>, ...children: Child[]): HTMLElement;
 export function h(tag: string, attrs: Record<string, string | boolean | undefined> = {}, ...children: Child[]): HTMLElement {
   const el = document.createElement(tag);
@@ -20,7 +24,11 @@ export function dataTable(columns: string[], rows: string[][], options: { classN
     'vscode-table',
     { class: options.className ?? 'data', zebra: true, 'bordered-columns': true, resizable: true },
     h('vscode-table-header', { slot: 'header' }, ...columns.map((c) => h('vscode-table-header-cell', {}, c))),
-    h('vscode-table-body', { slot: 'body' }, ...rows.map((r) => h('vscode-table-row', {}, ...r.map((cell, i) => h('vscode-table-cell', { class: numeric(i) ? 'num' : undefined }, cell))))),
+    h(
+      'vscode-table-body',
+      { slot: 'body' },
+      ...rows.map((r) => h('vscode-table-row', {}, ...r.map((cell, i) => h('vscode-table-cell', { class: numeric(i) ? 'num' : undefined }, cell)))),
+    ),
   );
 }
 

@@ -16,8 +16,21 @@ import './styles.css';
 import type { Chart } from 'chart.js';
 import { isToWebview, isWebviewState, panelRunsProblems, type FromWebview, type PanelRun, type WebviewState } from '../../src/protocol/webview-messages';
 import {
-  attackTable, confusionMatrices, defenseTables, defenseView, examplePixels, examples, foolingTable, formatNumber, percent, summaryRows, warningsTable, worstCaseTable,
-  type ExampleView, type Matrix, type ReportRun,
+  attackTable,
+  confusionMatrices,
+  defenseTables,
+  defenseView,
+  examplePixels,
+  examples,
+  foolingTable,
+  formatNumber,
+  percent,
+  summaryRows,
+  warningsTable,
+  worstCaseTable,
+  type ExampleView,
+  type Matrix,
+  type ReportRun,
 } from '../../src/report/analysis';
 import { accuracyChart } from './chart';
 import { dataTable, h, section } from './dom';
@@ -51,8 +64,12 @@ function toolbar(runs: PanelRun[]): HTMLElement {
     button('Export Markdown', { type: 'export', format: 'markdown' }),
     button('Export HTML', { type: 'export', format: 'html' }, { secondary: true }),
     button('Export JSON', { type: 'export', format: 'json' }, { secondary: true }),
-    runs.length === 1 ? button('Compare with…', { type: 'compare' }, { secondary: true }) : button('Close Comparison', { type: 'closeCompare' }, { secondary: true }),
-    ...runs.map((r, i) => (r.file ? button(runs.length > 1 ? `Open JSON ${i + 1}` : 'Open JSON', { type: 'openJson', run: i }, { secondary: true }) : undefined)),
+    runs.length === 1
+      ? button('Compare with…', { type: 'compare' }, { secondary: true })
+      : button('Close Comparison', { type: 'closeCompare' }, { secondary: true }),
+    ...runs.map((r, i) =>
+      r.file ? button(runs.length > 1 ? `Open JSON ${i + 1}` : 'Open JSON', { type: 'openJson', run: i }, { secondary: true }) : undefined,
+    ),
   );
 }
 
@@ -63,7 +80,11 @@ function summary(runs: PanelRun[]): HTMLElement {
     'table',
     { class: 'summary' },
     runs.length > 1 ? h('thead', {}, h('tr', {}, h('th', {}), ...runs.map((r) => h('th', {}, r.name)))) : undefined,
-    h('tbody', {}, ...keys.map((k) => h('tr', { 'data-key': k }, h('th', { scope: 'row' }, k), ...rows.map((s) => h('td', {}, s.find(([key]) => key === k)?.[1] ?? '–'))))),
+    h(
+      'tbody',
+      {},
+      ...keys.map((k) => h('tr', { 'data-key': k }, h('th', { scope: 'row' }, k), ...rows.map((s) => h('td', {}, s.find(([key]) => key === k)?.[1] ?? '–')))),
+    ),
   );
   return section('Summary', 'summary', table);
 }
@@ -76,7 +97,14 @@ function chartSection(runs: ReportRun[]): HTMLElement {
   queueMicrotask(() => {
     const chart = accuracyChart(canvas, runs);
     if (chart) charts.push(chart);
-    else box.replaceWith(h('p', { class: 'note' }, 'No attacks were run: only clean accuracy is reported. Add "attacks" to the experiment to see robust accuracy against epsilon.'));
+    else
+      box.replaceWith(
+        h(
+          'p',
+          { class: 'note' },
+          'No attacks were run: only clean accuracy is reported. Add "attacks" to the experiment to see robust accuracy against epsilon.',
+        ),
+      );
   });
   return s;
 }
@@ -94,7 +122,15 @@ function exampleFigure(e: ExampleView): HTMLElement {
     'figure',
     { class: fooled ? 'example fooled' : 'example' },
     h('div', { class: 'triptych' }, canvas(px.clean, 'clean'), canvas(px.adversarial, 'adversarial'), canvas(px.perturbation, 'perturbation, magnified')),
-    h('figcaption', {}, `#${e.index} · label ${e.label}`, h('br'), `clean → ${e.cleanPrediction}`, h('br'), `${e.attack} on ${e.target} (${e.threat}) ε=${formatNumber(e.eps)} → ${e.adversarialPrediction}`),
+    h(
+      'figcaption',
+      {},
+      `#${e.index} · label ${e.label}`,
+      h('br'),
+      `clean → ${e.cleanPrediction}`,
+      h('br'),
+      `${e.attack} on ${e.target} (${e.threat}) ε=${formatNumber(e.eps)} → ${e.adversarialPrediction}`,
+    ),
   );
 }
 
@@ -114,7 +150,11 @@ function confusion(m: Matrix, id: string): HTMLElement {
           {},
           h('th', { scope: 'row' }, m.labels[i]),
           ...row.map((v, j) => {
-            const td = h('td', { class: i === j ? 'diag' : 'off', title: `true ${m.labels[i]}, predicted ${m.labels[j]}: ${v} (${percent(v / total, 1)} of the row)` }, String(v));
+            const td = h(
+              'td',
+              { class: i === j ? 'diag' : 'off', title: `true ${m.labels[i]}, predicted ${m.labels[j]}: ${v} (${percent(v / total, 1)} of the row)` },
+              String(v),
+            );
             td.style.setProperty('--share', String(v / total));
             return td;
           }),
@@ -137,7 +177,9 @@ function runColumn(run: PanelRun, compare: boolean): HTMLElement {
     'div',
     { class: 'run' },
     compare ? h('h2', {}, run.name) : undefined,
-    warnings.rows.length ? section(`Warnings (${warnings.rows.length})`, 'warnings', h('p', { class: 'note' }, warnings.title), dataTable(warnings.columns, warnings.rows)) : undefined,
+    warnings.rows.length
+      ? section(`Warnings (${warnings.rows.length})`, 'warnings', h('p', { class: 'note' }, warnings.title), dataTable(warnings.columns, warnings.rows))
+      : undefined,
     worst.rows.length ? section('Worst case over attacks', 'worst', h('p', { class: 'note' }, worst.title), dataTable(worst.columns, worst.rows)) : undefined,
     attacks.rows.length ? section(`Attacks (${attacks.rows.length})`, 'attacks', dataTable(attacks.columns, attacks.rows)) : undefined,
     d
@@ -152,7 +194,14 @@ function runColumn(run: PanelRun, compare: boolean): HTMLElement {
         )
       : undefined,
     fooling ? section('Fooling images', 'fooling', h('p', { class: 'note' }, fooling.title), dataTable(fooling.columns, fooling.rows)) : undefined,
-    ex.length ? section(`Examples (${ex.length})`, 'examples', h('p', { class: 'note' }, 'clean · adversarial · perturbation (magnified)'), h('div', { class: 'examples' }, ...ex.map(exampleFigure))) : undefined,
+    ex.length
+      ? section(
+          `Examples (${ex.length})`,
+          'examples',
+          h('p', { class: 'note' }, 'clean · adversarial · perturbation (magnified)'),
+          h('div', { class: 'examples' }, ...ex.map(exampleFigure)),
+        )
+      : undefined,
     ...confusionMatrices(r).map((m, i) => confusion(m, `confusion-${i}`)),
   );
 }
@@ -172,7 +221,9 @@ function render(runs: PanelRun[]): void {
 }
 
 function renderProblem(problems: string[]): void {
-  app.replaceChildren(h('div', { class: 'problem', role: 'alert' }, h('h1', {}, 'Cannot show these results'), h('ul', {}, ...problems.map((p) => h('li', {}, p)))));
+  app.replaceChildren(
+    h('div', { class: 'problem', role: 'alert' }, h('h1', {}, 'Cannot show these results'), h('ul', {}, ...problems.map((p) => h('li', {}, p)))),
+  );
 }
 
 window.addEventListener('message', (event: MessageEvent<unknown>) => {

@@ -4,9 +4,33 @@ import { DEFENSE_KINDS, DEFENSE_REGISTRY } from '../../core/defenses/registry';
 import { paramProblem, setParamValue } from '../../protocol/params';
 import { UserError } from '../../core/errors';
 import { runEvaluation } from '../../core/eval/evaluate';
-import { DEFAULT_CONFIG, THREAT_MODELS, type AttackPlan, type DefensePlan, type EvaluationConfig, type FoolingPlan, type ThreatModel } from '../../protocol/experiment';
+import {
+  DEFAULT_CONFIG,
+  THREAT_MODELS,
+  type AttackPlan,
+  type DefensePlan,
+  type EvaluationConfig,
+  type FoolingPlan,
+  type ThreatModel,
+} from '../../protocol/experiment';
 import type { RunResult } from '../../protocol/run-result';
-import { cliSignal, integer, number, numberList, oneOf, optionalInteger, parse, required, SAFETY_OPTIONS, SAFETY_USAGE, safetyFromFlags, seed, str, type Options, type Values } from '../args';
+import {
+  cliSignal,
+  integer,
+  number,
+  numberList,
+  oneOf,
+  optionalInteger,
+  parse,
+  required,
+  SAFETY_OPTIONS,
+  SAFETY_USAGE,
+  safetyFromFlags,
+  seed,
+  str,
+  type Options,
+  type Values,
+} from '../args';
 import { checkWritableOut } from '../../core/fs-atomic';
 import { renderText } from '../../report/text';
 
@@ -22,10 +46,17 @@ export const EVALUATE_USAGE = `robustness-lab evaluate --model <model.onnx> --da
                         [--fool [--fool-targets 0,1,..] [--fool-seeds S] [--fool-steps N] [--fool-thresholds 0.9,0.99]]
 
 Attacks (defaults):
-${ATTACK_REGISTRY.map((a) => `  ${a.name.padEnd(9)} ${a.title}; ${Object.entries(a.defaults).map(([k, v]) => `${k} ${v}`).join(', ')}`).join('\n')}
+${ATTACK_REGISTRY.map(
+  (a) =>
+    `  ${a.name.padEnd(9)} ${a.title}; ${Object.entries(a.defaults)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(', ')}`,
+).join('\n')}
 
 Strength presets (--strength, instead of or beside --attack; flags given override the preset):
-${Object.entries(STRENGTHS).map(([k, v]) => `  ${k.padEnd(9)} ${v.description}`).join('\n')}
+${Object.entries(STRENGTHS)
+  .map(([k, v]) => `  ${k.padEnd(9)} ${v.description}`)
+  .join('\n')}
 
 Defense options (defaults):
 ${DEFENSE_REGISTRY.map((d) => `  ${`${d.title}:`.padEnd(11)}${d.params.map((p) => `--${p.flag}${p.type === 'boolean' ? '' : ` ${p.type === 'enum' ? p.values!.join('|') : String(p.default ?? p.defaultText ?? '')}`}`).join('  ')}`).join('\n')}`;
@@ -71,7 +102,12 @@ export const DEFENSE_OPTIONS: Options = {
   'defense-seed': { type: 'string' },
   'cache-dir': { type: 'string' },
   threat: { type: 'string' },
-  ...Object.fromEntries(DEFENSE_PARAM_FLAGS.map((flag) => [flag, { type: DEFENSE_REGISTRY.flatMap((d) => d.params).find((p) => p.flag === flag)!.type === 'boolean' ? 'boolean' : 'string' }])),
+  ...Object.fromEntries(
+    DEFENSE_PARAM_FLAGS.map((flag) => [
+      flag,
+      { type: DEFENSE_REGISTRY.flatMap((d) => d.params).find((p) => p.flag === flag)!.type === 'boolean' ? 'boolean' : 'string' },
+    ]),
+  ),
 };
 
 const FOOLING_OPTIONS: Options = {
@@ -110,22 +146,39 @@ export function defensePlanFromFlags(values: Values): DefensePlan | undefined {
   const kind = str(values, 'defense');
   if (!kind) {
     const stray = [...DEFENSE_PARAM_FLAGS, 'layer', 'reference', 'reference-labels', 'reference-limit', 'threat'].find((f) => values[f] !== undefined);
-    if (stray) throw new UserError(`--${stray} only applies together with --defense.`, `Add --defense ${DEFENSE_KINDS.join('|')} --layer <tensor> --reference <images>.`);
+    if (stray)
+      throw new UserError(
+        `--${stray} only applies together with --defense.`,
+        `Add --defense ${DEFENSE_KINDS.join('|')} --layer <tensor> --reference <images>.`,
+      );
     return undefined;
   }
   const spec = DEFENSE_REGISTRY.find((d) => d.kind === kind.toLowerCase());
   if (!spec) throw new UserError(`--defense must be one of ${DEFENSE_KINDS.join(', ')}, got '${kind}'.`);
   const own = spec.params.map((p) => p.flag);
   const foreign = DEFENSE_PARAM_FLAGS.filter((f) => !own.includes(f) && values[f] !== undefined);
-  if (foreign.length) throw new UserError(`--${foreign[0]} is not an option of the ${spec.kind} defense.`, `The ${spec.kind} options are: ${own.map((f) => `--${f}`).join(' ')}`);
-  const threats = str(values, 'threat')?.split(',').map((t) => t.trim()).filter(Boolean);
+  if (foreign.length)
+    throw new UserError(`--${foreign[0]} is not an option of the ${spec.kind} defense.`, `The ${spec.kind} options are: ${own.map((f) => `--${f}`).join(' ')}`);
+  const threats = str(values, 'threat')
+    ?.split(',')
+    .map((t) => t.trim())
+    .filter(Boolean);
   const badThreat = threats?.find((t) => !(THREAT_MODELS as readonly string[]).includes(t));
   if (badThreat) throw new UserError(`Unknown threat model '${badThreat}'.`, `Valid threat models: ${THREAT_MODELS.join(', ')}.`);
   const params: Record<string, unknown> = {};
   for (const p of spec.params) {
     const raw = values[p.flag];
     if (raw === undefined) continue;
-    const value = p.type === 'boolean' ? true : p.type === 'integer' || p.type === 'number' ? Number(raw) : p.type === 'numbers' ? String(raw).split(',').map((v) => (v.trim() === '' ? NaN : Number(v))) : raw;
+    const value =
+      p.type === 'boolean'
+        ? true
+        : p.type === 'integer' || p.type === 'number'
+          ? Number(raw)
+          : p.type === 'numbers'
+            ? String(raw)
+                .split(',')
+                .map((v) => (v.trim() === '' ? NaN : Number(v)))
+            : raw;
     const problem = paramProblem(p, value);
     if (problem) throw new UserError(`--${p.flag} ${problem}, got '${String(raw)}'.`, p.description);
     setParamValue(params, p.key, value);
@@ -155,15 +208,21 @@ function foolingPlanFromFlags(values: Values): FoolingPlan | undefined {
     return undefined;
   }
   return dropUndefined({
-    targets: numberList(values, 'fool-targets'), seeds: optionalInteger(values, 'fool-seeds', 1),
-    maxSteps: optionalInteger(values, 'fool-steps', 1), thresholds: numberList(values, 'fool-thresholds'),
+    targets: numberList(values, 'fool-targets'),
+    seeds: optionalInteger(values, 'fool-seeds', 1),
+    maxSteps: optionalInteger(values, 'fool-steps', 1),
+    thresholds: numberList(values, 'fool-thresholds'),
   });
 }
 
 function attackPlanFromFlags(values: Values): AttackPlan | undefined {
   if (!str(values, 'attack') && !str(values, 'strength')) {
     const stray = ATTACK_FLAGS.find((f) => values[f] !== undefined);
-    if (stray) throw new UserError(`--${stray} only applies together with --attack or --strength.`, 'Add e.g. --attack fgsm,pgd --eps 0.01,0.03, or --strength quick --eps 0.03');
+    if (stray)
+      throw new UserError(
+        `--${stray} only applies together with --attack or --strength.`,
+        'Add e.g. --attack fgsm,pgd --eps 0.01,0.03, or --strength quick --eps 0.03',
+      );
     return undefined;
   }
   const eps = numberList(values, 'eps');

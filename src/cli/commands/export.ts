@@ -9,10 +9,21 @@ export const EXPORT_USAGE = `robustness-lab export --model <model.onnx> --defens
                         [--reference-labels <file>] [--reference-limit N] [defense options] -o <defended.onnx>`;
 
 export async function exportCommand(argv: string[]): Promise<number> {
-  const { values } = parse(argv, {
-    ...DEFENSE_OPTIONS, model: { type: 'string' }, out: { type: 'string', short: 'o' }, seed: { type: 'string' }, threads: { type: 'string' },
-    batch: { type: 'string' }, scale: { type: 'string' }, mean: { type: 'string' }, std: { type: 'string' },
-  }, 'export');
+  const { values } = parse(
+    argv,
+    {
+      ...DEFENSE_OPTIONS,
+      model: { type: 'string' },
+      out: { type: 'string', short: 'o' },
+      seed: { type: 'string' },
+      threads: { type: 'string' },
+      batch: { type: 'string' },
+      scale: { type: 'string' },
+      mean: { type: 'string' },
+      std: { type: 'string' },
+    },
+    'export',
+  );
   if (values.help) {
     console.log(`Usage: ${EXPORT_USAGE}\n\nThe defense options are those of 'robustness-lab evaluate --help'.`);
     return 0;
@@ -21,12 +32,19 @@ export async function exportCommand(argv: string[]): Promise<number> {
   const defense = defensePlanFromFlags(values);
   if (!defense) throw new UserError('export needs --defense lesci|dae|retrieval with --layer and --reference.');
   const out = checkWritableOut(required(values, 'out', '(-o) <defended.onnx>'), '-o');
-  const result = await exportDefended({
-    model: required(values, 'model', '<model.onnx>'), defense, out,
-    seed: integer(values, 'seed', DEFAULT_CONFIG.seed, 0), threads: integer(values, 'threads', DEFAULT_CONFIG.threads, 0),
-    batchSize: integer(values, 'batch', DEFAULT_CONFIG.batchSize, 1), cacheDir: str(values, 'cache-dir'),
-    preprocessing: { scale: number(values, 'scale'), mean: numberList(values, 'mean'), std: numberList(values, 'std') },
-  }, { onLog: (line) => console.error(line), signal: cliSignal() });
+  const result = await exportDefended(
+    {
+      model: required(values, 'model', '<model.onnx>'),
+      defense,
+      out,
+      seed: integer(values, 'seed', DEFAULT_CONFIG.seed, 0),
+      threads: integer(values, 'threads', DEFAULT_CONFIG.threads, 0),
+      batchSize: integer(values, 'batch', DEFAULT_CONFIG.batchSize, 1),
+      cacheDir: str(values, 'cache-dir'),
+      preprocessing: { scale: number(values, 'scale'), mean: numberList(values, 'mean'), std: numberList(values, 'std') },
+    },
+    { onLog: (line) => console.error(line), signal: cliSignal() },
+  );
   console.log(`Wrote ${result.out} (${(result.bytes / 1024).toFixed(0)} KiB): ${defense.kind} after '${defense.layer}', outputs ${result.outputs.join(', ')}.`);
   return 0;
 }

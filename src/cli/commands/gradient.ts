@@ -15,13 +15,24 @@ import { table } from '../table';
 
 export const GRADIENT_USAGE = `robustness-lab gradient --model <model.onnx> --input <x.npy|x.pb> [--labels <y.npy|idx|txt> [--loss ce-sum|ce-mean|cw] | --cotangent <dy.npy>]
                         --out <g.npy> [--ep auto|cpu|cuda] [--threads T]`;
-export const GRADCHECK_USAGE = 'robustness-lab gradcheck <model.onnx> [--input x.npy|tensor.pb] [--samples K] [--seed S] [--step h] [--tolerance t] [--threads T]';
+export const GRADCHECK_USAGE =
+  'robustness-lab gradcheck <model.onnx> [--input x.npy|tensor.pb] [--samples K] [--seed S] [--step h] [--tolerance t] [--threads T]';
 
 export async function gradientCommand(argv: string[]): Promise<number> {
-  const { values } = parse(argv, {
-    model: { type: 'string' }, input: { type: 'string' }, labels: { type: 'string' }, cotangent: { type: 'string' },
-    loss: { type: 'string' }, out: { type: 'string' }, ep: { type: 'string' }, threads: { type: 'string' },
-  }, 'gradient');
+  const { values } = parse(
+    argv,
+    {
+      model: { type: 'string' },
+      input: { type: 'string' },
+      labels: { type: 'string' },
+      cotangent: { type: 'string' },
+      loss: { type: 'string' },
+      out: { type: 'string' },
+      ep: { type: 'string' },
+      threads: { type: 'string' },
+    },
+    'gradient',
+  );
   if (values.help) {
     console.log(`Usage: ${GRADIENT_USAGE}`);
     return 0;
@@ -45,18 +56,34 @@ export async function gradientCommand(argv: string[]): Promise<number> {
     target = { kind: 'vjp' };
     cotangent = loadInputTensor(cotangentPath!).data;
   }
-  const grad = await computeGradient(model, x, target, { labels, cotangent, ep: oneOf(values, 'ep', ['auto', 'cpu', 'cuda'] as const, 'cpu'), threads: integer(values, 'threads', 0) });
+  const grad = await computeGradient(model, x, target, {
+    labels,
+    cotangent,
+    ep: oneOf(values, 'ep', ['auto', 'cpu', 'cuda'] as const, 'cpu'),
+    threads: integer(values, 'threads', 0),
+  });
   writeFileAtomic(out, encodeNpyFloat32(grad, x.dims));
   let norm = 0;
   for (const g of grad) norm += g * g;
-  console.log(`Wrote the ${target.kind === 'loss' ? `${target.loss} ` : 'vjp '}input gradient [${x.dims.join(', ')}] to ${out} (L2 norm ${Math.sqrt(norm).toPrecision(6)}).`);
+  console.log(
+    `Wrote the ${target.kind === 'loss' ? `${target.loss} ` : 'vjp '}input gradient [${x.dims.join(', ')}] to ${out} (L2 norm ${Math.sqrt(norm).toPrecision(6)}).`,
+  );
   return 0;
 }
 
 export async function gradcheckCommand(argv: string[]): Promise<number> {
-  const { values, positionals } = parse(argv, {
-    input: { type: 'string' }, samples: { type: 'string' }, seed: { type: 'string' }, step: { type: 'string' }, tolerance: { type: 'string' }, threads: { type: 'string' },
-  }, 'gradcheck');
+  const { values, positionals } = parse(
+    argv,
+    {
+      input: { type: 'string' },
+      samples: { type: 'string' },
+      seed: { type: 'string' },
+      step: { type: 'string' },
+      tolerance: { type: 'string' },
+      threads: { type: 'string' },
+    },
+    'gradcheck',
+  );
   if (values.help || positionals.length !== 1) {
     console.log(`Usage: ${GRADCHECK_USAGE}`);
     return values.help ? 0 : 2;
@@ -73,14 +100,22 @@ export async function gradcheckCommand(argv: string[]): Promise<number> {
     input = t.data;
   }
   const result = await gradcheck(loaded.model, graph.shapes, {
-    input, samples: integer(values, 'samples', 20, 1), seed: integer(values, 'seed', 0, 0), eps: number(values, 'step'),
-    tolerance: number(values, 'tolerance'), threads: integer(values, 'threads', 1, 0),
+    input,
+    samples: integer(values, 'samples', 20, 1),
+    seed: integer(values, 'seed', 0, 0),
+    eps: number(values, 'step'),
+    tolerance: number(values, 'tolerance'),
+    threads: integer(values, 'threads', 1, 0),
   });
-  console.log(table(
-    ['input', 'coordinates', 'skipped (kinks)', 'median rel. error', 'worst rel. error'],
-    result.perInput.map((p) => [p.input, p.checked, p.skipped, p.medianRelativeError.toExponential(2), p.worstRelativeError.toExponential(2)]),
-    [false, true, true, true, true],
-  ));
-  console.log(`\n${result.ok ? 'OK' : 'FAILED'}: median relative error ${result.ok ? '≤' : '>'} ${result.tolerance} (central differences, step ${result.eps} × max|x|).`);
+  console.log(
+    table(
+      ['input', 'coordinates', 'skipped (kinks)', 'median rel. error', 'worst rel. error'],
+      result.perInput.map((p) => [p.input, p.checked, p.skipped, p.medianRelativeError.toExponential(2), p.worstRelativeError.toExponential(2)]),
+      [false, true, true, true, true],
+    ),
+  );
+  console.log(
+    `\n${result.ok ? 'OK' : 'FAILED'}: median relative error ${result.ok ? '≤' : '>'} ${result.tolerance} (central differences, step ${result.eps} × max|x|).`,
+  );
   return result.ok ? 0 : 1;
 }

@@ -13,7 +13,14 @@ export function inspectJson(graph: ModelGraph) {
   return {
     inputs: graph.inputs,
     outputs: graph.outputs,
-    layers: graph.layers.map((l) => ({ name: l.name, op: l.op, outputs: l.outputs, shape: l.shape ?? null, params: l.params, insertionPoint: l.insertionPoint })),
+    layers: graph.layers.map((l) => ({
+      name: l.name,
+      op: l.op,
+      outputs: l.outputs,
+      shape: l.shape ?? null,
+      params: l.params,
+      insertionPoint: l.insertionPoint,
+    })),
   };
 }
 

@@ -40,7 +40,10 @@ export async function runCommand(argv: string[]): Promise<number> {
   try {
     text = readFileSync(file, 'utf8');
   } catch (e) {
-    throw new UserError(`Cannot read the experiment file '${file}': ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}.`, 'Check the path; experiment files end in .rlab.json.');
+    throw new UserError(
+      `Cannot read the experiment file '${file}': ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}.`,
+      'Check the path; experiment files end in .rlab.json.',
+    );
   }
   let experiment;
   try {

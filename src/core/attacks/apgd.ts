@@ -112,13 +112,7 @@ interface Plan {
 }
 
 /** APGD-CE, APGD-DLR or APGD-T (options.loss), L∞ or L2. See the top of this file. */
-export async function apgd(
-  classifier: Classifier,
-  x: Float32Array,
-  labels: Int32Array,
-  options: ApgdOptions,
-  rng?: Rng,
-): Promise<AttackOutcome> {
+export async function apgd(classifier: Classifier, x: Float32Array, labels: Int32Array, options: ApgdOptions, rng?: Rng): Promise<AttackOutcome> {
   const ctx = resolveContext(classifier, x, labels, options, rng);
   const p = plan(options, ctx.k);
   if (!classifier.lossGradient) {
@@ -137,7 +131,9 @@ export async function apgd(
     for (let j = 0; j < ctx.n; j++) state.queries[j]++;
     const ranked = Array.from({ length: ctx.n }, (_, j) => {
       const z = clean.subarray(j * ctx.k, (j + 1) * ctx.k);
-      return Array.from({ length: ctx.k }, (_, c) => c).filter((c) => c !== ctx.labels[j]).sort((a, b) => z[b] - z[a] || a - b);
+      return Array.from({ length: ctx.k }, (_, c) => c)
+        .filter((c) => c !== ctx.labels[j])
+        .sort((a, b) => z[b] - z[a] || a - b);
     });
     for (let c = 0; c < Math.min(p.targetClasses, ctx.k - 1); c++) {
       const targets = Int32Array.from(ranked, (r) => r[c]);
@@ -402,15 +398,7 @@ async function runOnce(
 }
 
 /** z = P(x + η s(dir)); x_next = P(x + α(z − x) + (1 − α)(x − x_prev)) per row (α = 1: x_next = z). */
-function step(
-  xa: Float32Array,
-  xPrev: Float32Array,
-  x0: Float32Array,
-  dir: Float32Array,
-  eta: Float64Array,
-  alpha: number,
-  ctx: AttackContext,
-): Float32Array {
+function step(xa: Float32Array, xPrev: Float32Array, x0: Float32Array, dir: Float32Array, eta: Float64Array, alpha: number, ctx: AttackContext): Float32Array {
   const { d } = ctx;
   const m = eta.length;
   const z = new Float32Array(xa.length);
@@ -434,7 +422,14 @@ function step(
 }
 
 const REFERENCE = 'Croce & Hein, "Reliable evaluation of adversarial robustness with an ensemble of diverse parameter-free attacks", ICML 2020';
-const SPEC_DEFAULTS = { steps: APGD_DEFAULTS.steps, restarts: APGD_DEFAULTS.restarts, rho: APGD_DEFAULTS.rho, momentum: APGD_DEFAULTS.momentum, initialStepFactor: APGD_DEFAULTS.initialStepFactor, randomStart: APGD_DEFAULTS.randomStart };
+const SPEC_DEFAULTS = {
+  steps: APGD_DEFAULTS.steps,
+  restarts: APGD_DEFAULTS.restarts,
+  rho: APGD_DEFAULTS.rho,
+  momentum: APGD_DEFAULTS.momentum,
+  initialStepFactor: APGD_DEFAULTS.initialStepFactor,
+  randomStart: APGD_DEFAULTS.randomStart,
+};
 
 /** APGD on cross-entropy: the first attack of the AutoAttack ensemble. */
 export const APGD_CE = defineAttack({

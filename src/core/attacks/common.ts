@@ -28,13 +28,7 @@ export interface AttackContext {
   stream(j: number): Rng;
 }
 
-export function resolveContext(
-  classifier: Classifier,
-  x: Float32Array,
-  labels: Int32Array,
-  options: AttackOptions,
-  rng: Rng | undefined,
-): AttackContext {
+export function resolveContext(classifier: Classifier, x: Float32Array, labels: Int32Array, options: AttackOptions, rng: Rng | undefined): AttackContext {
   const n = labels.length;
   const d = sizeOf(classifier.sampleDims);
   const k = classifier.numClasses;
@@ -289,13 +283,7 @@ export async function objectiveGradient(
 }
 
 /** Logits of m rows, in forward passes of at most `maxRows` rows (bounds memory for big query batches). */
-export async function logitsChunked(
-  classifier: Classifier,
-  x: Float32Array,
-  m: number,
-  ctx: AttackContext,
-  maxRows = m,
-): Promise<Float32Array> {
+export async function logitsChunked(classifier: Classifier, x: Float32Array, m: number, ctx: AttackContext, maxRows = m): Promise<Float32Array> {
   const { d, k } = ctx;
   const out = new Float32Array(m * k);
   for (let start = 0; start < m; start += maxRows) {

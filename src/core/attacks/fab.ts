@@ -131,13 +131,7 @@ function plan(options: FabOptions, k: number): Plan {
 }
 
 /** FAB-T, L∞ or L2. See the top of this file. */
-export async function fabT(
-  classifier: Classifier,
-  x: Float32Array,
-  labels: Int32Array,
-  options: FabOptions,
-  rng?: Rng,
-): Promise<AttackOutcome> {
+export async function fabT(classifier: Classifier, x: Float32Array, labels: Int32Array, options: FabOptions, rng?: Rng): Promise<AttackOutcome> {
   // FAB-T picks its own target classes and succeeds on any misclassification: its plan does not
   // read 'targeted', so given target labels do not change what it does.
   const ctx = resolveContext(classifier, x, labels, { ...options, targets: undefined }, rng);
@@ -157,7 +151,11 @@ export async function fabT(
     out.predictions[j] = pred;
     if (pred !== ctx.labels[j]) out.fooled[j] = 1;
     const z = clean.subarray(j * k, (j + 1) * k);
-    ranked.push(Array.from({ length: k }, (_, c) => c).filter((c) => c !== ctx.labels[j]).sort((a, b) => z[b] - z[a] || a - b));
+    ranked.push(
+      Array.from({ length: k }, (_, c) => c)
+        .filter((c) => c !== ctx.labels[j])
+        .sort((a, b) => z[b] - z[a] || a - b),
+    );
   }
   // No point other than the clean one lies within eps = 0.
   if (ctx.eps === 0) return out.result();
@@ -509,11 +507,17 @@ function breakpointSearch(R: Float64Array, U: Float64Array, m: number, need: num
   let sat = 0;
   let free = 0;
   while (lo < hi) {
-    const a = R[lo], b = R[(lo + hi) >> 1], c = R[hi - 1];
+    const a = R[lo],
+      b = R[(lo + hi) >> 1],
+      c = R[hi - 1];
     const pivot = a < b ? (b < c ? b : a < c ? c : a) : a < c ? a : b < c ? c : b; // median of three
     // Three-way partition of [lo, hi): [lo, lt) < pivot, [lt, gt) = pivot, [gt, hi) > pivot.
-    let lt = lo, i = lo, gt = hi;
-    let lessUR = 0, equalU = 0, greaterU = 0;
+    let lt = lo,
+      i = lo,
+      gt = hi;
+    let lessUR = 0,
+      equalU = 0,
+      greaterU = 0;
     while (i < gt) {
       const v = R[i];
       if (v < pivot) {
@@ -538,7 +542,8 @@ function breakpointSearch(R: Float64Array, U: Float64Array, m: number, need: num
 }
 
 function swap(R: Float64Array, U: Float64Array, i: number, j: number): void {
-  const r = R[i], u = U[i];
+  const r = R[i],
+    u = U[i];
   R[i] = R[j];
   U[i] = U[j];
   R[j] = r;

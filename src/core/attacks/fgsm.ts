@@ -41,13 +41,7 @@ export const FGSM = defineAttack({
   run: (c, x, labels, o, rng) => fgsm(c, x, labels, o, rng),
 });
 
-export async function fgsm(
-  classifier: Classifier,
-  x: Float32Array,
-  labels: Int32Array,
-  options: GradientAttackOptions,
-  rng?: Rng,
-): Promise<AttackOutcome> {
+export async function fgsm(classifier: Classifier, x: Float32Array, labels: Int32Array, options: GradientAttackOptions, rng?: Rng): Promise<AttackOutcome> {
   const ctx = resolveContext(classifier, x, labels, options, rng);
   const gradient = requireGradient(classifier, FGSM.title);
   throwIfAborted(ctx.signal);

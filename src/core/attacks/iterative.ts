@@ -108,36 +108,20 @@ interface Plan {
   momentum: number | undefined;
 }
 
-function plan(
-  options: IterativeOptions,
-  defaults: { steps: number; stepSizeFactor: number },
-  extra: Omit<Plan, 'steps' | 'stepSize'>,
-): Plan {
+function plan(options: IterativeOptions, defaults: { steps: number; stepSizeFactor: number }, extra: Omit<Plan, 'steps' | 'stepSize'>): Plan {
   const steps = checkInteger(options.steps ?? defaults.steps, 'steps', 1);
   const stepSize = checkPositive(options.stepSize ?? (defaults.stepSizeFactor * options.eps) / steps, 'step size', true);
   return { steps, stepSize, ...extra };
 }
 
 /** Basic Iterative Method: PGD without random start, one run. Default 10 steps of 2.5 · eps / steps. */
-export function bim(
-  classifier: Classifier,
-  x: Float32Array,
-  labels: Int32Array,
-  options: IterativeOptions,
-  rng?: Rng,
-): Promise<AttackOutcome> {
+export function bim(classifier: Classifier, x: Float32Array, labels: Int32Array, options: IterativeOptions, rng?: Rng): Promise<AttackOutcome> {
   const p = plan(options, DEFAULTS.bim, { restarts: 1, randomStart: false, momentum: undefined });
   return iterate('bim', classifier, x, labels, options, rng, p);
 }
 
 /** PGD with random start and restarts. Default 20 steps of 2.5 · eps / steps, 1 restart. */
-export function pgd(
-  classifier: Classifier,
-  x: Float32Array,
-  labels: Int32Array,
-  options: PgdOptions,
-  rng?: Rng,
-): Promise<AttackOutcome> {
+export function pgd(classifier: Classifier, x: Float32Array, labels: Int32Array, options: PgdOptions, rng?: Rng): Promise<AttackOutcome> {
   const d = DEFAULTS.pgd;
   const p = plan(options, d, {
     restarts: checkInteger(options.restarts ?? d.restarts, 'restarts', 1),
@@ -148,13 +132,7 @@ export function pgd(
 }
 
 /** MI-FGSM. Default 10 steps of eps / steps, μ = 1.0, no random start. */
-export function mifgsm(
-  classifier: Classifier,
-  x: Float32Array,
-  labels: Int32Array,
-  options: MiFgsmOptions,
-  rng?: Rng,
-): Promise<AttackOutcome> {
+export function mifgsm(classifier: Classifier, x: Float32Array, labels: Int32Array, options: MiFgsmOptions, rng?: Rng): Promise<AttackOutcome> {
   const d = DEFAULTS.mifgsm;
   const p = plan(options, d, {
     restarts: 1,
@@ -202,7 +180,11 @@ async function iterate(
       if (fusedStep) {
         // One runtime call: logits at x_t and x_{t+1}; targeted attacks descend the target's loss.
         const alpha = ctx.targets ? -p.stepSize : p.stepSize;
-        const { next, logits } = await fusedStep(xa, x0, idx.length, objectiveLabels(idx, ctx), lossKind(loss), { alpha, eps: ctx.eps, range: [ctx.lo, ctx.hi] });
+        const { next, logits } = await fusedStep(xa, x0, idx.length, objectiveLabels(idx, ctx), lossKind(loss), {
+          alpha,
+          eps: ctx.eps,
+          range: [ctx.lo, ctx.hi],
+        });
         tracker.countGradients(idx);
         done = tracker.observe(idx, xa, logits).done;
         xa = next.slice();

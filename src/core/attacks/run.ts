@@ -99,12 +99,7 @@ export interface AttackMetrics {
   adversarialExamples?: Float32Array;
 }
 
-export async function runAttack(
-  classifier: Classifier,
-  dataset: AttackDataset,
-  config: AttackConfig,
-  options: RunAttackOptions,
-): Promise<AttackMetrics> {
+export async function runAttack(classifier: Classifier, dataset: AttackDataset, config: AttackConfig, options: RunAttackOptions): Promise<AttackMetrics> {
   const started = performance.now();
   const attack = parseAttackList(String(config.attack))[0];
   const { x, labels, count } = dataset;
@@ -121,12 +116,15 @@ export async function runAttack(
   checkInRange(x, d, lo, hi);
   if (!ATTACKS[attack].gradientFree) requireGradient(classifier, ATTACKS[attack].title); // fail before any work
   const minClasses = ATTACKS[attack].minClasses ?? 2;
-  if (k < minClasses) throw new UserError(`The ${ATTACKS[attack].title} needs a model with at least ${minClasses} classes; this one has ${k}.`, 'Use apgd-ce or pgd instead.');
+  if (k < minClasses)
+    throw new UserError(`The ${ATTACKS[attack].title} needs a model with at least ${minClasses} classes; this one has ${k}.`, 'Use apgd-ce or pgd instead.');
   checkLabels(labels, k, 'label');
 
   const root = new Rng(options.seed);
   // Attacks that cannot be targeted (FAB-T picks its own targets) ignore the option.
-  const targets = (ATTACKS[attack].uses as readonly string[]).includes('targeted') ? resolveTargets(config.targeted, labels, k, root.fork('targets')) : undefined;
+  const targets = (ATTACKS[attack].uses as readonly string[]).includes('targeted')
+    ? resolveTargets(config.targeted, labels, k, root.fork('targets'))
+    : undefined;
   const rng = root.fork(`attack:${attack}`);
   const attackFn = ATTACK_FUNCTIONS[attack];
   const attackOptions = {
@@ -184,11 +182,17 @@ export async function runAttack(
       for (const r of idx) robust[start + r] = 1; // no perturbation is possible: the clean predictions stand
     } else if (idx.length > 0) {
       const ids = Int32Array.from(idx, (r) => start + r);
-      const res = await attackFn(engine, gatherRows(xb, idx, d), gatherRows(labels, ids, 1), {
-        ...attackOptions,
-        targets: targets && gatherRows(targets, ids, 1),
-        sampleIds: ids,
-      }, rng);
+      const res = await attackFn(
+        engine,
+        gatherRows(xb, idx, d),
+        gatherRows(labels, ids, 1),
+        {
+          ...attackOptions,
+          targets: targets && gatherRows(targets, ids, 1),
+          sampleIds: ids,
+        },
+        rng,
+      );
       const norms = config.norm === 'linf' ? res.linf : res.l2;
       for (let r = 0; r < idx.length; r++) {
         const i = ids[r];
@@ -209,23 +213,32 @@ export async function runAttack(
   let nextStart = 0;
   let done = 0;
   let failed = false;
-  await Promise.all(engines.map(async (engine) => {
-    try {
-      while (!failed && nextStart < count) {
-        throwIfAborted(options.signal);
-        const start = nextStart;
-        nextStart += batchSize;
-        const n = await attackBatch(engine, start); // not `done += await …`: that would read `done` before the await
-        done += n;
-        options.onProgress?.(done, count);
+  await Promise.all(
+    engines.map(async (engine) => {
+      try {
+        while (!failed && nextStart < count) {
+          throwIfAborted(options.signal);
+          const start = nextStart;
+          nextStart += batchSize;
+          const n = await attackBatch(engine, start); // not `done += await …`: that would read `done` before the await
+          done += n;
+          options.onProgress?.(done, count);
+        }
+      } catch (e) {
+        failed = true;
+        throw e;
       }
-    } catch (e) {
-      failed = true;
-      throw e;
-    }
-  }));
+    }),
+  );
 
-  let cleanCorrect = 0, robustCount = 0, fooledCount = 0, sumPerturbation = 0, maxPerturbation = 0, gradientEvaluations = 0, queries = 0, ran = 0;
+  let cleanCorrect = 0,
+    robustCount = 0,
+    fooledCount = 0,
+    sumPerturbation = 0,
+    maxPerturbation = 0,
+    gradientEvaluations = 0,
+    queries = 0,
+    ran = 0;
   for (let i = 0; i < count; i++) {
     if (!attacked[i]) continue;
     cleanCorrect++;
@@ -273,12 +286,7 @@ function checkInRange(x: Float32Array, d: number, lo: number, hi: number): void 
 }
 
 /** Target labels: given (checked), or a uniformly random label ≠ the true one from sample i's stream. */
-function resolveTargets(
-  targeted: AttackConfig['targeted'],
-  labels: Int32Array,
-  k: number,
-  rng: Rng,
-): Int32Array | undefined {
+function resolveTargets(targeted: AttackConfig['targeted'], labels: Int32Array, k: number, rng: Rng): Int32Array | undefined {
   if (!targeted) return undefined;
   if (k < 2) throw new UserError('A targeted attack needs a model with at least 2 classes');
   if (targeted === 'random') {

@@ -62,21 +62,12 @@ const BETA1 = 0.9;
 const BETA2 = 0.999;
 const ADAM_EPS = 1e-8;
 
-export async function spsa(
-  classifier: Classifier,
-  x: Float32Array,
-  labels: Int32Array,
-  options: SpsaOptions,
-  rng?: Rng,
-): Promise<AttackOutcome> {
+export async function spsa(classifier: Classifier, x: Float32Array, labels: Int32Array, options: SpsaOptions, rng?: Rng): Promise<AttackOutcome> {
   const ctx = resolveContext(classifier, x, labels, options, rng);
   const defaults = DEFAULTS;
   const budget = checkInteger(options.queries ?? defaults.queries, 'queries', 1);
   // At least one step must fit the budget: 1 (start) + 2N + 1 (new iterate).
-  const samples = Math.min(
-    checkInteger(options.samplesPerStep ?? defaults.samplesPerStep, 'samples per step', 1),
-    Math.max(1, Math.floor((budget - 2) / 2)),
-  );
+  const samples = Math.min(checkInteger(options.samplesPerStep ?? defaults.samplesPerStep, 'samples per step', 1), Math.max(1, Math.floor((budget - 2) / 2)));
   const delta = checkPositive(options.delta ?? defaults.delta, 'delta');
   const lr = checkPositive(options.lr ?? defaults.lr, 'learning rate');
   const { d, lo, hi } = ctx;

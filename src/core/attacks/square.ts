@@ -87,13 +87,7 @@ export const SQUARE = defineAttack({
   run: (c, x, labels, o, rng) => squareAttack(c, x, labels, o, rng),
 });
 
-export async function squareAttack(
-  classifier: Classifier,
-  x: Float32Array,
-  labels: Int32Array,
-  options: SquareOptions,
-  rng?: Rng,
-): Promise<AttackOutcome> {
+export async function squareAttack(classifier: Classifier, x: Float32Array, labels: Int32Array, options: SquareOptions, rng?: Rng): Promise<AttackOutcome> {
   const ctx = resolveContext(classifier, x, labels, options, rng);
   const defaults = DEFAULTS;
   const budget = checkInteger(options.queries ?? defaults.queries, 'queries', 1);
@@ -124,15 +118,7 @@ export async function squareAttack(
   return tracker.result();
 }
 
-type Propose = (
-  out: Float32Array,
-  x0: Float32Array,
-  best: Float32Array | undefined,
-  p: number,
-  L: Layout,
-  ctx: AttackContext,
-  rng: Rng,
-) => void;
+type Propose = (out: Float32Array, x0: Float32Array, best: Float32Array | undefined, p: number, L: Layout, ctx: AttackContext, rng: Rng) => void;
 
 /** linf: the initial stripes (best undefined) or a random ±eps square on top of `best`. */
 const proposeLinf: Propose = (out, x0, best, p, L, ctx, rng) => {
@@ -241,14 +227,7 @@ const proposeL2: Propose = (out, x0, best, p, L, ctx, rng) => {
 };
 
 /** Calls fn(channel, flat index, index k within the sh × sw window, row, col) over a window in every channel. */
-function forWindow(
-  L: Layout,
-  r0: number,
-  c0: number,
-  sh: number,
-  sw: number,
-  fn: (ch: number, i: number, k: number, row: number, col: number) => void,
-): void {
+function forWindow(L: Layout, r0: number, c0: number, sh: number, sw: number, fn: (ch: number, i: number, k: number, row: number, col: number) => void): void {
   for (let ch = 0; ch < L.c; ch++) {
     for (let a = 0; a < sh; a++) {
       for (let b = 0; b < sw; b++) fn(ch, ch * L.cs + (r0 + a) * L.rs + (c0 + b) * L.ws, a * sw + b, r0 + a, c0 + b);

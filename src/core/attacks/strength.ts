@@ -16,7 +16,8 @@ export const STRENGTHS = {
     plan: { names: ['fgsm', 'pgd', 'square'], steps: 10, queries: 300 },
   },
   standard: {
-    description: 'The AutoAttack ensemble: APGD-CE, APGD-T over the 9 most likely wrong classes, FAB-T (100 iterations each) and Square Attack with 5,000 queries, each on the samples still robust',
+    description:
+      'The AutoAttack ensemble: APGD-CE, APGD-T over the 9 most likely wrong classes, FAB-T (100 iterations each) and Square Attack with 5,000 queries, each on the samples still robust',
     plan: { names: ['apgd-ce', 'apgd-t', 'fab-t', 'square'] as const, steps: 100, queries: 5000, sequential: true },
   },
   thorough: {

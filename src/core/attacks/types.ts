@@ -22,13 +22,7 @@ export interface Classifier {
    * (≥ 4 classes; the only loss that reads `targets`, and it needs them).
    * Undefined for classifiers with no gradient (gradient-free attacks only).
    */
-  lossGradient?(
-    x: Float32Array,
-    n: number,
-    labels: Int32Array,
-    loss: LossKind,
-    targets?: Int32Array,
-  ): Promise<{ grad: Float32Array; logits: Float32Array }>;
+  lossGradient?(x: Float32Array, n: number, labels: Int32Array, loss: LossKind, targets?: Int32Array): Promise<{ grad: Float32Array; logits: Float32Array }>;
   /**
    * Optional fused L∞ step of BIM/PGD: the logits at x and next = clip(clip(x + α·sign(∇ₓL),
    * x0 − eps, x0 + eps), lo, hi) from one call, the gradient never leaving the runtime. Same loss

@@ -75,13 +75,18 @@ async function listDir(dir: string) {
   try {
     return await readdir(dir, { withFileTypes: true });
   } catch (err) {
-    throw new UserError(`Cannot list the image folder ${dir}: ${(err as NodeJS.ErrnoException).code === 'EACCES' ? 'permission denied' : (err as Error).message}.`);
+    throw new UserError(
+      `Cannot list the image folder ${dir}: ${(err as NodeJS.ErrnoException).code === 'EACCES' ? 'permission denied' : (err as Error).message}.`,
+    );
   }
 }
 
 async function listClasses(root: string): Promise<string[]> {
   const entries = await listDir(root);
-  const classes = entries.filter((e) => e.isDirectory() && !e.name.startsWith('.')).map((e) => e.name).sort(byName);
+  const classes = entries
+    .filter((e) => e.isDirectory() && !e.name.startsWith('.'))
+    .map((e) => e.name)
+    .sort(byName);
   if (classes.length === 0) {
     const loose = entries.filter((e) => e.isFile() && IMAGE_EXT.test(e.name)).length;
     throw new UserError(
@@ -94,7 +99,10 @@ async function listClasses(root: string): Promise<string[]> {
 
 async function listImages(dir: string): Promise<string[]> {
   const entries = await listDir(dir);
-  return entries.filter((e) => e.isFile() && IMAGE_EXT.test(e.name)).map((e) => e.name).sort(byName);
+  return entries
+    .filter((e) => e.isFile() && IMAGE_EXT.test(e.name))
+    .map((e) => e.name)
+    .sort(byName);
 }
 
 function decodeImage(bytes: Uint8Array, file: string, maxBytes: number): Decoded {
@@ -110,7 +118,8 @@ function decodeImage(bytes: Uint8Array, file: string, maxBytes: number): Decoded
 function checkPngSize(bytes: Uint8Array, file: string, maxBytes: number): void {
   if (bytes.length < 24) return; // pngjs reports the truncation
   const view = new DataView(bytes.buffer, bytes.byteOffset, 24);
-  const width = view.getUint32(16, false), height = view.getUint32(20, false);
+  const width = view.getUint32(16, false),
+    height = view.getUint32(20, false);
   if (width * height * 4 > maxBytes) throw tooLarge(`${file} (${width}×${height} pixels)`, maxBytes, 'decodes to');
 }
 
@@ -124,9 +133,11 @@ function decodePng(bytes: Uint8Array, file: string, maxBytes: number): Decoded {
 
 function decodeJpeg(bytes: Uint8Array, file: string, maxBytes: number): Decoded {
   const img = decodeJpegData(bytes, {
-    useTArray: true, formatAsRGBA: false,
+    useTArray: true,
+    formatAsRGBA: false,
     // jpeg-js refuses larger images itself (before allocating them).
-    maxResolutionInMP: Math.max(1, maxBytes / 3 / 1e6), maxMemoryUsageInMB: Math.max(64, Math.ceil((maxBytes * 2) / 1024 ** 2)),
+    maxResolutionInMP: Math.max(1, maxBytes / 3 / 1e6),
+    maxMemoryUsageInMB: Math.max(64, Math.ceil((maxBytes * 2) / 1024 ** 2)),
   });
   // jpeg-js expands gray JPEGs to RGB, so the component count comes from the frame header.
   const channels = jpegComponents(bytes) === 1 ? 1 : 3;
@@ -148,8 +159,10 @@ function jpegComponents(bytes: Uint8Array): number | undefined {
     const marker = bytes[i + 1];
     const isSof = marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc;
     if (isSof) return bytes[i + 9]; // FF Cx, length(2), precision(1), height(2), width(2), components(1)
-    if (marker === 0xff) i += 1; // fill byte
-    else if (marker === 0x01 || (marker >= 0xd0 && marker <= 0xd8)) i += 2; // markers without a length
+    if (marker === 0xff)
+      i += 1; // fill byte
+    else if (marker === 0x01 || (marker >= 0xd0 && marker <= 0xd8))
+      i += 2; // markers without a length
     else i += 2 + ((bytes[i + 2] << 8) | bytes[i + 3]);
   }
   return undefined;

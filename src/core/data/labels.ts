@@ -10,14 +10,17 @@ import { parseNpy } from './npy';
 export async function loadLabelFile(path: string, hash: Hash, limits?: ReadLimits): Promise<Int32Array> {
   const bytes = gunzipIfNeeded(await readHashed(path, hash, 'labels', limits), path, decompressionLimit(limits));
   switch (sniffFormat(bytes)) {
-    case 'idx': return labelsFromArray(parseIdx(bytes, path), path);
-    case 'npy': return labelsFromArray(parseNpy(bytes, path), path);
+    case 'idx':
+      return labelsFromArray(parseIdx(bytes, path), path);
+    case 'npy':
+      return labelsFromArray(parseNpy(bytes, path), path);
     case 'npz':
       throw new UserError(
         `${path} is an .npz archive; as a labels file expected IDX, .npy or text with one integer per line.`,
         'Pass the .npz as the dataset path and choose its labels array with labelsKey.',
       );
-    default: return parseTextLabels(bytes, path);
+    default:
+      return parseTextLabels(bytes, path);
   }
 }
 

@@ -1,8 +1,7 @@
 /** A decoded n-dimensional array, the common ground of the IDX, NPY and NPZ readers. */
 import { UserError } from '../errors';
 
-export type DType =
-  | 'uint8' | 'int8' | 'uint16' | 'int16' | 'uint32' | 'int32' | 'uint64' | 'int64' | 'float32' | 'float64';
+export type DType = 'uint8' | 'int8' | 'uint16' | 'int16' | 'uint32' | 'int32' | 'uint64' | 'int64' | 'float32' | 'float64';
 
 /**
  * uint8 stays uint8 (compact images); float32 and float64 become float32 (images are float32 at most);
@@ -15,7 +14,16 @@ export interface NdArray {
 }
 
 const ITEM_SIZE: Record<DType, number> = {
-  uint8: 1, int8: 1, uint16: 2, int16: 2, uint32: 4, int32: 4, uint64: 8, int64: 8, float32: 4, float64: 8,
+  uint8: 1,
+  int8: 1,
+  uint16: 2,
+  int16: 2,
+  uint32: 4,
+  int32: 4,
+  uint64: 8,
+  int64: 8,
+  float32: 4,
+  float64: 8,
 };
 
 export function itemSize(dtype: DType): number {
@@ -41,9 +49,7 @@ export function countNonFinite(data: ArrayLike<number>): { count: number; first:
 }
 
 /** Decodes `shape` elements of `dtype` starting at `offset`; `where` names the file (or zip entry) for errors. */
-export function decodeArray(
-  bytes: Uint8Array, offset: number, shape: number[], dtype: DType, littleEndian: boolean, where: string,
-): NdArray {
+export function decodeArray(bytes: Uint8Array, offset: number, shape: number[], dtype: DType, littleEndian: boolean, where: string): NdArray {
   if (shape.some((d) => !Number.isSafeInteger(d) || d < 0)) {
     throw new UserError(
       `${where} declares the shape [${shape.join(', ')}]; every dimension must be a non-negative integer.`,
@@ -73,14 +79,23 @@ export function decodeArray(
 
 function reader(view: DataView, dtype: Exclude<DType, 'uint8'>, le: boolean): (i: number) => number {
   switch (dtype) {
-    case 'int8': return (i) => view.getInt8(i);
-    case 'uint16': return (i) => view.getUint16(i * 2, le);
-    case 'int16': return (i) => view.getInt16(i * 2, le);
-    case 'uint32': return (i) => view.getUint32(i * 4, le);
-    case 'int32': return (i) => view.getInt32(i * 4, le);
-    case 'uint64': return (i) => Number(view.getBigUint64(i * 8, le));
-    case 'int64': return (i) => Number(view.getBigInt64(i * 8, le));
-    case 'float32': return (i) => view.getFloat32(i * 4, le);
-    case 'float64': return (i) => view.getFloat64(i * 8, le);
+    case 'int8':
+      return (i) => view.getInt8(i);
+    case 'uint16':
+      return (i) => view.getUint16(i * 2, le);
+    case 'int16':
+      return (i) => view.getInt16(i * 2, le);
+    case 'uint32':
+      return (i) => view.getUint32(i * 4, le);
+    case 'int32':
+      return (i) => view.getInt32(i * 4, le);
+    case 'uint64':
+      return (i) => Number(view.getBigUint64(i * 8, le));
+    case 'int64':
+      return (i) => Number(view.getBigInt64(i * 8, le));
+    case 'float32':
+      return (i) => view.getFloat32(i * 4, le);
+    case 'float64':
+      return (i) => view.getFloat64(i * 8, le);
   }
 }

@@ -5,8 +5,16 @@ import { decodeArray, type DType, type NdArray } from './ndarray';
 
 /** NumPy type characters (kind + item size) we can read. */
 const NPY_DTYPES: Record<string, DType> = {
-  u1: 'uint8', i1: 'int8', u2: 'uint16', i2: 'int16', u4: 'uint32', i4: 'int32',
-  u8: 'uint64', i8: 'int64', f4: 'float32', f8: 'float64',
+  u1: 'uint8',
+  i1: 'int8',
+  u2: 'uint16',
+  i2: 'int16',
+  u4: 'uint32',
+  i4: 'int32',
+  u8: 'uint64',
+  i8: 'int64',
+  f4: 'float32',
+  f8: 'float64',
 };
 
 export interface NpyHeader {
@@ -87,7 +95,11 @@ function parseDescr(header: string, path: string): DType {
 function parseShape(header: string, path: string): number[] {
   const m = /'shape'\s*:\s*\(([^)]*)\)/.exec(header);
   if (!m) throw new UserError(`${path} has a malformed .npy header: no 'shape' entry in ${header.trim()}.`, 'Save the array with numpy.save().');
-  return m[1].split(',').map((s) => s.trim()).filter((s) => s !== '').map((s) => Number(s.replace(/L$/, '')));
+  return m[1]
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '')
+    .map((s) => Number(s.replace(/L$/, '')));
 }
 
 /** A float32 array as .npy bytes (format 1.0, little-endian, C order). */

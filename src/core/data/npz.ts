@@ -27,15 +27,17 @@ const LABEL_NAMES = ['y', 'labels', 'y_test', 'Y', 'Y_test', 'y_val', 'y_train',
  * the archive declares before anything is inflated; an entry is never inflated beyond its declared size).
  */
 export function readNpz(
-  bytes: Uint8Array, path: string, imagesKey: string | undefined, labelsKey: string | undefined, wantLabels: boolean,
+  bytes: Uint8Array,
+  path: string,
+  imagesKey: string | undefined,
+  labelsKey: string | undefined,
+  wantLabels: boolean,
   maxBytes = DEFAULT_MAX_DECOMPRESSED_BYTES,
 ): NpzArrays {
   const entries = readEntries(bytes, path, maxBytes);
   const images = pick(entries, path, 'images', imagesKey, IMAGE_NAMES, (e) => e.shape.length === 3 || e.shape.length === 4);
   if (!images) throw noArray(entries, path, 'images', 'a 3-D or 4-D array', 'imagesKey');
-  const labels = wantLabels
-    ? pick(entries, path, 'labels', labelsKey, LABEL_NAMES, (e) => e.shape.length === 1 && !e.dtype.startsWith('float'))
-    : undefined;
+  const labels = wantLabels ? pick(entries, path, 'labels', labelsKey, LABEL_NAMES, (e) => e.shape.length === 1 && !e.dtype.startsWith('float')) : undefined;
   return {
     images: decode(images),
     imagesWhere: images.where,
@@ -58,7 +60,10 @@ function readEntries(bytes: Uint8Array, path: string, maxBytes: number): Map<str
     });
   } catch (err) {
     if (err instanceof UserError) throw err;
-    throw new UserError(`${path} is not a readable .npz (zip) archive: ${(err as Error).message}.`, 'The file is incomplete or corrupt; save it again with numpy.savez().');
+    throw new UserError(
+      `${path} is not a readable .npz (zip) archive: ${(err as Error).message}.`,
+      'The file is incomplete or corrupt; save it again with numpy.savez().',
+    );
   }
   const entries = new Map<string, Entry>();
   for (const [name, data] of Object.entries(files)) {
@@ -71,12 +76,17 @@ function readEntries(bytes: Uint8Array, path: string, maxBytes: number): Map<str
 
 /** Explicit key, else the only array that fits, else the first preferred name that fits; undefined when none fits. */
 function pick(
-  entries: Map<string, Entry>, path: string, what: string, key: string | undefined,
-  preferred: string[], fits: (e: Entry) => boolean,
+  entries: Map<string, Entry>,
+  path: string,
+  what: string,
+  key: string | undefined,
+  preferred: string[],
+  fits: (e: Entry) => boolean,
 ): Entry | undefined {
   if (key !== undefined) {
     const entry = entries.get(key);
-    if (!entry) throw new UserError(`${path} has no array named '${key}' for the ${what}; found ${describe(entries)}.`, `Set ${what}Key to one of the names listed.`);
+    if (!entry)
+      throw new UserError(`${path} has no array named '${key}' for the ${what}; found ${describe(entries)}.`, `Set ${what}Key to one of the names listed.`);
     return entry;
   }
   const candidates = [...entries].filter(([, e]) => fits(e));

@@ -32,7 +32,7 @@ function allocate(count: number, size: number, path: string): Float32Array {
   const n = count * size;
   const tooMuch = () =>
     new UserError(
-      `${path}: ${count} samples of ${size} values each need ${(n * 4 / 1024 ** 3).toFixed(1)} GiB as float32, more than can be held at once.`,
+      `${path}: ${count} samples of ${size} values each need ${((n * 4) / 1024 ** 3).toFixed(1)} GiB as float32, more than can be held at once.`,
       'Evaluate fewer samples (--limit), or a model with a smaller input.',
     );
   if (!Number.isSafeInteger(n) || n > MAX_ELEMENTS) throw tooMuch();
@@ -67,7 +67,11 @@ function channelConverter(from: number, to: number, path: string): ChannelConver
   if (from === to) return (hwc) => hwc;
   if (from === 1 && to === 3) return (hwc, pixels) => mapPixels(hwc, pixels, 1, 3, (s, i, d, o) => d.fill(s[i], o, o + 3));
   // ITU-R BT.601 luma, the weights PIL and torchvision use for RGB → L.
-  if (from === 3 && to === 1) return (hwc, pixels) => mapPixels(hwc, pixels, 3, 1, (s, i, d, o) => { d[o] = 0.299 * s[i] + 0.587 * s[i + 1] + 0.114 * s[i + 2]; });
+  if (from === 3 && to === 1)
+    return (hwc, pixels) =>
+      mapPixels(hwc, pixels, 3, 1, (s, i, d, o) => {
+        d[o] = 0.299 * s[i] + 0.587 * s[i + 1] + 0.114 * s[i + 2];
+      });
   if (from === 4 && to === 3) return (hwc, pixels) => mapPixels(hwc, pixels, 4, 3, (s, i, d, o) => d.set(s.subarray(i, i + 3), o));
   throw new UserError(
     `${path} has ${from} channel(s) but the model input expects ${to}; supported conversions are 1→3, 3→1 and 4→3.`,
@@ -76,7 +80,10 @@ function channelConverter(from: number, to: number, path: string): ChannelConver
 }
 
 function mapPixels(
-  src: Float32Array, pixels: number, from: number, to: number,
+  src: Float32Array,
+  pixels: number,
+  from: number,
+  to: number,
   fn: (src: Float32Array, i: number, dst: Float32Array, o: number) => void,
 ): Float32Array {
   const dst = new Float32Array(pixels * to);

@@ -25,9 +25,7 @@ function axisTable(inSize: number, outSize: number): AxisTable {
 }
 
 /** Resizes one interleaved H×W×C image. */
-export function resizeBilinear(
-  src: ArrayLike<number>, inH: number, inW: number, channels: number, outH: number, outW: number,
-): Float32Array {
+export function resizeBilinear(src: ArrayLike<number>, inH: number, inW: number, channels: number, outH: number, outW: number): Float32Array {
   const ys = axisTable(inH, outH);
   const xs = axisTable(inW, outW);
   const out = new Float32Array(outH * outW * channels);

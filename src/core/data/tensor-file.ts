@@ -27,7 +27,10 @@ export function loadInputTensor(path: string): FloatTensor {
     try {
       t = decodeTensor(bytes);
     } catch (e) {
-      throw new UserError(`${path} is not a serialised ONNX TensorProto: ${(e as Error).message}`, 'Write it with onnx.numpy_helper.from_array(x).SerializeToString().');
+      throw new UserError(
+        `${path} is not a serialised ONNX TensorProto: ${(e as Error).message}`,
+        'Write it with onnx.numpy_helper.from_array(x).SerializeToString().',
+      );
     }
     if (t.dataType !== DataType.FLOAT && t.dataType !== DataType.DOUBLE) {
       throw new UserError(`${path} holds a ${dataTypeName(t.dataType)} tensor; the input must be float32.`);
@@ -37,4 +40,3 @@ export function loadInputTensor(path: string): FloatTensor {
   }
   throw new UserError(`Input tensor file '${path}' must be a .npy or an ONNX TensorProto .pb file.`);
 }
-

@@ -48,7 +48,6 @@ export interface RunOptions {
   ep?: ProviderChoice;
 }
 
-
 /** Activations at `layer` of `count` images, labels and the full model's predictions. */
 export async function referenceActivations(
   model: InspectedModel,
@@ -73,7 +72,8 @@ export async function referenceActivations(
     const predictions = argmaxRows(logits.data, numClasses);
     const shape = graph.shapes.get(layer);
     const dims = shape && shape.slice(1).every((d) => typeof d === 'number') ? (shape.slice(1) as number[]) : [act.sampleSize];
-    if (dims.reduce((a, b) => a * b, 1) !== act.sampleSize) throw new Error(`activation size ${act.sampleSize} does not match the shape of '${layer}' [${dims.join(', ')}]`);
+    if (dims.reduce((a, b) => a * b, 1) !== act.sampleSize)
+      throw new Error(`activation size ${act.sampleSize} does not match the shape of '${layer}' [${dims.join(', ')}]`);
     return {
       layer,
       dims,
@@ -90,7 +90,6 @@ export async function referenceActivations(
     await full.release();
   }
 }
-
 
 /** A subset of reference activations (rows `keep`, in that order). */
 export function selectReference(ref: ReferenceActivations, keep: ArrayLike<number>): ReferenceActivations {
@@ -146,13 +145,23 @@ export class CutRunner {
 
   /** Activations at T of `count` images. */
   async activations(images: Float32Array, count: number): Promise<Float32Array> {
-    const { data } = await runBatched(this.head, { name: this.input.name, data: images, count, sampleDims: this.input.sampleDims, fixedBatch: this.input.fixedBatch }, this.head.outputNames[0], this.options.batchSize ?? 100);
+    const { data } = await runBatched(
+      this.head,
+      { name: this.input.name, data: images, count, sampleDims: this.input.sampleDims, fixedBatch: this.input.fixedBatch },
+      this.head.outputNames[0],
+      this.options.batchSize ?? 100,
+    );
     return data;
   }
 
   /** The tail on `count` activations at T. */
   async tailLogits(activations: Float32Array, count: number): Promise<Float32Array> {
-    const { data } = await runBatched(this.tail, { name: this.tail.inputNames[0], data: activations, count, sampleDims: this.dims }, this.tail.outputNames[0], this.options.batchSize ?? 100);
+    const { data } = await runBatched(
+      this.tail,
+      { name: this.tail.inputNames[0], data: activations, count, sampleDims: this.dims },
+      this.tail.outputNames[0],
+      this.options.batchSize ?? 100,
+    );
     return data;
   }
 
@@ -172,16 +181,27 @@ export class CutRunner {
       const defended = stage.placement === 'before-tail' ? new Float32Array(count * size) : undefined;
       for (let s = 0; s < count; s += b) {
         const m = Math.min(b, count - s);
-        const feeds: Record<string, ort.Tensor> = { [DEFENSE_IO.activation]: new ort.Tensor('float32', activation.slice(s * size, (s + m) * size), [m, ...this.dims]) };
-        if (defense.inputNames.includes(DEFENSE_IO.logits)) feeds[DEFENSE_IO.logits] = new ort.Tensor('float32', logits.slice(s * classes, (s + m) * classes), [m, classes]);
+        const feeds: Record<string, ort.Tensor> = {
+          [DEFENSE_IO.activation]: new ort.Tensor('float32', activation.slice(s * size, (s + m) * size), [m, ...this.dims]),
+        };
+        if (defense.inputNames.includes(DEFENSE_IO.logits))
+          feeds[DEFENSE_IO.logits] = new ort.Tensor('float32', logits.slice(s * classes, (s + m) * classes), [m, classes]);
         const out = await defense.run(feeds, wanted);
         if (stage.placement === 'before-tail') {
           defended!.set(out[DEFENSE_IO.activationOut].data as Float32Array, s * size);
         } else {
           scores.set(out[DEFENSE_IO.scores].data as Float32Array, s * classes);
         }
-        if (accepted) accepted.set(Uint8Array.from(out[DEFENSE_IO.accepted].data as ArrayLike<number>, (v) => (v ? 1 : 0)), s);
-        if (projected) projected.set(Uint8Array.from(out[DEFENSE_IO.projected].data as ArrayLike<number>, (v) => (v ? 1 : 0)), s);
+        if (accepted)
+          accepted.set(
+            Uint8Array.from(out[DEFENSE_IO.accepted].data as ArrayLike<number>, (v) => (v ? 1 : 0)),
+            s,
+          );
+        if (projected)
+          projected.set(
+            Uint8Array.from(out[DEFENSE_IO.projected].data as ArrayLike<number>, (v) => (v ? 1 : 0)),
+            s,
+          );
       }
       if (defended) scores.set(await this.tailLogits(defended, count));
       return { scores, classes, logits, activation, defendedActivation: defended, accepted, projected };

@@ -44,7 +44,11 @@ const MAX_MODEL_BYTES = 2 ** 31 - 1;
 function canonical(value: unknown): string {
   if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
   if (value && typeof value === 'object') {
-    return `{${Object.keys(value as object).sort().filter((k) => (value as Record<string, unknown>)[k] !== undefined).map((k) => `${JSON.stringify(k)}:${canonical((value as Record<string, unknown>)[k])}`).join(',')}}`;
+    return `{${Object.keys(value as object)
+      .sort()
+      .filter((k) => (value as Record<string, unknown>)[k] !== undefined)
+      .map((k) => `${JSON.stringify(k)}:${canonical((value as Record<string, unknown>)[k])}`)
+      .join(',')}}`;
   }
   return JSON.stringify(value);
 }
@@ -59,8 +63,14 @@ export function cacheKeyHash(key: DefenseCacheKey): string {
  */
 export function isPlainFileName(name: unknown): name is string {
   return (
-    typeof name === 'string' && name.length > 0 && name.length <= 255 && name !== '.' && name !== '..' &&
-    !/[\\/\0:]/.test(name) && path.basename(name) === name && !path.isAbsolute(name)
+    typeof name === 'string' &&
+    name.length > 0 &&
+    name.length <= 255 &&
+    name !== '.' &&
+    name !== '..' &&
+    !/[\\/\0:]/.test(name) &&
+    path.basename(name) === name &&
+    !path.isAbsolute(name)
   );
 }
 
@@ -69,7 +79,9 @@ export function isPlainFileName(name: unknown): name is string {
  * was ignored (default: a warning on stderr).
  */
 export function loadCachedDefense(
-  dir: string, key: DefenseCacheKey, log: (line: string) => void = (line) => console.warn(line),
+  dir: string,
+  key: DefenseCacheKey,
+  log: (line: string) => void = (line) => console.warn(line),
 ): { stage: DefenseStage; fitSeconds: number; file: string } | undefined {
   const base = path.join(dir, `${key.kind}-${cacheKeyHash(key)}`);
   const jsonFile = `${base}.json`;
@@ -92,7 +104,8 @@ export function loadCachedDefense(
   }
   if (!entry || typeof entry !== 'object' || !entry.stage || typeof entry.stage !== 'object') return ignore('not a cache entry');
   if (canonical(entry.key) !== canonical(key)) return ignore('its key does not match its file name');
-  if (!isPlainFileName(entry.modelFile)) return ignore(`its modelFile ${JSON.stringify(String(entry.modelFile).slice(0, 80))} is not a plain file name inside the cache folder`);
+  if (!isPlainFileName(entry.modelFile))
+    return ignore(`its modelFile ${JSON.stringify(String(entry.modelFile).slice(0, 80))} is not a plain file name inside the cache folder`);
   try {
     const { bytes } = readContainedSync(path.join(dir, entry.modelFile), { what: 'cached defense model', root: dir, maxBytes: MAX_MODEL_BYTES });
     const model = decodeModel(bytes);

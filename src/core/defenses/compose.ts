@@ -82,7 +82,14 @@ export function composeDefended(model: ModelProto, stage: DefenseStage, options:
     model: {
       ...model,
       opsetImport: mergedOpsets(model, stage),
-      graph: { ...graph, name: `${graph.name ?? 'model'}_${stage.kind}_defended`, node: nodes, initializer: [...(graph.initializer ?? []), ...defenseInits], output: outputs, valueInfo: graph.valueInfo },
+      graph: {
+        ...graph,
+        name: `${graph.name ?? 'model'}_${stage.kind}_defended`,
+        node: nodes,
+        initializer: [...(graph.initializer ?? []), ...defenseInits],
+        output: outputs,
+        valueInfo: graph.valueInfo,
+      },
     },
     scores,
     accepted,

@@ -62,8 +62,14 @@ export async function fitDefense(plan: DefensePlan, ctx: FitContext): Promise<Fi
   const problems = paramProblems(spec.params, params, `defense.${plan.kind}`);
   if (problems.length) throw new UserError(`The ${spec.title} parameters are not valid: ${problems.join('; ')}.`);
   const key: DefenseCacheKey = {
-    kind: plan.kind, layer: plan.layer, modelSha256: ctx.loaded.sha256, referenceSha256: ctx.reference.sha256,
-    referenceCount: ctx.reference.count, params, seed, fitVersion: FIT_VERSION,
+    kind: plan.kind,
+    layer: plan.layer,
+    modelSha256: ctx.loaded.sha256,
+    referenceSha256: ctx.reference.sha256,
+    referenceCount: ctx.reference.count,
+    params,
+    seed,
+    fitVersion: FIT_VERSION,
   };
   const cached = loadCachedDefense(ctx.cacheDir, key, ctx.log);
   if (cached) {
@@ -73,7 +79,11 @@ export async function fitDefense(plan: DefensePlan, ctx: FitContext): Promise<Fi
   assertInsideRoots(ctx.cacheDir, 'defense cache folder'); // fail before the fit, not after it
   const t0 = performance.now();
   ctx.log(`Computing reference activations at '${plan.layer}' for ${ctx.reference.count} images…`);
-  const ref = await referenceActivations(ctx, plan.layer, ctx.reference.x, ctx.reference.count, ctx.reference.labels, { threads: ctx.threads, batchSize: ctx.batchSize, ep: 'cpu' });
+  const ref = await referenceActivations(ctx, plan.layer, ctx.reference.x, ctx.reference.count, ctx.reference.labels, {
+    threads: ctx.threads,
+    batchSize: ctx.batchSize,
+    ep: 'cpu',
+  });
   throwIfCancelled(ctx.signal, 'The fit');
   const stage = await spec.fit(ref, params, { layer: plan.layer, seed, threads: ctx.threads, signal: ctx.signal, log: ctx.log });
   const fitSeconds = (performance.now() - t0) / 1000;

@@ -95,7 +95,8 @@ export async function fitLesci(ref: ReferenceActivations, options: LesciOptions)
   const voteLogit = options.voteLogit ?? LESCI_DEFAULTS.voteLogit;
   const tieBreak = options.tieBreak ?? LESCI_DEFAULTS.tieBreak;
   if (!Number.isInteger(k) || k < 1) throw new UserError(`LESCI k must be a positive integer, got ${k}.`);
-  if (!(t >= 0 && t < 1)) throw new UserError(`LESCI t_projection must lie in [0, 1), got ${t}.`, 'The vote passes when (count of the majority label)/k > t_projection.');
+  if (!(t >= 0 && t < 1))
+    throw new UserError(`LESCI t_projection must lie in [0, 1), got ${t}.`, 'The vote passes when (count of the majority label)/k > t_projection.');
   if (!Number.isInteger(r) || r < 0) throw new UserError(`LESCI PCA dimension must be a non-negative integer, got ${r}.`, 'Use 0 to turn PCA off.');
   if (distance !== 'cosine' && distance !== 'l2') throw new UserError(`LESCI distance must be 'cosine' or 'l2', got '${String(distance)}'.`);
   if (reject && mode !== 'vote') throw new UserError('LESCI rejection needs the vote mode.', "Use mode 'vote' with reject, or drop reject.");
@@ -105,7 +106,10 @@ export async function fitLesci(ref: ReferenceActivations, options: LesciOptions)
   for (let i = 0; i < ref.n; i++) if (ref.predictions[i] === ref.labels[i]) keep.push(i);
   const kEff = mode === 'vq' ? 1 : k;
   if (keep.length < Math.max(kEff, 2)) {
-    throw new UserError(`LESCI needs at least ${Math.max(kEff, 2)} correctly classified reference samples at '${ref.layer}'; found ${keep.length} of ${ref.n}.`, 'Use more reference images.');
+    throw new UserError(
+      `LESCI needs at least ${Math.max(kEff, 2)} correctly classified reference samples at '${ref.layer}'; found ${keep.length} of ${ref.n}.`,
+      'Use more reference images.',
+    );
   }
   const E = selectReference(ref, keep);
   const D = ref.size;
@@ -206,7 +210,9 @@ function buildLesciModel(a: BuildArgs): DefenseStage['model'] {
   const minVotes = minimumVotes(k, a.tProjection);
   const passed = g.op('Greater', [top, g.scalar(minVotes - 0.5, 'min_votes')]); // bool [N, 1]
   g.node('Reshape', [passed, g.int64Const('shape', [-1])], {}, [DEFENSE_IO.projected]);
-  const voted = g.op('OneHot', [g.op('Reshape', [label, g.int64Const('shape', [-1])]), depth, g.floatConst('vote_values', [2], [0, a.voteLogit])], { axis: -1 }); // [N, C]
+  const voted = g.op('OneHot', [g.op('Reshape', [label, g.int64Const('shape', [-1])]), depth, g.floatConst('vote_values', [2], [0, a.voteLogit])], {
+    axis: -1,
+  }); // [N, C]
   g.node('Where', [passed, voted, DEFENSE_IO.logits], {}, [DEFENSE_IO.scores]);
   const outputs = [tensorValueInfo(DEFENSE_IO.scores, ['N', C]), tensorValueInfo(DEFENSE_IO.projected, ['N'], DataType.BOOL)];
   if (a.reject) {

@@ -132,7 +132,14 @@ function exactPca(xc: Float32Array, n: number, d: number, r: number): { values: 
   return { values, directions };
 }
 
-async function randomizedPca(xc: Float32Array, n: number, d: number, r: number, l: number, options: PcaOptions): Promise<{ values: Float64Array; directions: Float64Array }> {
+async function randomizedPca(
+  xc: Float32Array,
+  n: number,
+  d: number,
+  r: number,
+  l: number,
+  options: PcaOptions,
+): Promise<{ values: Float64Array; directions: Float64Array }> {
   const iterations = options.iterations ?? PCA_DEFAULTS.iterations;
   const rng = new Rng(options.seed ?? PCA_DEFAULTS.seed).fork('pca-randomized');
   const omega = rng.normals(new Float64Array(d * l));

@@ -56,9 +56,17 @@ export function deserializeDefense(model: Uint8Array, meta: string): DefenseStag
     throw new UserError(`The defense description is not valid JSON: ${(e as Error).message}`, 'Delete the cached defense to fit it again.');
   }
   if (m?.format !== DEFENSE_FORMAT || m.version !== DEFENSE_FORMAT_VERSION) {
-    throw new UserError(`Unsupported defense description (format ${String(m?.format)}, version ${String(m?.version)}).`, 'Delete the cached defense to fit it again.');
+    throw new UserError(
+      `Unsupported defense description (format ${String(m?.format)}, version ${String(m?.version)}).`,
+      'Delete the cached defense to fit it again.',
+    );
   }
-  if (!['lesci', 'dae', 'retrieval'].includes(m.kind) || !['before-tail', 'after-tail'].includes(m.placement) || !['logits', 'probabilities'].includes(m.scores) || typeof m.layer !== 'string') {
+  if (
+    !['lesci', 'dae', 'retrieval'].includes(m.kind) ||
+    !['before-tail', 'after-tail'].includes(m.placement) ||
+    !['logits', 'probabilities'].includes(m.scores) ||
+    typeof m.layer !== 'string'
+  ) {
     throw new UserError('The defense description has invalid fields.', 'Delete the cached defense to fit it again.');
   }
   if (sha256Hex(model) !== m.modelSha256) {

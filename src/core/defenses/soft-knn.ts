@@ -93,10 +93,18 @@ export function softKnnStage(src: SoftKnnSource): DefenseStage {
   g.node('Log', [g.op('Add', [mass, g.scalar(1e-35, 'floor')])], {}, [DEFENSE_IO.scores]);
 
   const activation = graph.input!.find((v) => v.name === DEFENSE_IO.activation)!;
-  const out = g.graph('soft_knn', [activation, tensorValueInfo(DEFENSE_IO.logits, ['N', src.numClasses])], [tensorValueInfo(DEFENSE_IO.scores, ['N', src.numClasses])], [rowsT, ...queryInits]);
+  const out = g.graph(
+    'soft_knn',
+    [activation, tensorValueInfo(DEFENSE_IO.logits, ['N', src.numClasses])],
+    [tensorValueInfo(DEFENSE_IO.scores, ['N', src.numClasses])],
+    [rowsT, ...queryInits],
+  );
   out.node = [...queryNodes, ...(out.node ?? [])];
   return {
-    kind: src.stage.kind, layer: src.stage.layer, placement: 'after-tail', scores: 'logits',
+    kind: src.stage.kind,
+    layer: src.stage.layer,
+    placement: 'after-tail',
+    scores: 'logits',
     model: makeModel(out, opsetVersion(src.stage.model)),
     params: { surrogate: 'soft nearest neighbours', temperature: tau, rows: n, distance: src.distance },
   };

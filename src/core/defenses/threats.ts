@@ -102,7 +102,11 @@ export function threatClassifier(defended: DefendedClassifier, threat: ThreatMod
   let gradient: { fn: GradientFn; release(): Promise<void>; surrogate: string };
   const stage = defended.parts.stage;
   if (threat === 'transfer' || (threat === 'bpda' && stage.placement === 'after-tail')) {
-    gradient = { fn: transfer, release: async () => {}, surrogate: threat === 'transfer' ? 'undefended model' : 'identity (removes an after-tail defense: equals transfer)' };
+    gradient = {
+      fn: transfer,
+      release: async () => {},
+      surrogate: threat === 'transfer' ? 'undefended model' : 'identity (removes an after-tail defense: equals transfer)',
+    };
   } else if (threat === 'bpda') {
     gradient = bpdaGradient(defended);
   } else if (threat === 'adaptive') {
@@ -126,14 +130,21 @@ function targetsFor(loss: LossKind, targets: Int32Array | undefined, n: number):
 }
 
 function labelTensor(labels: Int32Array): ort.Tensor {
-  return new ort.Tensor('int64', BigInt64Array.from(labels, (v) => BigInt(v)), [labels.length]);
+  return new ort.Tensor(
+    'int64',
+    BigInt64Array.from(labels, (v) => BigInt(v)),
+    [labels.length],
+  );
 }
 
 /** BPDA with the identity: g = J_head(x)^T · ∇_h L_tail(h) at h = defense(head(x)). */
 function bpdaGradient(defended: DefendedClassifier): { fn: GradientFn; release(): Promise<void>; surrogate: string } {
   const { model, shapes, stage, sessionOptions, input } = defended.parts;
   const { head, tail } = cutModel(model, stage.layer, shapes);
-  const sessions = new Map<LossKind, Promise<{ headVjp: Session; tailGrad: Session; h: { grad: string; cotangent: string }; t: { grad: string; labels: string; targets?: string } }>>();
+  const sessions = new Map<
+    LossKind,
+    Promise<{ headVjp: Session; tailGrad: Session; h: { grad: string; cotangent: string }; t: { grad: string; labels: string; targets?: string } }>
+  >();
   const get = (loss: LossKind) => {
     let p = sessions.get(loss);
     if (!p) {
@@ -182,7 +193,10 @@ function bpdaGradient(defended: DefendedClassifier): { fn: GradientFn; release()
 function directGradient(defended: DefendedClassifier): { fn: GradientFn; release(): Promise<void>; surrogate: string } {
   const { input, sessionOptions, numClasses } = defended.parts;
   const probabilities = defended.parts.stage.scores === 'probabilities';
-  const sessions = new Map<string, Promise<{ session: Session; grad: string; labels?: string; targets?: string; cotangent?: string; mask?: string } | 'zero'>>();
+  const sessions = new Map<
+    string,
+    Promise<{ session: Session; grad: string; labels?: string; targets?: string; cotangent?: string; mask?: string } | 'zero'>
+  >();
   let shapes: Promise<Map<string, Dim[]>> | undefined;
   const shapesOf = (m: ModelProto) => {
     const bytes = encodeModel(m);
@@ -254,7 +268,16 @@ function adaptiveGradient(defended: DefendedClassifier): { fn: GradientFn; relea
       const bytes = encodeModel(composed.model);
       const shapes = await inferShapes({ path: '(adaptive surrogate)', sha256: sha256Hex(bytes), model: composed.model, bytes }, sessionOptions.threads);
       const session = await createSession(bytes, sessionOptions);
-      const c = new OnnxClassifier({ model: composed.model, shapes, session, input, output: composed.scores, sampleDims: defended.sampleDims, numClasses, sessionOptions });
+      const c = new OnnxClassifier({
+        model: composed.model,
+        shapes,
+        session,
+        input,
+        output: composed.scores,
+        sampleDims: defended.sampleDims,
+        numClasses,
+        sessionOptions,
+      });
       return { c, session };
     })());
   return {

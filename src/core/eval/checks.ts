@@ -41,14 +41,27 @@ async function chunked(count: number, batchSize: number, fn: (start: number, n: 
 }
 
 /** Gradient of the CE loss at clean inputs: which samples get an all-zero or non-finite gradient. */
-export async function zeroGradientCheck(classifier: Classifier, x: Float32Array, labels: Int32Array, count: number, batchSize: number, target: Target, threat: string, loss: LossKind = 'ce-sum'): Promise<CheckResult | undefined> {
+export async function zeroGradientCheck(
+  classifier: Classifier,
+  x: Float32Array,
+  labels: Int32Array,
+  count: number,
+  batchSize: number,
+  target: Target,
+  threat: string,
+  loss: LossKind = 'ce-sum',
+): Promise<CheckResult | undefined> {
   const lossGradient = classifier.lossGradient?.bind(classifier);
   if (!lossGradient || count === 0) return undefined;
   const d = classifier.sampleDims.reduce((a, b) => a * b, 1);
-  const grad = await chunked(count, batchSize, async (start, n) => Float32Array.from((await lossGradient(x.subarray(start * d, (start + n) * d), n, labels.subarray(start, start + n), loss)).grad));
-  let zero = 0, nonFinite = 0;
+  const grad = await chunked(count, batchSize, async (start, n) =>
+    Float32Array.from((await lossGradient(x.subarray(start * d, (start + n) * d), n, labels.subarray(start, start + n), loss)).grad),
+  );
+  let zero = 0,
+    nonFinite = 0;
   for (let i = 0; i < count; i++) {
-    let allZero = true, finite = true;
+    let allZero = true,
+      finite = true;
     for (let j = i * d; j < (i + 1) * d; j++) {
       const g = grad[j];
       if (!Number.isFinite(g)) finite = false;
@@ -59,7 +72,11 @@ export async function zeroGradientCheck(classifier: Classifier, x: Float32Array,
   }
   const share = (zero + nonFinite) / count;
   return {
-    id: 'zero-gradient', target, threat, fired: share > ZERO_GRADIENT_SHARE, value: share,
+    id: 'zero-gradient',
+    target,
+    threat,
+    fired: share > ZERO_GRADIENT_SHARE,
+    value: share,
     message: `${zero} of ${count} samples have an exactly zero input gradient${nonFinite ? ` and ${nonFinite} a non-finite one` : ''} under ${threat}${share > ZERO_GRADIENT_SHARE ? ': the gradient is masked, so gradient attacks under this threat model cannot measure robustness' : ''}.`,
   };
 }
@@ -67,10 +84,12 @@ export async function zeroGradientCheck(classifier: Classifier, x: Float32Array,
 /** Two forward passes of the same inputs must agree to float rounding. */
 export async function determinismCheck(classifier: Classifier, x: Float32Array, count: number, batchSize: number, target: Target): Promise<CheckResult> {
   const d = classifier.sampleDims.reduce((a, b) => a * b, 1);
-  const pass = () => chunked(count, batchSize, async (start, n) => Float32Array.from(await classifier.logits(Float32Array.from(x.subarray(start * d, (start + n) * d)), n)));
+  const pass = () =>
+    chunked(count, batchSize, async (start, n) => Float32Array.from(await classifier.logits(Float32Array.from(x.subarray(start * d, (start + n) * d)), n)));
   const a = await pass();
   const b = await pass();
-  let maxDiff = 0, scale = 1e-12;
+  let maxDiff = 0,
+    scale = 1e-12;
   for (let i = 0; i < a.length; i++) {
     maxDiff = Math.max(maxDiff, Math.abs(a[i] - b[i]));
     scale = Math.max(scale, Math.abs(a[i]));
@@ -78,7 +97,11 @@ export async function determinismCheck(classifier: Classifier, x: Float32Array, 
   const flips = argmaxRows(a, classifier.numClasses).filter((p, i) => p !== argmaxRows(b, classifier.numClasses)[i]).length;
   const fired = maxDiff > 1e-4 * scale;
   return {
-    id: 'nondeterministic', target, threat: '', fired, value: maxDiff / scale,
+    id: 'nondeterministic',
+    target,
+    threat: '',
+    fired,
+    value: maxDiff / scale,
     message: fired
       ? `Two forward passes of the same ${count} inputs differ (relative ${(maxDiff / scale).toExponential(2)}, ${flips} predictions change): the model is randomised, and attacks would need expectation over its randomness.`
       : `Forward passes are deterministic (relative difference ${(maxDiff / scale).toExponential(2)}).`,
@@ -89,7 +112,11 @@ export async function determinismCheck(classifier: Classifier, x: Float32Array, 
 export function unboundedCheck(accuracy: number, attack: string, threat: string, samples: number, target: Target): CheckResult {
   const fired = accuracy > UNBOUNDED_MAX_ACCURACY;
   return {
-    id: 'unbounded', target, threat, fired, value: accuracy,
+    id: 'unbounded',
+    target,
+    threat,
+    fired,
+    value: accuracy,
     message: `${attack} under ${threat} with eps covering the whole input range leaves ${(100 * accuracy).toFixed(1)}% of ${samples} samples correct${fired ? ': an attack that can reach any input should leave about 0%, so this attack is not working on this model' : ''}.`,
   };
 }
@@ -108,7 +135,12 @@ export function weakerWhiteboxChecks(entries: readonly AttackResult[], gradientF
     const bestWhite = whiteBox.reduce((w, a) => (a.accuracy < w.accuracy ? a : w));
     if (bestBlack.accuracy < bestWhite.accuracy - WEAKER_WHITEBOX_MARGIN) {
       out.push({
-        id: 'weaker-whitebox', target, threat: bestBlack.threat, eps, fired: true, value: bestWhite.accuracy - bestBlack.accuracy,
+        id: 'weaker-whitebox',
+        target,
+        threat: bestBlack.threat,
+        eps,
+        fired: true,
+        value: bestWhite.accuracy - bestBlack.accuracy,
         message: `At eps ${eps}, ${bestBlack.attack} (${bestBlack.threat}) leaves ${(100 * bestBlack.accuracy).toFixed(1)}%, below the best white-box attack ${bestWhite.attack} (${bestWhite.threat}) at ${(100 * bestWhite.accuracy).toFixed(1)}%: the white-box gradients are not informative here (masked or obfuscated).`,
       });
     }
@@ -120,14 +152,21 @@ export function weakerWhiteboxChecks(entries: readonly AttackResult[], gradientF
 export function flatCurveChecks(entries: readonly AttackResult[], target: Target): CheckResult[] {
   const out: CheckResult[] = [];
   const groups = new Map<string, AttackResult[]>();
-  for (const a of entries.filter((e) => e.eps > 0)) groups.set(`${a.attack}|${a.threat}|${a.norm}`, [...(groups.get(`${a.attack}|${a.threat}|${a.norm}`) ?? []), a]);
+  for (const a of entries.filter((e) => e.eps > 0))
+    groups.set(`${a.attack}|${a.threat}|${a.norm}`, [...(groups.get(`${a.attack}|${a.threat}|${a.norm}`) ?? []), a]);
   for (const runs of groups.values()) {
     if (runs.length < 2) continue;
     const sorted = [...runs].sort((a, b) => a.eps - b.eps);
-    const first = sorted[0], last = sorted[sorted.length - 1];
+    const first = sorted[0],
+      last = sorted[sorted.length - 1];
     if (last.eps >= 2 * first.eps && last.accuracy > 0 && last.accuracy >= first.accuracy) {
       out.push({
-        id: 'flat-curve', target, threat: last.threat, eps: last.eps, fired: true, value: last.accuracy - first.accuracy,
+        id: 'flat-curve',
+        target,
+        threat: last.threat,
+        eps: last.eps,
+        fired: true,
+        value: last.accuracy - first.accuracy,
         message: `${last.attack} under ${last.threat}: robust accuracy does not fall from eps ${first.eps} (${(100 * first.accuracy).toFixed(1)}%) to eps ${last.eps} (${(100 * last.accuracy).toFixed(1)}%): the attack is not making progress (a masked gradient looks like this).`,
       });
     }

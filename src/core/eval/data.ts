@@ -25,9 +25,18 @@ export interface DataSource extends Pick<EvaluationConfig, 'maxDecompressedBytes
 
 /** Loads a labelled image set and preprocesses it for the model's input. */
 export async function prepareData(source: DataSource, model: Pick<ClassifierModel, 'sampleDims' | 'numClasses'>): Promise<PreparedData> {
-  const raw: RawImageSet = await loadDataset({ path: source.data, labelsPath: source.labels, limit: source.limit, maxDecompressedBytes: source.maxDecompressedBytes, allowNonFinite: source.allowNonFinite });
+  const raw: RawImageSet = await loadDataset({
+    path: source.data,
+    labelsPath: source.labels,
+    limit: source.limit,
+    maxDecompressedBytes: source.maxDecompressedBytes,
+    allowNonFinite: source.allowNonFinite,
+  });
   if (!raw.labels) {
-    throw new UserError(`The dataset '${source.data}' has no labels.`, 'Pass the labels file with --labels (IDX, .npy or a text file with one integer per line).');
+    throw new UserError(
+      `The dataset '${source.data}' has no labels.`,
+      'Pass the labels file with --labels (IDX, .npy or a text file with one integer per line).',
+    );
   }
   const spec = inferInputSpec([1, ...model.sampleDims]);
   const scale = source.preprocessing?.scale ?? (raw.pixels instanceof Uint8Array ? 1 / 255 : 1);

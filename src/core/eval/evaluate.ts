@@ -53,17 +53,37 @@ export async function runEvaluation(requested: EvaluationConfig, hooks: RunHooks
       schemaVersion: RUN_RESULT_SCHEMA_VERSION,
       tool: { name: 'robustness-lab', version: TOOL_VERSION },
       createdAt: new Date().toISOString(),
-      model: { path: config.model, sha256: model.loaded.sha256, input: model.input, output: model.output, inputShape: model.graph.inputs[0].shape, opset: model.graph.opset },
+      model: {
+        path: config.model,
+        sha256: model.loaded.sha256,
+        input: model.input,
+        output: model.output,
+        inputShape: model.graph.inputs[0].shape,
+        opset: model.graph.opset,
+      },
       dataset: data.description,
       seed: config.seed,
-      runtime: { executionProvider: model.session.provider, requested: config.ep, fallbackReason: model.session.fallbackReason, threads: config.threads, batchSize: model.fixedBatch ?? config.batchSize },
+      runtime: {
+        executionProvider: model.session.provider,
+        requested: config.ep,
+        fallbackReason: model.session.fallbackReason,
+        threads: config.threads,
+        batchSize: model.fixedBatch ?? config.batchSize,
+      },
       timings: { loadSeconds: (tLoaded - t0) / 1000, cleanSeconds, totalSeconds: 0, cleanImagesPerSecond: data.count / Math.max(cleanSeconds, 1e-9) },
       clean: accuracyAndConfusion(predictions, data.labels, model.numClasses),
       ...(config.attacks && { attackPlan: config.attacks }),
     };
     const classifier = new OnnxClassifier({
-      model: model.loaded.model, shapes: model.graph.shapes, session: model.session, input: model.input, output: model.output,
-      sampleDims: model.sampleDims, numClasses: model.numClasses, fixedBatch: model.fixedBatch, sessionOptions: { ep: config.ep, threads: config.threads },
+      model: model.loaded.model,
+      shapes: model.graph.shapes,
+      session: model.session,
+      input: model.input,
+      output: model.output,
+      sampleDims: model.sampleDims,
+      numClasses: model.numClasses,
+      fixedBatch: model.fixedBatch,
+      sessionOptions: { ep: config.ep, threads: config.threads },
     });
     let defended: DefendedClassifier | undefined;
     try {
@@ -72,10 +92,20 @@ export async function runEvaluation(requested: EvaluationConfig, hooks: RunHooks
         const examples: ExampleImage[] = [];
         const lanes = await startLanes(config, model, result, log);
         try {
-          result.attacks = await runAttackPlan(classifier, data, config.attacks, 'whitebox', {
-            seed: config.seed, batchSize: model.fixedBatch ?? config.batchSize, target: 'baseline', lanes: lanes?.lanes,
-            examples: { count: EXAMPLES_PER_RUN, into: examples, onlyEps: Math.max(...config.attacks.eps) },
-          }, hooks);
+          result.attacks = await runAttackPlan(
+            classifier,
+            data,
+            config.attacks,
+            'whitebox',
+            {
+              seed: config.seed,
+              batchSize: model.fixedBatch ?? config.batchSize,
+              target: 'baseline',
+              lanes: lanes?.lanes,
+              examples: { count: EXAMPLES_PER_RUN, into: examples, onlyEps: Math.max(...config.attacks.eps) },
+            },
+            hooks,
+          );
         } finally {
           await lanes?.release();
         }
@@ -83,7 +113,12 @@ export async function runEvaluation(requested: EvaluationConfig, hooks: RunHooks
         hooks.onProgress?.({ phase: 'Checks on the undefended model', done: 0, total: 1 });
         result.checks = [
           await forwardChecks(classifier, data, 'baseline', model.fixedBatch ?? config.batchSize),
-          ...(await classifierChecks(classifier, data, 'baseline', 'whitebox', { seed: config.seed, batchSize: model.fixedBatch ?? config.batchSize, trueGradient: true, signal: hooks.signal })),
+          ...(await classifierChecks(classifier, data, 'baseline', 'whitebox', {
+            seed: config.seed,
+            batchSize: model.fixedBatch ?? config.batchSize,
+            trueGradient: true,
+            signal: hooks.signal,
+          })),
           ...resultChecks(result.attacks, 'baseline'),
         ];
         result.examples = examples;

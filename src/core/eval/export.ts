@@ -34,17 +34,30 @@ export async function exportDefended(req: ExportRequest, hooks: RunHooks = {}): 
   const model = await openClassifier(req.model, { ep: 'cpu', threads: req.threads });
   try {
     const plan = req.defense;
-    const reference = await prepareData({ data: plan.reference, labels: plan.referenceLabels, limit: plan.referenceLimit, preprocessing: req.preprocessing }, model);
+    const reference = await prepareData(
+      { data: plan.reference, labels: plan.referenceLabels, limit: plan.referenceLimit, preprocessing: req.preprocessing },
+      model,
+    );
     const fit = await fitDefense(plan, {
-      loaded: model.loaded, graph: model.graph, reference: { x: reference.x, labels: reference.labels, count: reference.count, sha256: reference.description.sha256 },
-      seed: req.seed, cacheDir: req.cacheDir ?? defaultCacheDir(req.model), threads: req.threads, batchSize: req.batchSize, signal: hooks.signal, log: hooks.onLog ?? (() => {}),
+      loaded: model.loaded,
+      graph: model.graph,
+      reference: { x: reference.x, labels: reference.labels, count: reference.count, sha256: reference.description.sha256 },
+      seed: req.seed,
+      cacheDir: req.cacheDir ?? defaultCacheDir(req.model),
+      threads: req.threads,
+      batchSize: req.batchSize,
+      signal: hooks.signal,
+      log: hooks.onLog ?? (() => {}),
     });
     const defended = composeDefended(model.loaded.model, fit.stage);
     // Provenance travels with the file: what was inserted where, fitted on what.
     defended.model.metadataProps = [
       ...(defended.model.metadataProps ?? []).filter((p) => !p.key?.startsWith('robustness_lab.')),
       { key: 'robustness_lab.version', value: TOOL_VERSION },
-      { key: 'robustness_lab.defense', value: JSON.stringify({ kind: plan.kind, layer: plan.layer, placement: fit.stage.placement, scores: fit.stage.scores, params: fit.stage.params }) },
+      {
+        key: 'robustness_lab.defense',
+        value: JSON.stringify({ kind: plan.kind, layer: plan.layer, placement: fit.stage.placement, scores: fit.stage.scores, params: fit.stage.params }),
+      },
       { key: 'robustness_lab.source_model_sha256', value: model.loaded.sha256 },
       { key: 'robustness_lab.reference_sha256', value: reference.description.sha256 },
     ];

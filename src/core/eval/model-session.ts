@@ -35,7 +35,10 @@ export function modelInput(graph: ModelGraph): { name: string; sampleDims: numbe
   }
   const { name, shape: dims } = graph.inputs[0];
   if (dims.length < 2 || dims.slice(1).some((d) => typeof d !== 'number' || d <= 0)) {
-    throw new UserError(`Input '${name}' of '${graph.path}' has shape [${dims.join(', ')}]; every dimension but the batch must be fixed.`, 'Re-export the model with fixed image dimensions.');
+    throw new UserError(
+      `Input '${name}' of '${graph.path}' has shape [${dims.join(', ')}]; every dimension but the batch must be fixed.`,
+      'Re-export the model with fixed image dimensions.',
+    );
   }
   return { name, sampleDims: dims.slice(1) as number[], fixedBatch: typeof dims[0] === 'number' && dims[0] > 0 ? dims[0] : undefined };
 }
@@ -61,8 +64,19 @@ export async function openClassifier(modelPath: string, options: SessionOptions,
 }
 
 /** Logits of `count` samples, in batches. */
-export async function classifierLogits(m: ClassifierModel, x: Float32Array, count: number, batchSize: number, onBatch?: (done: number) => void): Promise<Float32Array> {
-  const { data } = await runBatched(m.session, { name: m.input, data: x, count, sampleDims: m.sampleDims, fixedBatch: m.fixedBatch }, m.output, batchSize, onBatch);
+export async function classifierLogits(
+  m: ClassifierModel,
+  x: Float32Array,
+  count: number,
+  batchSize: number,
+  onBatch?: (done: number) => void,
+): Promise<Float32Array> {
+  const { data } = await runBatched(
+    m.session,
+    { name: m.input, data: x, count, sampleDims: m.sampleDims, fixedBatch: m.fixedBatch },
+    m.output,
+    batchSize,
+    onBatch,
+  );
   return data;
 }
-

@@ -11,7 +11,17 @@ import path from 'node:path';
 import { UserError } from '../errors';
 import { openContained, readContainedSync, type OpenedFile, type Roots } from '../paths';
 import { isTfjsModelPath, loadTfjsModel } from '../tfjs';
-import { DataType, decodeModel, encodeModel, type AttributeProto, type GraphProto, type ModelProto, type NodeProto, type TensorProto, type ValueInfoProto } from '../onnx/proto';
+import {
+  DataType,
+  decodeModel,
+  encodeModel,
+  type AttributeProto,
+  type GraphProto,
+  type ModelProto,
+  type NodeProto,
+  type TensorProto,
+  type ValueInfoProto,
+} from '../onnx/proto';
 
 export interface LoadedModel {
   path: string;
@@ -55,7 +65,10 @@ export function loadModel(modelPath: string, options: LoadModelOptions = {}): Lo
   try {
     model = decodeModel(fileBytes);
   } catch (e) {
-    throw new UserError(`'${modelPath}' is not a valid ONNX model (protobuf decoding failed: ${(e as Error).message}).`, 'Export the model again, e.g. with torch.onnx.export or tf2onnx.');
+    throw new UserError(
+      `'${modelPath}' is not a valid ONNX model (protobuf decoding failed: ${(e as Error).message}).`,
+      'Export the model again, e.g. with torch.onnx.export or tf2onnx.',
+    );
   }
   if (!model.graph || !model.graph.node?.length) {
     throw new UserError(`'${modelPath}' holds no ONNX graph (no nodes).`, 'Is this really an ONNX model file?');
@@ -71,11 +84,21 @@ export function loadModel(modelPath: string, options: LoadModelOptions = {}): Lo
 
 // ─── Every tensor of a model ─────────────────────────────────────────────────────────────────────
 
-interface SparseTensorProto { values?: TensorProto; indices?: TensorProto; dims?: number[] }
+interface SparseTensorProto {
+  values?: TensorProto;
+  indices?: TensorProto;
+  dims?: number[];
+}
 type FullAttribute = AttributeProto & { sparseTensor?: SparseTensorProto; sparseTensors?: SparseTensorProto[] };
 type FullGraph = GraphProto & { sparseInitializer?: SparseTensorProto[] };
-interface FunctionLike { name?: string; node?: NodeProto[] }
-interface TrainingInfoLike { initialization?: GraphProto; algorithm?: GraphProto }
+interface FunctionLike {
+  name?: string;
+  node?: NodeProto[];
+}
+interface TrainingInfoLike {
+  initialization?: GraphProto;
+  algorithm?: GraphProto;
+}
 
 /** Calls `visit` for every TensorProto in the model, with where it sits (for messages). */
 export function forEachTensor(model: ModelProto, visit: (t: TensorProto, where: string) => void): void {
@@ -119,9 +142,28 @@ const EXTERNAL = 1;
 
 /** Bytes per element of the types external data can hold (4-bit types: 0.5). */
 const ELEMENT_BYTES: Partial<Record<number, number>> = {
-  [DataType.FLOAT]: 4, [DataType.UINT8]: 1, [DataType.INT8]: 1, [DataType.UINT16]: 2, [DataType.INT16]: 2, [DataType.INT32]: 4,
-  [DataType.INT64]: 8, [DataType.BOOL]: 1, [DataType.FLOAT16]: 2, [DataType.DOUBLE]: 8, [DataType.UINT32]: 4, [DataType.UINT64]: 8,
-  14: 8, 15: 16, 16: 2, 17: 1, 18: 1, 19: 1, 20: 1, 21: 0.5, 22: 0.5, 23: 0.5,
+  [DataType.FLOAT]: 4,
+  [DataType.UINT8]: 1,
+  [DataType.INT8]: 1,
+  [DataType.UINT16]: 2,
+  [DataType.INT16]: 2,
+  [DataType.INT32]: 4,
+  [DataType.INT64]: 8,
+  [DataType.BOOL]: 1,
+  [DataType.FLOAT16]: 2,
+  [DataType.DOUBLE]: 8,
+  [DataType.UINT32]: 4,
+  [DataType.UINT64]: 8,
+  14: 8,
+  15: 16,
+  16: 2,
+  17: 1,
+  18: 1,
+  19: 1,
+  20: 1,
+  21: 0.5,
+  22: 0.5,
+  23: 0.5,
 };
 
 /** Whether any tensor of the model still points at external data. */
@@ -151,7 +193,9 @@ function inlineAllExternalData(model: ModelProto, modelDir: string, modelPath: s
       const bytes = readExternal(t, where, modelDir, modelPath, files);
       total += bytes.length;
       if (total > MAX_MODEL_BYTES) {
-        throw new UserError(`'${modelPath}' with its external data inlined would exceed 2 GiB, the largest model protobuf (and onnxruntime) can take from memory.`);
+        throw new UserError(
+          `'${modelPath}' with its external data inlined would exceed 2 GiB, the largest model protobuf (and onnxruntime) can take from memory.`,
+        );
       }
       t.rawData = bytes;
       delete t.dataLocation;
@@ -181,7 +225,11 @@ function byteCount(value: string | undefined, key: string, where: string, modelP
 function readExternal(t: TensorProto, where: string, modelDir: string, modelPath: string, files: Map<string, OpenedFile>): Uint8Array {
   const info = new Map((t.externalData ?? []).map((e) => [e.key ?? '', e.value ?? '']));
   const location = info.get('location');
-  if (!location) throw new UserError(`${capitalise(where)} in '${modelPath}' is marked as external data but names no location.`, 'The model file is corrupt; export it again.');
+  if (!location)
+    throw new UserError(
+      `${capitalise(where)} in '${modelPath}' is marked as external data but names no location.`,
+      'The model file is corrupt; export it again.',
+    );
   if (path.isAbsolute(location) || path.win32.isAbsolute(location)) {
     throw new UserError(
       `External data of ${where} in '${modelPath}' names the absolute path '${location}'; only files inside the model's folder '${modelDir}' are read.`,
@@ -191,10 +239,17 @@ function readExternal(t: TensorProto, where: string, modelDir: string, modelPath
   const offset = byteCount(info.get('offset'), 'offset', where, modelPath) ?? 0;
   const lengthGiven = byteCount(info.get('length'), 'length', where, modelPath);
   const dims = checkDims(t, where, modelPath);
-  if (t.dataType === DataType.STRING) throw new UserError(`${capitalise(where)} in '${modelPath}' is a string tensor stored as external data, which ONNX does not allow.`);
+  if (t.dataType === DataType.STRING)
+    throw new UserError(`${capitalise(where)} in '${modelPath}' is a string tensor stored as external data, which ONNX does not allow.`);
   let file = files.get(location);
   if (!file) {
-    file = openContained(location, { what: 'external data file', context: `of ${where} in '${modelPath}'`, root: modelDir, base: modelDir, rootName: "the model's folder" });
+    file = openContained(location, {
+      what: 'external data file',
+      context: `of ${where} in '${modelPath}'`,
+      root: modelDir,
+      base: modelDir,
+      rootName: "the model's folder",
+    });
     files.set(location, file);
   }
   const length = lengthGiven ?? file.size - offset;
@@ -220,7 +275,10 @@ function readExternal(t: TensorProto, where: string, modelDir: string, modelPath
 function checkDims(t: TensorProto, where: string, modelPath: string): number[] {
   const dims = t.dims ?? [];
   if (dims.some((d) => !Number.isSafeInteger(d) || d < 0)) {
-    throw new UserError(`${capitalise(where)} in '${modelPath}' has shape [${dims.join(', ')}]; dimensions must be non-negative integers.`, 'The model file is corrupt; export it again.');
+    throw new UserError(
+      `${capitalise(where)} in '${modelPath}' has shape [${dims.join(', ')}]; dimensions must be non-negative integers.`,
+      'The model file is corrupt; export it again.',
+    );
   }
   return dims;
 }
@@ -243,7 +301,10 @@ function checkDeclaredShapes(model: ModelProto, modelPath: string): void {
     const dims = (v.type?.tensorType?.shape?.dim ?? []).map((d) => d.dimValue);
     const shown = `[${(v.type?.tensorType?.shape?.dim ?? []).map((d) => d.dimValue ?? d.dimParam ?? '?').join(', ')}]`;
     if (dims.some((d) => d !== undefined && (!Number.isSafeInteger(d) || d > 2 ** 31 - 1))) {
-      throw new UserError(`The ${kind} '${v.name}' of '${modelPath}' declares the shape ${shown}, with a dimension too large for any array.`, 'The model file is corrupt or was edited by hand; export it again.');
+      throw new UserError(
+        `The ${kind} '${v.name}' of '${modelPath}' declares the shape ${shown}, with a dimension too large for any array.`,
+        'The model file is corrupt or was edited by hand; export it again.',
+      );
     }
     const perSample = dims.slice(1).reduce<number>((a, d) => a * (d !== undefined && d > 0 ? d : 1), 1);
     if (perSample > MAX_SAMPLE_ELEMENTS) {
@@ -281,7 +342,11 @@ export function assertFiniteWeights(model: ModelProto, modelPath: string): void 
   const bad = nonFiniteInitializers(model);
   if (!bad.length) return;
   const total = bad.reduce((s, b) => s + b.count, 0);
-  const list = bad.slice(0, 5).map((b) => `${b.where} (${b.count})`).join(', ') + (bad.length > 5 ? `, and ${bad.length - 5} more` : '');
+  const list =
+    bad
+      .slice(0, 5)
+      .map((b) => `${b.where} (${b.count})`)
+      .join(', ') + (bad.length > 5 ? `, and ${bad.length - 5} more` : '');
   throw new UserError(
     `'${modelPath}' has ${total} NaN or infinite weight value(s) in ${bad.length} tensor(s): ${list}. Every result computed with it would be meaningless.`,
     'Fix the training run or the export (a diverged run, or a bad cast to float16) and export again.',
@@ -306,7 +371,8 @@ function countNonFinite(t: TensorProto): number {
       return bad;
     }
     case DataType.FLOAT16:
-    case 16: { // BFLOAT16
+    case 16: {
+      // BFLOAT16
       const mask = t.dataType === DataType.FLOAT16 ? 0x7c00 : 0x7f80;
       if (!raw) return (t.int32Data ?? []).reduce((n, v) => ((v & mask) === mask ? n + 1 : n), 0);
       const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
@@ -336,7 +402,9 @@ export function assertFloatInputs(loaded: LoadedModel): void {
       const name = (DataType[elem] ?? `type ${elem}`).toLowerCase();
       throw new UserError(
         `Input '${v.name}' of '${loaded.path}' takes ${name} values; Robustness Lab evaluates image classifiers with a float32 image input.`,
-        /INT|BOOL/.test(DataType[elem] ?? '') ? 'Integer inputs (token ids, raw uint8 pixels) cannot be perturbed by gradient attacks; export the model with a float32 input and the cast inside the graph.' : 'Export the model with a float32 input.',
+        /INT|BOOL/.test(DataType[elem] ?? '')
+          ? 'Integer inputs (token ids, raw uint8 pixels) cannot be perturbed by gradient attacks; export the model with a float32 input and the cast inside the graph.'
+          : 'Export the model with a float32 input.',
       );
     }
   }
@@ -351,12 +419,17 @@ export function checkClassifierOutput(shape: readonly (number | string)[], outpu
   if (shape.length !== 2) {
     throw new UserError(
       `Output '${output}' of '${modelPath}' has shape ${shown} (rank ${shape.length}); a classifier's output must be [batch, classes] (rank 2).`,
-      shape.length > 2 ? 'Segmentation and detection models are not supported; for a classifier with extra unit dimensions, add a Flatten or Squeeze before the output.' : 'Export the model with a batch dimension on its output.',
+      shape.length > 2
+        ? 'Segmentation and detection models are not supported; for a classifier with extra unit dimensions, add a Flatten or Squeeze before the output.'
+        : 'Export the model with a batch dimension on its output.',
     );
   }
   const classes = shape[1];
   if (typeof classes !== 'number' || !Number.isSafeInteger(classes) || classes < 2) {
-    throw new UserError(`Output '${output}' of '${modelPath}' has shape ${shown}; expected [batch, classes] with a fixed number of classes ≥ 2.`, 'Export the model with a fixed number of classes.');
+    throw new UserError(
+      `Output '${output}' of '${modelPath}' has shape ${shown}; expected [batch, classes] with a fixed number of classes ≥ 2.`,
+      'Export the model with a fixed number of classes.',
+    );
   }
   if (classes > MAX_SAMPLE_ELEMENTS) throw new UserError(`Output '${output}' of '${modelPath}' declares ${classes} classes, more than this tool can hold.`);
   return classes;

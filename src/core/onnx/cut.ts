@@ -80,7 +80,6 @@ export function extractModel(model: ModelProto, inputs: string[], outputs: strin
   };
 }
 
-
 export interface CutModels {
   tensor: string;
   head: ModelProto;
@@ -93,7 +92,10 @@ export function cutModel(model: ModelProto, tensor: string, shapes: Map<string, 
   const outputs = (graph.output ?? []).map((v) => v.name ?? '');
   const known = new Set([...inputs, ...(graph.node ?? []).flatMap((n) => n.output ?? [])]);
   if (!known.has(tensor)) {
-    throw new UserError(`The model has no tensor named '${tensor}'.`, 'Run `robustness-lab inspect <model>` to list layers, their output tensors and which are insertion points.');
+    throw new UserError(
+      `The model has no tensor named '${tensor}'.`,
+      'Run `robustness-lab inspect <model>` to list layers, their output tensors and which are insertion points.',
+    );
   }
   return {
     tensor,

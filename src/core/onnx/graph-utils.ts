@@ -40,7 +40,11 @@ export function subgraphReads(node: NodeProto): string[] {
   for (const attr of node.attribute ?? []) {
     for (const g of [attr.g, ...(attr.graphs ?? [])]) {
       if (!g) continue;
-      const local = new Set([...(g.input ?? []).map((v) => v.name), ...(g.initializer ?? []).map((t) => t.name), ...(g.node ?? []).flatMap((n) => n.output ?? [])]);
+      const local = new Set([
+        ...(g.input ?? []).map((v) => v.name),
+        ...(g.initializer ?? []).map((t) => t.name),
+        ...(g.node ?? []).flatMap((n) => n.output ?? []),
+      ]);
       for (const n of g.node ?? []) for (const i of [...(n.input ?? []), ...subgraphReads(n)]) if (i && !local.has(i)) reads.push(i);
     }
   }

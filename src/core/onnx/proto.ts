@@ -7,16 +7,40 @@ import protobuf from 'protobufjs';
 import { ONNX_PROTO } from './schema';
 
 export enum DataType {
-  UNDEFINED = 0, FLOAT = 1, UINT8 = 2, INT8 = 3, UINT16 = 4, INT16 = 5, INT32 = 6, INT64 = 7,
-  STRING = 8, BOOL = 9, FLOAT16 = 10, DOUBLE = 11, UINT32 = 12, UINT64 = 13,
+  UNDEFINED = 0,
+  FLOAT = 1,
+  UINT8 = 2,
+  INT8 = 3,
+  UINT16 = 4,
+  INT16 = 5,
+  INT32 = 6,
+  INT64 = 7,
+  STRING = 8,
+  BOOL = 9,
+  FLOAT16 = 10,
+  DOUBLE = 11,
+  UINT32 = 12,
+  UINT64 = 13,
 }
 
 export enum AttributeType {
-  UNDEFINED = 0, FLOAT = 1, INT = 2, STRING = 3, TENSOR = 4, GRAPH = 5,
-  FLOATS = 6, INTS = 7, STRINGS = 8, TENSORS = 9, GRAPHS = 10,
+  UNDEFINED = 0,
+  FLOAT = 1,
+  INT = 2,
+  STRING = 3,
+  TENSOR = 4,
+  GRAPH = 5,
+  FLOATS = 6,
+  INTS = 7,
+  STRINGS = 8,
+  TENSORS = 9,
+  GRAPHS = 10,
 }
 
-export interface StringStringEntry { key?: string; value?: string }
+export interface StringStringEntry {
+  key?: string;
+  value?: string;
+}
 
 export interface TensorProto {
   name?: string;
@@ -61,12 +85,20 @@ export interface NodeProto {
   docString?: string;
 }
 
-export interface DimensionProto { dimValue?: number; dimParam?: string; denotation?: string }
+export interface DimensionProto {
+  dimValue?: number;
+  dimParam?: string;
+  denotation?: string;
+}
 export interface TypeProto {
   tensorType?: { elemType?: number; shape?: { dim?: DimensionProto[] } };
   denotation?: string;
 }
-export interface ValueInfoProto { name?: string; type?: TypeProto; docString?: string }
+export interface ValueInfoProto {
+  name?: string;
+  type?: TypeProto;
+  docString?: string;
+}
 
 export interface GraphProto {
   name?: string;
@@ -78,7 +110,10 @@ export interface GraphProto {
   docString?: string;
 }
 
-export interface OperatorSetId { domain?: string; version?: number }
+export interface OperatorSetId {
+  domain?: string;
+  version?: number;
+}
 
 export interface ModelProto {
   irVersion?: number;

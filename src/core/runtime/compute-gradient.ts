@@ -17,7 +17,12 @@ export interface ComputeGradientOptions {
   threads?: number;
 }
 
-export async function computeGradient(modelPath: string, x: { data: Float32Array; dims: number[] }, target: GradientTarget, options: ComputeGradientOptions = {}): Promise<Float32Array> {
+export async function computeGradient(
+  modelPath: string,
+  x: { data: Float32Array; dims: number[] },
+  target: GradientTarget,
+  options: ComputeGradientOptions = {},
+): Promise<Float32Array> {
   const loaded = loadModel(modelPath);
   const shapes = await inferShapes(loaded, options.threads ?? 1);
   const gm = buildGradientModel(loaded.model, shapes, target);
@@ -31,7 +36,11 @@ export async function computeGradient(modelPath: string, x: { data: Float32Array
     } else {
       if (!options.labels) throw new UserError(`The ${target.loss} gradient needs one label per sample.`, 'Pass the labels (class indices).');
       if (options.labels.length !== x.dims[0]) throw new UserError(`${options.labels.length} labels for a batch of ${x.dims[0]} samples.`);
-      feeds[gm.labels!] = new ort.Tensor('int64', BigInt64Array.from(options.labels, (v) => BigInt(v)), [options.labels.length]);
+      feeds[gm.labels!] = new ort.Tensor(
+        'int64',
+        BigInt64Array.from(options.labels, (v) => BigInt(v)),
+        [options.labels.length],
+      );
     }
     const out = await session.run(feeds, [gm.grad]);
     return out[gm.grad].data as Float32Array;

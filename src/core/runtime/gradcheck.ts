@@ -92,7 +92,19 @@ export async function gradcheck(modelOrBytes: Uint8Array | ModelProto, shapes: M
     const perInput: GradcheckInput[] = [];
     for (const v of inputs) {
       const analytic = await vjp(model, shapes, v.name!, output, feeds, dy, base.dims, options.threads);
-      perInput.push(await compareWithFiniteDifferences(forward, { feeds, input: v.name!, output, dy, analytic, stackable, eps, samples: options.samples, rng: rng.fork(`coords/${v.name}`) }));
+      perInput.push(
+        await compareWithFiniteDifferences(forward, {
+          feeds,
+          input: v.name!,
+          output,
+          dy,
+          analytic,
+          stackable,
+          eps,
+          samples: options.samples,
+          rng: rng.fork(`coords/${v.name}`),
+        }),
+      );
     }
     return { perInput, ok: perInput.every((p) => p.medianRelativeError <= tolerance), tolerance, eps };
   } finally {
@@ -132,7 +144,8 @@ export async function compareWithFiniteDifferences(forward: Session, s: Comparis
   const errors: number[] = [];
   coords.forEach((i, k) => {
     if (curvature[k] > 4 * noise && curvature[k] > 1e-6 * rms) return; // a kink inside [x - h, x + h]
-    const a = s.analytic[i], n = central[k];
+    const a = s.analytic[i],
+      n = central[k];
     errors.push(Math.abs(a - n) / Math.max(Math.abs(a), Math.abs(n), floor));
   });
   errors.sort((p, q) => p - q);
@@ -163,7 +176,16 @@ async function runForward(session: Session, feeds: Feeds, output: string) {
   return { data: out[output].data as Float32Array, dims: out[output].dims as number[] };
 }
 
-async function vjp(model: ModelProto, shapes: Map<string, Dim[]>, input: string, output: string, feeds: Feeds, dy: Float32Array, outDims: number[], threads?: number): Promise<Float32Array> {
+async function vjp(
+  model: ModelProto,
+  shapes: Map<string, Dim[]>,
+  input: string,
+  output: string,
+  feeds: Feeds,
+  dy: Float32Array,
+  outDims: number[],
+  threads?: number,
+): Promise<Float32Array> {
   const gm = buildGradientModel(model, shapes, { kind: 'vjp' }, { input, output });
   const session = await createSession(encodeModel(gm.model), { ep: 'cpu', threads });
   try {
@@ -177,7 +199,13 @@ async function vjp(model: ModelProto, shapes: Map<string, Dim[]>, input: string,
 }
 
 /** Central differences and second differences of <dy, y> on `coords`; perturbed copies are stacked along a symbolic batch dim. */
-async function finiteDifferences(session: Session, s: ComparisonSetup, coords: number[], h: number, f0: number): Promise<{ central: number[]; curvature: number[] }> {
+async function finiteDifferences(
+  session: Session,
+  s: ComparisonSetup,
+  coords: number[],
+  h: number,
+  f0: number,
+): Promise<{ central: number[]; curvature: number[] }> {
   const x = s.feeds.get(s.input)!;
   const size = x.data.length;
   const chunk = s.stackable ? Math.max(1, Math.floor(BATCH_ELEMENTS / (2 * size))) : 1;
@@ -193,7 +221,8 @@ async function finiteDifferences(session: Session, s: ComparisonSetup, coords: n
       for (let c = 0; c < copies; c++) data.set(v.data, c * v.data.length);
       if (k === s.input) {
         part.forEach((i, j) => {
-          const plus = Math.fround(x.data[i] + h), minus = Math.fround(x.data[i] - h);
+          const plus = Math.fround(x.data[i] + h),
+            minus = Math.fround(x.data[i] - h);
           data[2 * j * size + i] = plus;
           data[(2 * j + 1) * size + i] = minus;
           steps.push(plus - minus);
@@ -205,17 +234,20 @@ async function finiteDifferences(session: Session, s: ComparisonSetup, coords: n
     if (s.stackable) values.push((await runForward(session, stacked, s.output)).data);
     else {
       for (let c = 0; c < copies; c++) {
-        const one = new Map([...stacked].map(([k, v]) => {
-          const n = v.data.length / copies;
-          return [k, { data: v.data.subarray(c * n, (c + 1) * n), dims: s.feeds.get(k)!.dims }] as const;
-        }));
+        const one = new Map(
+          [...stacked].map(([k, v]) => {
+            const n = v.data.length / copies;
+            return [k, { data: v.data.subarray(c * n, (c + 1) * n), dims: s.feeds.get(k)!.dims }] as const;
+          }),
+        );
         values.push((await runForward(session, one, s.output)).data);
       }
     }
     const all = values.length === 1 ? values[0] : concat(values);
     const per = all.length / copies;
     part.forEach((_, j) => {
-      const fp = dot(s.dy, all, 2 * j * per, per), fm = dot(s.dy, all, (2 * j + 1) * per, per);
+      const fp = dot(s.dy, all, 2 * j * per, per),
+        fm = dot(s.dy, all, (2 * j + 1) * per, per);
       central.push((fp - fm) / steps[j]);
       curvature.push(Math.abs(fp - 2 * f0 + fm) / steps[j]);
     });

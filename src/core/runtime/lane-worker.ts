@@ -12,8 +12,15 @@ async function main(): Promise<void> {
   const init = workerData as LaneInit;
   const session = await createSession(init.model, init.sessionOptions);
   const classifier = new OnnxClassifier({
-    model: decodeModel(init.model), shapes: new Map(init.shapes), session, input: init.input, output: init.output,
-    sampleDims: init.sampleDims, numClasses: init.numClasses, fixedBatch: init.fixedBatch, sessionOptions: init.sessionOptions,
+    model: decodeModel(init.model),
+    shapes: new Map(init.shapes),
+    session,
+    input: init.input,
+    output: init.output,
+    sampleDims: init.sampleDims,
+    numClasses: init.numClasses,
+    fixedBatch: init.fixedBatch,
+    sessionOptions: init.sessionOptions,
   });
   const port = parentPort!;
   port.on('message', async (request: LaneRequest) => {
@@ -36,7 +43,10 @@ async function main(): Promise<void> {
     } catch (e) {
       reply = { id: request.id, arrays: [], error: { message: (e as Error).message, name: (e as Error).name } };
     }
-    port.postMessage(reply, reply.arrays.map((a) => a.buffer as ArrayBuffer));
+    port.postMessage(
+      reply,
+      reply.arrays.map((a) => a.buffer as ArrayBuffer),
+    );
   });
   port.postMessage({ ready: true, linfStep: classifier.linfStep !== undefined });
 }

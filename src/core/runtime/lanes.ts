@@ -60,7 +60,12 @@ class LaneClassifier implements Classifier {
   private nextId = 0;
   private readonly pending = new Map<number, { resolve: (arrays: Float32Array[]) => void; reject: (e: Error) => void }>();
 
-  constructor(private readonly worker: Worker, readonly numClasses: number, readonly sampleDims: readonly number[], hasLinfStep: boolean) {
+  constructor(
+    private readonly worker: Worker,
+    readonly numClasses: number,
+    readonly sampleDims: readonly number[],
+    hasLinfStep: boolean,
+  ) {
     worker.on('message', (reply: LaneReply) => {
       const call = this.pending.get(reply.id);
       this.pending.delete(reply.id);
@@ -74,17 +79,24 @@ class LaneClassifier implements Classifier {
     };
     worker.on('error', failAll);
     worker.on('exit', (code) => failAll(new Error(`classifier lane stopped (exit code ${code})`)));
-    if (hasLinfStep) this.linfStep = async (x, x0, n, labels, loss, step) => {
-      const [next, logits] = await this.call({ method: 'linfStep', args: [x, x0, n, labels, loss, step] });
-      return { next, logits };
-    };
+    if (hasLinfStep)
+      this.linfStep = async (x, x0, n, labels, loss, step) => {
+        const [next, logits] = await this.call({ method: 'linfStep', args: [x, x0, n, labels, loss, step] });
+        return { next, logits };
+      };
   }
 
   async logits(x: Float32Array, n: number): Promise<Float32Array> {
     return (await this.call({ method: 'logits', args: [x, n] }))[0];
   }
 
-  async lossGradient(x: Float32Array, n: number, labels: Int32Array, loss: LossKind, targets?: Int32Array): Promise<{ grad: Float32Array; logits: Float32Array }> {
+  async lossGradient(
+    x: Float32Array,
+    n: number,
+    labels: Int32Array,
+    loss: LossKind,
+    targets?: Int32Array,
+  ): Promise<{ grad: Float32Array; logits: Float32Array }> {
     const [grad, logits] = await this.call({ method: 'lossGradient', args: [x, n, labels, loss, targets] });
     return { grad, logits };
   }

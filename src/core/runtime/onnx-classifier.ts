@@ -61,7 +61,13 @@ export class OnnxClassifier implements Classifier {
     return { data, rows: fixed };
   }
 
-  async lossGradient(x: Float32Array, n: number, labels: Int32Array, loss: LossKind, targets?: Int32Array): Promise<{ grad: Float32Array; logits: Float32Array }> {
+  async lossGradient(
+    x: Float32Array,
+    n: number,
+    labels: Int32Array,
+    loss: LossKind,
+    targets?: Int32Array,
+  ): Promise<{ grad: Float32Array; logits: Float32Array }> {
     if (lossNeedsTargets(loss) && targets?.length !== n) {
       throw new Error(`the ${loss} loss needs one target label per sample (${targets?.length ?? 0} for ${n} samples)`);
     }
@@ -84,7 +90,14 @@ export class OnnxClassifier implements Classifier {
     return { grad: (out[g.grad].data as Float32Array).subarray(0, x.length), logits: (out[g.output].data as Float32Array).subarray(0, n * this.numClasses) };
   }
 
-  private async fusedLinfStep(x: Float32Array, x0: Float32Array, n: number, labels: Int32Array, loss: LossKind, step: LinfStep): Promise<{ next: Float32Array; logits: Float32Array }> {
+  private async fusedLinfStep(
+    x: Float32Array,
+    x0: Float32Array,
+    n: number,
+    labels: Int32Array,
+    loss: LossKind,
+    step: LinfStep,
+  ): Promise<{ next: Float32Array; logits: Float32Array }> {
     try {
       return await this.fusedLinfStepOrThrow(x, x0, n, labels, loss, step);
     } catch (e) {
@@ -108,7 +121,10 @@ export class OnnxClassifier implements Classifier {
     const feeds = {
       ...this.lossFeeds(g, x, n, labels),
       [g.x0]: new ort.Tensor('float32', data, [rows, ...this.sampleDims]),
-      [g.alpha]: scalar(step.alpha), [g.eps]: scalar(step.eps), [g.lo]: scalar(step.range[0]), [g.hi]: scalar(step.range[1]),
+      [g.alpha]: scalar(step.alpha),
+      [g.eps]: scalar(step.eps),
+      [g.lo]: scalar(step.range[0]),
+      [g.hi]: scalar(step.range[1]),
     };
     const out = await session.run(feeds, [g.next, g.output]);
     return { next: (out[g.next].data as Float32Array).subarray(0, x.length), logits: (out[g.output].data as Float32Array).subarray(0, n * this.numClasses) };

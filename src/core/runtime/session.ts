@@ -94,16 +94,19 @@ export function plainOrtMessage(e: unknown): { detail: string; node?: string; op
   else if ((m = /In Node, \("([^"]*)", (\w+)/.exec(raw))) [node, op] = [m[1], m[2]];
   else if ((m = /[Nn]ode(?: name)?[: ]+'([^']+)'/.exec(raw))) node = m[1];
   let detail = raw.includes('Status Message:') ? raw.slice(raw.indexOf('Status Message:') + 'Status Message:'.length) : raw;
-  detail = detail
-    .replace(/^\s*\[ONNXRuntimeError\]\s*:\s*\d+\s*:\s*\w+\s*:\s*/, '')
-    .replace(/Non-zero status code returned while running \S+ node\. Name:'[^']*'\s*/, '')
-    .replace(/(?:This is an invalid model\.\s*)?In Node, .*?->\s*\(.*\)\s*,\s*(?:Error\s*)?/, '')
-    .replace(/Node \([^)]*\) Op \([^)]*\)\s*/, '')
-    // /path/to/file.cc:123 (or file.h:59) and the C++ signature that follows it
-    .replace(/(?:[\w./\\-]*[\\/])?[\w.-]+\.(?:cc|cpp|cxx|h|hpp|cu)(?::\d+)?\s*/g, '')
-    .replace(/(?:[\w:<>,*&~]+\s+)*(?:[\w~]+(?:<[^<>]*>)?::)+[\w~]+\([^()]*\)(?:\s*const)?\s*/g, '')
-    .replace(/^[^.]*? was false\.\s*/, '')
-    .split('\n').map((l) => l.trim()).filter(Boolean)[0] ?? '';
+  detail =
+    detail
+      .replace(/^\s*\[ONNXRuntimeError\]\s*:\s*\d+\s*:\s*\w+\s*:\s*/, '')
+      .replace(/Non-zero status code returned while running \S+ node\. Name:'[^']*'\s*/, '')
+      .replace(/(?:This is an invalid model\.\s*)?In Node, .*?->\s*\(.*\)\s*,\s*(?:Error\s*)?/, '')
+      .replace(/Node \([^)]*\) Op \([^)]*\)\s*/, '')
+      // /path/to/file.cc:123 (or file.h:59) and the C++ signature that follows it
+      .replace(/(?:[\w./\\-]*[\\/])?[\w.-]+\.(?:cc|cpp|cxx|h|hpp|cu)(?::\d+)?\s*/g, '')
+      .replace(/(?:[\w:<>,*&~]+\s+)*(?:[\w~]+(?:<[^<>]*>)?::)+[\w~]+\([^()]*\)(?:\s*const)?\s*/g, '')
+      .replace(/^[^.]*? was false\.\s*/, '')
+      .split('\n')
+      .map((l) => l.trim())
+      .filter(Boolean)[0] ?? '';
   detail = detail.replace(/\s+/g, ' ').trim().slice(0, 400) || 'no details given';
   return { detail, node, op };
 }
@@ -118,7 +121,8 @@ export function ortError(e: unknown, phase: 'load' | 'run', label?: string): Onn
   const types = /Actual: \((tensor\([^)]*\))\)\s*,\s*expected: \((tensor\([^)]*\))\)/.exec(detail);
   if (types) hint = `The model takes ${types[2]} input but was given ${types[1]}; Robustness Lab evaluates image classifiers with a float32 input.`;
   else if (/protobuf parsing failed/i.test(detail)) hint = 'The file is not a valid ONNX model (or is truncated); export it again.';
-  else if (/No Op registered|not a registered function|Unrecognized attribute|opset/i.test(detail)) hint = 'The model uses an op or opset this onnxruntime does not support; export it with a standard opset (e.g. 13–17).';
+  else if (/No Op registered|not a registered function|Unrecognized attribute|opset/i.test(detail))
+    hint = 'The model uses an op or opset this onnxruntime does not support; export it with a standard opset (e.g. 13–17).';
   else if (phase === 'load') hint = 'Check that the model is valid ONNX (onnx.checker.check_model) with ops onnxruntime supports.';
   else hint = 'The model and its input do not fit together (shapes or types); check the model input shape and the preprocessing.';
   return new OnnxRuntimeError(`${sentence}${/[.!?]$/.test(sentence) ? '' : '.'}`, hint, node, e);

@@ -53,8 +53,12 @@ async function probeShapes(loaded: LoadedModel, tensors: string[], threads: numb
     const two = batchParam ? await runAt(2) : one;
     const result = new Map<string, Dim[]>();
     for (const t of tensors) {
-      const d1 = one[t].dims, d2 = two[t].dims;
-      result.set(t, d1.map((d, i) => (batchParam && d2[i] !== d ? batchParam : d)));
+      const d1 = one[t].dims,
+        d2 = two[t].dims;
+      result.set(
+        t,
+        d1.map((d, i) => (batchParam && d2[i] !== d ? batchParam : d)),
+      );
     }
     return result;
   } finally {
@@ -75,17 +79,25 @@ function zeros(v: ValueInfoProto, batch: number): ort.Tensor {
   const dims = valueInfoDims(v).map((d, i) => {
     if (i === 0 && (typeof d === 'string' || d <= 0)) return batch;
     if (typeof d === 'string' || d < 0) {
-      throw new UserError(`Input '${v.name}' has a symbolic dimension '${d}' at axis ${i}; shapes cannot be probed without a concrete size.`, 'Export the model with fixed spatial dimensions (only the batch dimension may be dynamic).');
+      throw new UserError(
+        `Input '${v.name}' has a symbolic dimension '${d}' at axis ${i}; shapes cannot be probed without a concrete size.`,
+        'Export the model with fixed spatial dimensions (only the batch dimension may be dynamic).',
+      );
     }
     return d;
   });
   const n = dims.reduce((a, b) => a * b, 1);
   const elem = v.type?.tensorType?.elemType ?? DataType.FLOAT;
   switch (elem) {
-    case DataType.FLOAT: return new ort.Tensor('float32', new Float32Array(n), dims);
-    case DataType.INT64: return new ort.Tensor('int64', new BigInt64Array(n), dims);
-    case DataType.INT32: return new ort.Tensor('int32', new Int32Array(n), dims);
-    case DataType.UINT8: return new ort.Tensor('uint8', new Uint8Array(n), dims);
-    default: throw new UserError(`Input '${v.name}' has element type ${DataType[elem] ?? elem}; only float32 image inputs are supported.`);
+    case DataType.FLOAT:
+      return new ort.Tensor('float32', new Float32Array(n), dims);
+    case DataType.INT64:
+      return new ort.Tensor('int64', new BigInt64Array(n), dims);
+    case DataType.INT32:
+      return new ort.Tensor('int32', new Int32Array(n), dims);
+    case DataType.UINT8:
+      return new ort.Tensor('uint8', new Uint8Array(n), dims);
+    default:
+      throw new UserError(`Input '${v.name}' has element type ${DataType[elem] ?? elem}; only float32 image inputs are supported.`);
   }
 }

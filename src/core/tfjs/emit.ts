@@ -69,7 +69,8 @@ export function broadcastShapes(a: number[], b: number[]): number[] {
   const rank = Math.max(a.length, b.length);
   const out: number[] = [];
   for (let i = 0; i < rank; i++) {
-    const x = a[a.length - rank + i] ?? 1, y = b[b.length - rank + i] ?? 1;
+    const x = a[a.length - rank + i] ?? 1,
+      y = b[b.length - rank + i] ?? 1;
     out.push(x === 1 ? y : y === 1 ? x : x === -1 ? y : x);
   }
   return out;
@@ -103,14 +104,21 @@ export class OnnxWriter {
   /** A graph input in TensorFlow order; -1 dims become the symbolic batch. */
   input(name: string, shape: number[], dtype: ValDtype = 'float32'): Val {
     const n = this.unique(name);
-    this.inputs.push({ name: n, dims: shape.map((d, i) => (d < 0 ? (i === 0 ? this.batchParam : `${n}_dim${i}`) : d)), dtype: dtype === 'float32' ? DataType.FLOAT : DataType.INT64 });
+    this.inputs.push({
+      name: n,
+      dims: shape.map((d, i) => (d < 0 ? (i === 0 ? this.batchParam : `${n}_dim${i}`) : d)),
+      dtype: dtype === 'float32' ? DataType.FLOAT : DataType.INT64,
+    });
     return { shape, dtype, as: { tf: n }, hint: n };
   }
 
   /** Emits a node named `name` (made unique); its outputs are `name`, `name:1`, … unless given. */
   node(op: string, inputs: string[], attrs: Attrs, name: string, outputs: number | string[] = 1): string[] {
     const nodeName = this.unique(name);
-    const outs = typeof outputs === 'number' ? Array.from({ length: outputs }, (_, i) => (i === 0 ? nodeName : this.unique(`${nodeName}:${i}`))) : outputs.map((o) => this.unique(o));
+    const outs =
+      typeof outputs === 'number'
+        ? Array.from({ length: outputs }, (_, i) => (i === 0 ? nodeName : this.unique(`${nodeName}:${i}`)))
+        : outputs.map((o) => this.unique(o));
     const attribute_ = Object.entries(attrs)
       .filter(([, v]) => v !== undefined)
       .map(([k, v]) => (typeof v === 'object' && v !== null && 'type' in v ? { ...(v as AttributeProto), name: k } : attribute(k, v as AttrValue)));
@@ -151,7 +159,12 @@ export class OnnxWriter {
       return (v.as[layout] = this.constTensor(name, dims, data, v.dtype));
     }
     const from = layout === 'nchw' ? v.as.tf! : v.as.nchw!;
-    return (v.as[layout] = this.op('Transpose', [from], { perm: layout === 'nchw' ? TO_NCHW : TO_NHWC }, `${from}/${layout === 'nchw' ? 'to_nchw' : 'to_nhwc'}`));
+    return (v.as[layout] = this.op(
+      'Transpose',
+      [from],
+      { perm: layout === 'nchw' ? TO_NCHW : TO_NHWC },
+      `${from}/${layout === 'nchw' ? 'to_nchw' : 'to_nhwc'}`,
+    ));
   }
 
   private constTensor(name: string, dims: number[], data: ArrayLike<number>, dtype: ValDtype): string {
@@ -211,12 +224,19 @@ export class OnnxWriter {
   }
 
   /** The model: outputs in TF order, unused nodes and initializers dropped. */
-  finish(outputs: { val: Val; name?: string }[], meta: { producer: string; producerVersion?: string; docString?: string; props: Record<string, string> }): ModelProto {
+  finish(
+    outputs: { val: Val; name?: string }[],
+    meta: { producer: string; producerVersion?: string; docString?: string; props: Record<string, string> },
+  ): ModelProto {
     const outInfos = outputs.map(({ val }) => {
       let t = this.get(val, 'tf');
       if (this.inputs.some((i) => i.name === t) || this.initializers.some((i) => i.name === t)) t = this.op('Identity', [t], {}, `${t}/output`);
       const known = val.shape.slice(1).every((d) => d >= 0);
-      return tensorValueInfo(t, known ? val.shape.map((d, i) => (i === 0 && d < 0 ? this.batchParam : d)) : undefined, val.dtype === 'float32' ? DataType.FLOAT : DataType.INT64);
+      return tensorValueInfo(
+        t,
+        known ? val.shape.map((d, i) => (i === 0 && d < 0 ? this.batchParam : d)) : undefined,
+        val.dtype === 'float32' ? DataType.FLOAT : DataType.INT64,
+      );
     });
     // Keep the nodes the outputs need (in order), and the initializers they read.
     const needed = new Set(outInfos.map((o) => o.name!));

@@ -66,10 +66,16 @@ export function readTfjsFiles(p: string, root?: Roots): TfjsFiles {
   try {
     json = JSON.parse(new TextDecoder().decode(jsonBytes)) as TfjsModelJson;
   } catch (e) {
-    throw new UserError(`'${jsonPath}' is not valid JSON: ${(e as Error).message}`, 'A TensorFlow.js model.json is written by model.save() or tensorflowjs_converter.');
+    throw new UserError(
+      `'${jsonPath}' is not valid JSON: ${(e as Error).message}`,
+      'A TensorFlow.js model.json is written by model.save() or tensorflowjs_converter.',
+    );
   }
   if (typeof json !== 'object' || json === null || Array.isArray(json) || json.modelTopology === undefined) {
-    throw new UserError(`'${jsonPath}' is not a TensorFlow.js model.json (no modelTopology).`, 'Give the model.json written by model.save() or tensorflowjs_converter; for ONNX models give the .onnx file.');
+    throw new UserError(
+      `'${jsonPath}' is not a TensorFlow.js model.json (no modelTopology).`,
+      'Give the model.json written by model.save() or tensorflowjs_converter; for ONNX models give the .onnx file.',
+    );
   }
   const manifest = json.weightsManifest ?? [];
   if (!Array.isArray(manifest)) throw new UserError(`'${jsonPath}': weightsManifest is not a list.`);
@@ -104,7 +110,8 @@ export function readTfjsFiles(p: string, root?: Roots): TfjsFiles {
 /** One weight shard, read only when it lies inside the model's folder and is a regular file. */
 function readShard(shard: unknown, modelDir: string, jsonPath: string): Uint8Array {
   const hint = 'For safety only regular files inside the model folder are read; keep the weight files next to model.json and name them by relative paths.';
-  if (typeof shard !== 'string' || shard.length === 0) throw new UserError(`'${jsonPath}' names a weight file that is not a string (${JSON.stringify(shard)}).`);
+  if (typeof shard !== 'string' || shard.length === 0)
+    throw new UserError(`'${jsonPath}' names a weight file that is not a string (${JSON.stringify(shard)}).`);
   if (shard.includes('\0') || /^[a-z][a-z0-9+.-]*:\/\//i.test(shard)) {
     throw new UserError(`Weight file '${shard}' named in '${jsonPath}' is not a relative file path.`, hint);
   }

@@ -15,18 +15,26 @@ export function stridesOf(shape: number[]): number[] {
 }
 
 /** out[i] = fn(a[i'], b[i'']) with numpy broadcasting. */
-export function broadcastBinary(a: Float64Array, aShape: number[], b: Float64Array, bShape: number[], fn: (x: number, y: number) => number): { data: Float64Array; shape: number[] } {
+export function broadcastBinary(
+  a: Float64Array,
+  aShape: number[],
+  b: Float64Array,
+  bShape: number[],
+  fn: (x: number, y: number) => number,
+): { data: Float64Array; shape: number[] } {
   const shape = broadcastShapes(aShape, bShape);
   const rank = shape.length;
   const pad = (s: number[]) => [...new Array(rank - s.length).fill(1), ...s];
-  const as = pad(aShape), bs = pad(bShape);
+  const as = pad(aShape),
+    bs = pad(bShape);
   const aStr = stridesOf(as).map((st, i) => (as[i] === 1 ? 0 : st));
   const bStr = stridesOf(bs).map((st, i) => (bs[i] === 1 ? 0 : st));
   const n = sizeOf(shape);
   const out = new Float64Array(n);
   const idx = new Array<number>(rank).fill(0);
   for (let o = 0; o < n; o++) {
-    let ai = 0, bi = 0;
+    let ai = 0,
+      bi = 0;
     for (let k = 0; k < rank; k++) {
       ai += idx[k] * aStr[k];
       bi += idx[k] * bStr[k];
@@ -96,7 +104,15 @@ export function planStridedSlice(shape: number[], s: SliceSpec): SlicePlan {
       for (let k = 0; k < rank - named; k++) dense.push({ begin: 0, end: 0, stride: 1, bm: true, em: true, shrink: false, newAxis: false, full: true });
       continue;
     }
-    dense.push({ begin: s.begin[i], end: s.end[i], stride: s.strides[i] ?? 1, bm: !!((s.beginMask >> i) & 1), em: !!((s.endMask >> i) & 1), shrink: !!((s.shrinkAxisMask >> i) & 1), newAxis: !!((s.newAxisMask >> i) & 1) });
+    dense.push({
+      begin: s.begin[i],
+      end: s.end[i],
+      stride: s.strides[i] ?? 1,
+      bm: !!((s.beginMask >> i) & 1),
+      em: !!((s.endMask >> i) & 1),
+      shrink: !!((s.shrinkAxisMask >> i) & 1),
+      newAxis: !!((s.newAxisMask >> i) & 1),
+    });
   }
   const axes: SlicePlan['axes'] = [];
   const newAxes: number[] = [];
@@ -138,7 +154,8 @@ export function planStridedSlice(shape: number[], s: SliceSpec): SlicePlan {
         const x = v < 0 ? v + dim : v;
         return st > 0 ? Math.min(Math.max(x, 0), dim) : Math.min(Math.max(x, -1), dim - 1);
       };
-      const b = norm(start), e = norm(end);
+      const b = norm(start),
+        e = norm(end);
       const list: number[] = [];
       for (let i = b; st > 0 ? i < e : i > e; i += st) list.push(i);
       indices.push(list);

@@ -42,12 +42,34 @@ interface TfNode {
   attr: Record<string, TfAttr>;
 }
 
-const TF_TO_ONNX_HINT = 'Convert the model to ONNX with tf2onnx (python -m tf2onnx.convert --saved-model … or --tfjs model.json) and open the .onnx file instead.';
+const TF_TO_ONNX_HINT =
+  'Convert the model to ONNX with tf2onnx (python -m tf2onnx.convert --saved-model … or --tfjs model.json) and open the .onnx file instead.';
 
 const CONTROL_FLOW = new Set([
-  'Enter', 'Exit', 'Merge', 'Switch', 'NextIteration', 'LoopCond', 'If', 'StatelessIf', 'While', 'StatelessWhile',
-  'TensorArrayV3', 'TensorArrayReadV3', 'TensorArrayWriteV3', 'TensorArrayGatherV3', 'TensorArrayScatterV3', 'TensorArraySizeV3',
-  'TensorListReserve', 'TensorListFromTensor', 'TensorListGetItem', 'TensorListSetItem', 'TensorListStack', 'TensorListLength', 'PartitionedCall', 'StatefulPartitionedCall',
+  'Enter',
+  'Exit',
+  'Merge',
+  'Switch',
+  'NextIteration',
+  'LoopCond',
+  'If',
+  'StatelessIf',
+  'While',
+  'StatelessWhile',
+  'TensorArrayV3',
+  'TensorArrayReadV3',
+  'TensorArrayWriteV3',
+  'TensorArrayGatherV3',
+  'TensorArrayScatterV3',
+  'TensorArraySizeV3',
+  'TensorListReserve',
+  'TensorListFromTensor',
+  'TensorListGetItem',
+  'TensorListSetItem',
+  'TensorListStack',
+  'TensorListLength',
+  'PartitionedCall',
+  'StatefulPartitionedCall',
 ]);
 
 // ---- attributes ------------------------------------------------------------------------------
@@ -63,9 +85,16 @@ const dims = (shape: { dim?: { size?: string | number }[] } | undefined): number
 
 function dtypeOf(tf: string | undefined): ValDtype | undefined {
   switch (tf) {
-    case 'DT_FLOAT': case 'float32': return 'float32';
-    case 'DT_INT32': case 'DT_INT64': case 'int32': return 'int64';
-    case 'DT_BOOL': case 'bool': return 'bool';
+    case 'DT_FLOAT':
+    case 'float32':
+      return 'float32';
+    case 'DT_INT32':
+    case 'DT_INT64':
+    case 'int32':
+      return 'int64';
+    case 'DT_BOOL':
+    case 'bool':
+      return 'bool';
   }
   return undefined;
 }
@@ -90,7 +119,14 @@ function inlineTensor(t: TfTensorJson, name: string): { shape: number[]; dtype: 
   if (t.tensorContent) {
     const b = Buffer.from(t.tensorContent, 'base64');
     const buf = new Uint8Array(b).buffer;
-    values = t.dtype === 'DT_FLOAT' ? [...new Float32Array(buf)] : t.dtype === 'DT_INT32' ? [...new Int32Array(buf)] : t.dtype === 'DT_INT64' ? [...new BigInt64Array(buf)].map(Number) : [...new Uint8Array(buf)];
+    values =
+      t.dtype === 'DT_FLOAT'
+        ? [...new Float32Array(buf)]
+        : t.dtype === 'DT_INT32'
+          ? [...new Int32Array(buf)]
+          : t.dtype === 'DT_INT64'
+            ? [...new BigInt64Array(buf)].map(Number)
+            : [...new Uint8Array(buf)];
   } else {
     values = (t.floatVal ?? t.intVal ?? t.int64Val?.map(Number) ?? t.boolVal?.map((b) => (b ? 1 : 0)) ?? []).map(Number);
   }
@@ -179,7 +215,9 @@ function checkPadding(n: TfNode): string | undefined {
 }
 
 function convNode(c: GCtx, depthwise: boolean, fused: boolean): Val {
-  const e = c.e, x = c.ins[0], w = c.ins[1];
+  const e = c.e,
+    x = c.ins[0],
+    w = c.ins[1];
   const [kh, kw, cin, cm] = w.shape;
   const filter = depthwise
     ? { dims: [cin * cm, 1, kh, kw], data: transposeData(konstData(w), w.shape, [2, 3, 0, 1]) }
@@ -199,7 +237,11 @@ function convNode(c: GCtx, depthwise: boolean, fused: boolean): Val {
     const ins = [e.get(x, 'nchw'), e.floatInit(`${w.hint}${depthwise ? '/depthwise_oihw' : '/oihw'}`, filter.dims, filter.data)];
     const biasIsVector = bias?.konst && rankOf(bias) === 1 && bias.shape[0] === outC;
     if (biasIsVector) ins.push(e.get(bias!));
-    const out = e.val(e.op('Conv', ins, { ...windowAttrs(hw, [kh, kw], s, d, pad), group: depthwise ? cin : 1 }, bias && !biasIsVector ? `${name}/Conv` : name), shape, 'nchw');
+    const out = e.val(
+      e.op('Conv', ins, { ...windowAttrs(hw, [kh, kw], s, d, pad), group: depthwise ? cin : 1 }, bias && !biasIsVector ? `${name}/Conv` : name),
+      shape,
+      'nchw',
+    );
     return bias && !biasIsVector ? e.elementwise('Add', [out, bias], name) : out;
   };
   return fused ? fusedTail(c, build) : build(c.name, undefined);
@@ -208,7 +250,8 @@ function convNode(c: GCtx, depthwise: boolean, fused: boolean): Val {
 function matmulNode(c: GCtx, fused: boolean): Val {
   const e = c.e;
   const [a, b] = c.ins;
-  const ta = attrBool(c.n, 'transpose_a', false), tb = attrBool(c.n, 'transpose_b', false);
+  const ta = attrBool(c.n, 'transpose_a', false),
+    tb = attrBool(c.n, 'transpose_b', false);
   const m = ta ? a.shape[rankOf(a) - 1] : a.shape[rankOf(a) - 2];
   const nOut = tb ? b.shape[rankOf(b) - 2] : b.shape[rankOf(b) - 1];
   const shape = [...a.shape.slice(0, -2), m, nOut];
@@ -232,10 +275,13 @@ function matmulNode(c: GCtx, fused: boolean): Val {
 function poolNode(c: GCtx, op: 'MaxPool' | 'AveragePool'): Val {
   const x = c.ins[0];
   const k = attrInts(c.n, 'ksize') ?? [1, 2, 2, 1];
-  const kernel = [k[1], k[2]], s = strideAttr(c.n), pad = padSpec(c.n);
+  const kernel = [k[1], k[2]],
+    s = strideAttr(c.n),
+    pad = padSpec(c.n);
   const hw = [x.shape[1], x.shape[2]];
   const out = c.e.op(op, [c.e.get(x, 'nchw')], windowAttrs(hw, kernel, s, [1, 1], pad, false), c.name);
-  const len = (i: number) => (Array.isArray(pad) ? (hw[i] < 0 ? -1 : Math.floor((hw[i] + pad[i] + pad[i + 2] - kernel[i]) / s[i]) + 1) : convOutLength(hw[i], kernel[i], s[i], 1, pad));
+  const len = (i: number) =>
+    Array.isArray(pad) ? (hw[i] < 0 ? -1 : Math.floor((hw[i] + pad[i] + pad[i + 2] - kernel[i]) / s[i]) + 1) : convOutLength(hw[i], kernel[i], s[i], 1, pad);
   return c.e.val(out, [x.shape[0], len(0), len(1), x.shape[3]], 'nchw');
 }
 
@@ -288,7 +334,8 @@ function axesOf(v: Val, rank: number): number[] {
 }
 
 function reduceNode(c: GCtx, op: 'ReduceMean' | 'ReduceSum' | 'ReduceMax' | 'ReduceMin' | 'ReduceProd'): Val {
-  const e = c.e, x = c.ins[0];
+  const e = c.e,
+    x = c.ins[0];
   const rank = rankOf(x);
   const axes = [...new Set(axesOf(c.ins[1], rank))].sort((p, q) => p - q);
   const keep = attrBool(c.n, 'keep_dims', false);
@@ -306,9 +353,10 @@ function reduceNode(c: GCtx, op: 'ReduceMean' | 'ReduceSum' | 'ReduceMax' | 'Red
     if (remaining.some((a, i) => i > 0 && a < remaining[i - 1])) L = 'tf';
   }
   const onnxAxes = axes.map((a) => axisIn(x, a, L));
-  const out = op === 'ReduceSum'
-    ? e.op(op, [e.get(x, L), e.int64Init(`${c.name}/axes`, onnxAxes)], { keepdims: keep ? 1 : 0 }, c.name)
-    : e.op(op, [e.get(x, L)], { axes: onnxAxes, keepdims: keep ? 1 : 0 }, c.name);
+  const out =
+    op === 'ReduceSum'
+      ? e.op(op, [e.get(x, L), e.int64Init(`${c.name}/axes`, onnxAxes)], { keepdims: keep ? 1 : 0 }, c.name)
+      : e.op(op, [e.get(x, L)], { axes: onnxAxes, keepdims: keep ? 1 : 0 }, c.name);
   return e.val(out, shape, keep ? L : 'tf', x.dtype);
 }
 
@@ -319,11 +367,12 @@ function reduceFold(c: GCtx, fn: (vals: number[]) => number): Val {
   const keep = attrBool(c.n, 'keep_dims', false);
   const outFull = x.shape.map((d, i) => (axes.includes(i) ? 1 : d));
   const groups = new Map<number, number[]>();
-  const str = stridesOf(x.shape), ostr = stridesOf(outFull);
+  const str = stridesOf(x.shape),
+    ostr = stridesOf(outFull);
   const data = konstData(x);
   for (let i = 0; i < data.length; i++) {
     let o = 0;
-    for (let k = 0; k < rank; k++) if (!axes.includes(k)) o += Math.floor(i / str[k]) % x.shape[k] * ostr[k];
+    for (let k = 0; k < rank; k++) if (!axes.includes(k)) o += (Math.floor(i / str[k]) % x.shape[k]) * ostr[k];
     const list = groups.get(o) ?? [];
     list.push(data[i]);
     groups.set(o, list);
@@ -346,18 +395,44 @@ function reshapeTo(c: GCtx, x: Val, target: Val, name = c.name): Val {
 }
 
 const SLICE_ATTRS = (n: TfNode) => ({
-  beginMask: attrInt(n, 'begin_mask', 0), endMask: attrInt(n, 'end_mask', 0), ellipsisMask: attrInt(n, 'ellipsis_mask', 0),
-  newAxisMask: attrInt(n, 'new_axis_mask', 0), shrinkAxisMask: attrInt(n, 'shrink_axis_mask', 0),
+  beginMask: attrInt(n, 'begin_mask', 0),
+  endMask: attrInt(n, 'end_mask', 0),
+  ellipsisMask: attrInt(n, 'ellipsis_mask', 0),
+  newAxisMask: attrInt(n, 'new_axis_mask', 0),
+  shrinkAxisMask: attrInt(n, 'shrink_axis_mask', 0),
 });
 
 function stridedSlice(c: GCtx): Val {
-  const e = c.e, x = c.ins[0];
+  const e = c.e,
+    x = c.ins[0];
   const plan = planStridedSlice(x.shape, { begin: numbers(c.ins[1]), end: numbers(c.ins[2]), strides: numbers(c.ins[3]), ...SLICE_ATTRS(c.n) });
   if (x.konst && plan.indices) return foldVal(c, plan.shape, gatherAxes(konstData(x), x.shape, plan.indices), x.dtype);
   const shrink = plan.axes.filter((a) => a.shrink).map((a) => a.axis);
   const last = !shrink.length && !plan.newAxes.length;
-  let t = e.op('Slice', [e.get(x), e.int64Init(`${c.name}/starts`, plan.axes.map((a) => a.start)), e.int64Init(`${c.name}/ends`, plan.axes.map((a) => a.end)),
-    e.int64Init(`${c.name}/axes`, plan.axes.map((a) => a.axis)), e.int64Init(`${c.name}/steps`, plan.axes.map((a) => a.step))], {}, last ? c.name : `${c.name}/Slice`);
+  let t = e.op(
+    'Slice',
+    [
+      e.get(x),
+      e.int64Init(
+        `${c.name}/starts`,
+        plan.axes.map((a) => a.start),
+      ),
+      e.int64Init(
+        `${c.name}/ends`,
+        plan.axes.map((a) => a.end),
+      ),
+      e.int64Init(
+        `${c.name}/axes`,
+        plan.axes.map((a) => a.axis),
+      ),
+      e.int64Init(
+        `${c.name}/steps`,
+        plan.axes.map((a) => a.step),
+      ),
+    ],
+    {},
+    last ? c.name : `${c.name}/Slice`,
+  );
   if (shrink.length) t = e.op('Squeeze', [t, e.int64Init(`${c.name}/shrink_axes`, shrink)], {}, plan.newAxes.length ? `${c.name}/Squeeze` : c.name);
   if (plan.newAxes.length) t = e.op('Unsqueeze', [t, e.int64Init(`${c.name}/new_axes`, plan.newAxes)], {}, c.name);
   return e.val(t, plan.shape, 'tf', x.dtype);
@@ -381,11 +456,22 @@ function concatNode(c: GCtx, vals: Val[], axisVal: Val): Val {
     return foldVal(c, shape, out, vals[0].dtype);
   }
   const L: Layout = rank === 4 && vals.every((v) => v.konst || v.as.nchw !== undefined) ? 'nchw' : 'tf';
-  return e.val(e.op('Concat', vals.map((v) => e.get(v, L)), { axis: L === 'nchw' ? NCHW_AXIS[a] : a }, c.name), shape, L, vals[0].dtype);
+  return e.val(
+    e.op(
+      'Concat',
+      vals.map((v) => e.get(v, L)),
+      { axis: L === 'nchw' ? NCHW_AXIS[a] : a },
+      c.name,
+    ),
+    shape,
+    L,
+    vals[0].dtype,
+  );
 }
 
 function packNode(c: GCtx): Val {
-  const e = c.e, vals = c.ins;
+  const e = c.e,
+    vals = c.ins;
   const rank = rankOf(vals[0]) + 1;
   let a = attrInt(c.n, 'axis', 0);
   if (a < 0) a += rank;
@@ -401,7 +487,8 @@ function packNode(c: GCtx): Val {
 }
 
 function padNode(c: GCtx, mode: 'constant' | 'reflect'): Val {
-  const e = c.e, x = c.ins[0];
+  const e = c.e,
+    x = c.ins[0];
   const p = numbers(c.ins[1]);
   const rank = rankOf(x);
   const L = homeLayout(x);
@@ -416,7 +503,8 @@ function padNode(c: GCtx, mode: 'constant' | 'reflect'): Val {
 function resizeNode(c: GCtx, mode: 'linear' | 'nearest'): Val {
   const x = c.ins[0];
   const [h, w] = numbers(c.ins[1]);
-  const align = attrBool(c.n, 'align_corners', false), half = attrBool(c.n, 'half_pixel_centers', false);
+  const align = attrBool(c.n, 'align_corners', false),
+    half = attrBool(c.n, 'half_pixel_centers', false);
   const integral = x.shape[1] > 0 && x.shape[2] > 0 && h % x.shape[1] === 0 && w % x.shape[2] === 0;
   return resize(c.e, x, [h, w], integral ? [h / x.shape[1], w / x.shape[2]] : [-1, -1], mode, align, half, c.name);
 }
@@ -438,7 +526,11 @@ const RULES: Record<string, GRule> = {
   AvgPool: { check: (n) => NHWC_ONLY(n) ?? checkPadding(n), convert: (c) => poolNode(c, 'AveragePool') },
   Prelu: { convert: (c) => c.e.elementwise('PRelu', [c.ins[0], c.ins[1]], c.name) },
   AddN: {
-    fold: (c) => c.ins.slice(1).reduce((acc, v) => { const r = broadcastBinary(konstData(acc), acc.shape, konstData(v), v.shape, (a, b) => a + b); return foldVal(c, r.shape, r.data, acc.dtype); }, c.ins[0]),
+    fold: (c) =>
+      c.ins.slice(1).reduce((acc, v) => {
+        const r = broadcastBinary(konstData(acc), acc.shape, konstData(v), v.shape, (a, b) => a + b);
+        return foldVal(c, r.shape, r.data, acc.dtype);
+      }, c.ins[0]),
     convert: (c) => (c.ins.length === 1 ? c.ins[0] : c.e.elementwise('Sum', c.ins, c.name)),
   },
   Mean: { konst: () => [1], fold: (c) => reduceFold(c, (v) => v.reduce((a, b) => a + b, 0) / v.length), convert: (c) => reduceNode(c, 'ReduceMean') },
@@ -466,14 +558,18 @@ const RULES: Record<string, GRule> = {
       return c.e.val(c.e.op('Unsqueeze', [c.e.get(x), c.e.int64Init(`${c.name}/axes`, [expandAxis(c)])], {}, c.name), expandShape(c), 'tf', x.dtype);
     },
   },
-  ConcatV2: { konst: (n) => [n.input.filter((i) => !i.startsWith('^')).length - 1], convert: (c) => concatNode(c, c.ins.slice(0, -1), c.ins[c.ins.length - 1]) },
+  ConcatV2: {
+    konst: (n) => [n.input.filter((i) => !i.startsWith('^')).length - 1],
+    convert: (c) => concatNode(c, c.ins.slice(0, -1), c.ins[c.ins.length - 1]),
+  },
   Concat: { konst: () => [0], convert: (c) => concatNode(c, c.ins.slice(1), c.ins[0]) },
   Pack: { convert: (c) => packNode(c) },
   Pad: { konst: () => [1], convert: (c) => padNode(c, 'constant') },
   PadV2: { konst: () => [1, 2], convert: (c) => padNode(c, 'constant') },
   MirrorPad: {
     konst: () => [1],
-    check: (n) => (attrStr(n, 'mode', 'REFLECT').toUpperCase() === 'REFLECT' ? undefined : `mode ${attrStr(n, 'mode', '')} (only REFLECT has an ONNX equivalent)`),
+    check: (n) =>
+      attrStr(n, 'mode', 'REFLECT').toUpperCase() === 'REFLECT' ? undefined : `mode ${attrStr(n, 'mode', '')} (only REFLECT has an ONNX equivalent)`,
     convert: (c) => padNode(c, 'reflect'),
   },
   FusedBatchNorm: { check: NHWC_ONLY, konst: () => [1, 2, 3, 4], convert: (c) => fusedBatchNorm(c) },
@@ -482,12 +578,24 @@ const RULES: Record<string, GRule> = {
   Transpose: {
     konst: () => [1],
     fold: (c) => {
-      const x = c.ins[0], perm = numbers(c.ins[1]);
-      return foldVal(c, perm.map((p) => x.shape[p]), transposeData(konstData(x), x.shape, perm), x.dtype);
+      const x = c.ins[0],
+        perm = numbers(c.ins[1]);
+      return foldVal(
+        c,
+        perm.map((p) => x.shape[p]),
+        transposeData(konstData(x), x.shape, perm),
+        x.dtype,
+      );
     },
     convert: (c) => {
-      const x = c.ins[0], perm = numbers(c.ins[1]);
-      return c.e.val(c.e.op('Transpose', [c.e.get(x)], { perm }, c.name), perm.map((p) => x.shape[p]), 'tf', x.dtype);
+      const x = c.ins[0],
+        perm = numbers(c.ins[1]);
+      return c.e.val(
+        c.e.op('Transpose', [c.e.get(x)], { perm }, c.name),
+        perm.map((p) => x.shape[p]),
+        'tf',
+        x.dtype,
+      );
     },
   },
   StridedSlice: { konst: () => [1, 2, 3], convert: stridedSlice },
@@ -500,7 +608,13 @@ const RULES: Record<string, GRule> = {
   },
   Cast: {
     check: (n) => (dtypeOf(n.attr.DstT?.type) ? undefined : `cast to ${n.attr.DstT?.type}`),
-    fold: (c) => foldVal(c, c.ins[0].shape, Array.from(konstData(c.ins[0]), dtypeOf(c.n.attr.DstT?.type) === 'float32' ? (x) => x : Math.trunc), dtypeOf(c.n.attr.DstT?.type)!),
+    fold: (c) =>
+      foldVal(
+        c,
+        c.ins[0].shape,
+        Array.from(konstData(c.ins[0]), dtypeOf(c.n.attr.DstT?.type) === 'float32' ? (x) => x : Math.trunc),
+        dtypeOf(c.n.attr.DstT?.type)!,
+      ),
     convert: (c) => {
       const to = dtypeOf(c.n.attr.DstT?.type)!;
       const x = c.ins[0];
@@ -519,7 +633,13 @@ for (const [op, b] of Object.entries(BINARY)) {
     check: op === 'BiasAdd' ? NHWC_ONLY : undefined,
     fold: (c) => {
       const [a, bb] = c.ins;
-      const r = broadcastBinary(konstData(a), a.shape, konstData(bb), bb.shape, a.dtype === 'int64' && (op === 'RealDiv' || op === 'Div') ? (x, y) => Math.trunc(x / y) : b.fn);
+      const r = broadcastBinary(
+        konstData(a),
+        a.shape,
+        konstData(bb),
+        bb.shape,
+        a.dtype === 'int64' && (op === 'RealDiv' || op === 'Div') ? (x, y) => Math.trunc(x / y) : b.fn,
+      );
       return foldVal(c, r.shape, r.data, a.dtype);
     },
     convert: (c) => {
@@ -536,7 +656,12 @@ function reshapeFold(c: GCtx): Val | undefined {
   const x = c.ins[0];
   const t = numbers(c.ins[1]);
   const rest = sizeOf(t.filter((d) => d !== -1));
-  return foldVal(c, t.map((d) => (d === -1 ? sizeOf(x.shape) / rest : d)), konstData(x), x.dtype);
+  return foldVal(
+    c,
+    t.map((d) => (d === -1 ? sizeOf(x.shape) / rest : d)),
+    konstData(x),
+    x.dtype,
+  );
 }
 
 function squeezeAxes(c: GCtx): number[] {
@@ -560,7 +685,8 @@ const expandShape = (c: GCtx) => {
 };
 
 function fusedBatchNorm(c: GCtx): Val[] {
-  const e = c.e, x = c.ins[0];
+  const e = c.e,
+    x = c.ins[0];
   const [scale, offset, mean, variance] = c.ins.slice(1, 5);
   const eps = attrFloat(c.n, 'epsilon', 1e-3);
   const L: Layout = rankOf(x) === 4 ? 'nchw' : 'tf';
@@ -575,15 +701,27 @@ interface Signature {
   outputs?: Record<string, { name?: string }>;
 }
 
-export function convertGraphModel(json: TfjsModelJson, weights: Map<string, WeightTensor>, where: string, meta: { producer: string; producerVersion?: string }): { model: ReturnType<OnnxWriter['finish']>; outputNote: string } {
+export function convertGraphModel(
+  json: TfjsModelJson,
+  weights: Map<string, WeightTensor>,
+  where: string,
+  meta: { producer: string; producerVersion?: string },
+): { model: ReturnType<OnnxWriter['finish']>; outputNote: string } {
   const topo = json.modelTopology as { node?: Partial<TfNode>[]; library?: { function?: unknown[] } };
   if (!topo || !Array.isArray(topo.node)) throw new UserError(`${where}: the graph model has no node list (modelTopology.node).`);
-  const nodes: TfNode[] = topo.node.map((n, i) => ({ name: String(n.name ?? `node_${i}`), op: String(n.op ?? ''), input: (n.input ?? []).map(String), attr: (n.attr ?? {}) as Record<string, TfAttr> }));
+  const nodes: TfNode[] = topo.node.map((n, i) => ({
+    name: String(n.name ?? `node_${i}`),
+    op: String(n.op ?? ''),
+    input: (n.input ?? []).map(String),
+    attr: (n.attr ?? {}) as Record<string, TfAttr>,
+  }));
   const byName = new Map(nodes.map((n) => [n.name, n]));
   const signature = (json.signature ?? (json.userDefinedMetadata?.signature as Signature | undefined)) as Signature | undefined;
 
   // Outputs: the signature's, else every node nothing reads.
-  let outputRefs = Object.values(signature?.outputs ?? {}).map((o) => o.name).filter((n): n is string => !!n);
+  let outputRefs = Object.values(signature?.outputs ?? {})
+    .map((o) => o.name)
+    .filter((n): n is string => !!n);
   if (outputRefs.length === 0) {
     const read = new Set(nodes.flatMap((n) => n.input.map((i) => parseRef(i)?.node).filter(Boolean)));
     outputRefs = nodes.filter((n) => !read.has(n.name) && !['Const', 'NoOp', 'Placeholder'].includes(n.op)).map((n) => n.name);
@@ -651,8 +789,15 @@ export function convertGraphModel(json: TfjsModelJson, weights: Map<string, Weig
       if (r && !isKonst.get(r.node)) problems.push(`node '${n.name}' (${n.op}): input ${k} ('${r.node}') must be a constant`);
     }
   }
-  for (const [op, names] of unsupported) problems.push(`op ${op} is not supported: ${names.slice(0, 5).map((s) => `'${s}'`).join(', ')}${names.length > 5 ? ` and ${names.length - 5} more` : ''}`);
-  if (problems.length) throw new UserError(`${where}: this TensorFlow.js graph model cannot be converted to ONNX:\n  - ${problems.join('\n  - ')}`, TF_TO_ONNX_HINT);
+  for (const [op, names] of unsupported)
+    problems.push(
+      `op ${op} is not supported: ${names
+        .slice(0, 5)
+        .map((s) => `'${s}'`)
+        .join(', ')}${names.length > 5 ? ` and ${names.length - 5} more` : ''}`,
+    );
+  if (problems.length)
+    throw new UserError(`${where}: this TensorFlow.js graph model cannot be converted to ONNX:\n  - ${problems.join('\n  - ')}`, TF_TO_ONNX_HINT);
 
   // Convert.
   const e = new OnnxWriter();
@@ -675,11 +820,13 @@ export function convertGraphModel(json: TfjsModelJson, weights: Map<string, Weig
       values.set(`${n.name}:0`, e.input(n.name, shape));
       continue;
     }
-    const ins = n.input.filter((i) => !i.startsWith('^')).map((i) => {
-      const v = values.get(refKey(i));
-      if (!v) throw new UserError(`${where}: node '${n.name}' reads '${i}', which no converted node writes.`, TF_TO_ONNX_HINT);
-      return v;
-    });
+    const ins = n.input
+      .filter((i) => !i.startsWith('^'))
+      .map((i) => {
+        const v = values.get(refKey(i));
+        if (!v) throw new UserError(`${where}: node '${n.name}' reads '${i}', which no converted node writes.`, TF_TO_ONNX_HINT);
+        return v;
+      });
     const rule = RULES[n.op];
     const c: GCtx = { e, n, name: n.name, ins };
     const folded = ins.length > 0 && ins.every((v) => v.konst) && rule.fold ? rule.fold(c) : undefined;
@@ -692,7 +839,7 @@ export function convertGraphModel(json: TfjsModelJson, weights: Map<string, Weig
   const plans: OutputPlan[] = outputRefs.map((ref) => {
     let r = parseRef(ref)!;
     let n = byName.get(r.node)!;
-    while (passThrough.has(n.op) || (n.op === 'IdentityN')) {
+    while (passThrough.has(n.op) || n.op === 'IdentityN') {
       const next = parseRef(n.input.filter((i) => !i.startsWith('^'))[n.op === 'IdentityN' ? r.index : 0])!;
       r = next;
       n = byName.get(r.node)!;
@@ -701,11 +848,13 @@ export function convertGraphModel(json: TfjsModelJson, weights: Map<string, Weig
     if (n.op === 'Softmax') {
       return { val: values.get(refKey(n.input[0]))!, kind: 'logits', note: `logits (pre-softmax of node ${n.name})` };
     }
-    if (isProbabilities(n, byName)) return { val, kind: 'log', note: `log-probabilities: Log of node ${n.name} (made from softmax outputs; no single pre-softmax tensor exists)` };
+    if (isProbabilities(n, byName))
+      return { val, kind: 'log', note: `log-probabilities: Log of node ${n.name} (made from softmax outputs; no single pre-softmax tensor exists)` };
     return { val, kind: 'as-is', note: `the model's own output (node ${n.name} is not a softmax)` };
   });
   const { model, note } = finishOutputs(e, plans, {
-    producer: meta.producer, producerVersion: meta.producerVersion,
+    producer: meta.producer,
+    producerVersion: meta.producerVersion,
     docString: 'Converted by Robustness Lab from a TensorFlow.js graph model.',
     source: 'tfjs graph-model',
   });
@@ -720,9 +869,9 @@ function signatureInput(sig: Signature | undefined, node: string) {
 function isProbabilities(n: TfNode, byName: Map<string, TfNode>, depth = 0): boolean {
   if (depth > 8) return false;
   const ins = n.input.filter((i) => !i.startsWith('^')).map((i) => byName.get(parseRef(i)!.node)!);
-  const prob = (m: TfNode): boolean => m.op === 'Softmax' || (['Identity', 'Snapshot'].includes(m.op) ? prob(byName.get(parseRef(m.input[0])!.node)!) : isProbabilities(m, byName, depth + 1));
+  const prob = (m: TfNode): boolean =>
+    m.op === 'Softmax' || (['Identity', 'Snapshot'].includes(m.op) ? prob(byName.get(parseRef(m.input[0])!.node)!) : isProbabilities(m, byName, depth + 1));
   if (['Add', 'AddV2', 'AddN'].includes(n.op)) return ins.every(prob);
   if (['Mul', 'RealDiv'].includes(n.op)) return ins.some((m) => m.op === 'Const') && ins.filter((m) => m.op !== 'Const').every(prob);
   return false;
 }
-

@@ -5,7 +5,7 @@
  */
 import { UserError } from '../errors';
 import { f, homeLayout, OnnxWriter, rankOf, sizeOf, transposeData, type Layout, type Val } from './emit';
-import { ACTIVATIONS, activation, axisIn, canonicalActivation, clip, convOutLength, reluFamily, windowAttrs } from './ops';
+import { ACTIVATIONS, activation, axisIn, canonicalActivation, convOutLength, reluFamily, windowAttrs } from './ops';
 import { finishOutputs, type OutputPlan } from './outputs';
 import type { WeightTensor } from './weights';
 
@@ -90,7 +90,12 @@ export function parseTopology(raw: unknown, where: string): Topology {
       if (i === 0 && l.class_name !== 'InputLayer') {
         const shape = (lc.batch_input_shape as unknown[]) ?? (lc.input_shape ? [null, ...(lc.input_shape as unknown[])] : lc.batch_shape);
         const inputName = `${name}_input`;
-        layers.push({ className: 'InputLayer', name: inputName, config: { batch_input_shape: shape, dtype: lc.dtype ?? 'float32', name: inputName }, calls: [] });
+        layers.push({
+          className: 'InputLayer',
+          name: inputName,
+          config: { batch_input_shape: shape, dtype: lc.dtype ?? 'float32', name: inputName },
+          calls: [],
+        });
         prev = inputName;
       }
       layers.push({ className: String(l.class_name), name, config: lc, calls: l.class_name === 'InputLayer' ? [] : [[{ layer: prev!, node: 0, tensor: 0 }]] });
@@ -122,15 +127,22 @@ const pair = (c: Config, key: string, fallback: number[]): number[] => {
   if (Array.isArray(v) && v.length === 2 && v.every((x) => typeof x === 'number')) return v as number[];
   return fallback;
 };
-const padding = (c: Config): 'valid' | 'same' => (String(c.padding ?? 'valid').toLowerCase() as 'valid' | 'same');
+const padding = (c: Config): 'valid' | 'same' => String(c.padding ?? 'valid').toLowerCase() as 'valid' | 'same';
 /** ((top, bottom), (left, right)) from an int, a pair of ints or a pair of pairs. */
 function padPairs(v: unknown, fallback: number): [[number, number], [number, number]] {
-  if (typeof v === 'number') return [[v, v], [v, v]];
+  if (typeof v === 'number')
+    return [
+      [v, v],
+      [v, v],
+    ];
   if (Array.isArray(v) && v.length === 2) {
     const p = v.map((x) => (typeof x === 'number' ? [x, x] : Array.isArray(x) ? [Number(x[0]), Number(x[1])] : [fallback, fallback]));
     return [p[0] as [number, number], p[1] as [number, number]];
   }
-  return [[fallback, fallback], [fallback, fallback]];
+  return [
+    [fallback, fallback],
+    [fallback, fallback],
+  ];
 }
 const useBias = (c: Config) => c.use_bias !== false;
 
@@ -167,7 +179,10 @@ function checkActivation(c: Config): string | undefined {
   return ACTIVATIONS.has(a) ? undefined : `activation '${JSON.stringify(c.activation)}'`;
 }
 
-const all = (...checks: ((c: Config) => string | undefined)[]) => (c: Config) => checks.map((k) => k(c)).find((x) => x);
+const all =
+  (...checks: ((c: Config) => string | undefined)[]) =>
+  (c: Config) =>
+    checks.map((k) => k(c)).find((x) => x);
 
 /** The layer's activation, applied to the value built by `build` (which names its node `name` when it is the last). */
 function withActivation(x: Ctx, act: string, build: (name: string, op: string) => Val, op: string, opts = {}): Val {
@@ -179,12 +194,26 @@ function withActivation(x: Ctx, act: string, build: (name: string, op: string) =
 }
 
 /** Kernel [kh, kw, in, out] → ONNX [out, in, kh, kw]. */
-const kernelOIHW = (w: WeightTensor) => ({ dims: [w.shape[3], w.shape[2], w.shape[0], w.shape[1]], data: transposeData(w.data as Float32Array, w.shape, [3, 2, 0, 1]) });
+const kernelOIHW = (w: WeightTensor) => ({
+  dims: [w.shape[3], w.shape[2], w.shape[0], w.shape[1]],
+  data: transposeData(w.data as Float32Array, w.shape, [3, 2, 0, 1]),
+});
 
-function conv(x: Ctx, input: Val, kernel: { dims: number[]; data: ArrayLike<number> }, bias: WeightTensor | undefined, c: Config, group: number, name: string, kernelHint: string): Val {
+function conv(
+  x: Ctx,
+  input: Val,
+  kernel: { dims: number[]; data: ArrayLike<number> },
+  bias: WeightTensor | undefined,
+  c: Config,
+  group: number,
+  name: string,
+  kernelHint: string,
+): Val {
   const e = x.e;
   const hw = [input.shape[1], input.shape[2]];
-  const k = [kernel.dims[2], kernel.dims[3]], s = pair(c, 'strides', [1, 1]), d = pair(c, 'dilation_rate', [1, 1]);
+  const k = [kernel.dims[2], kernel.dims[3]],
+    s = pair(c, 'strides', [1, 1]),
+    d = pair(c, 'dilation_rate', [1, 1]);
   const pad = padding(c);
   const ins = [e.get(input, 'nchw'), e.floatInit(kernelHint, kernel.dims, kernel.data)];
   if (bias) ins.push(e.floatInit(`${x.name}/bias`, [bias.shape[0]], bias.data));
@@ -202,35 +231,75 @@ function depthwiseKernel(w: WeightTensor) {
 const actOf = (c: Config) => canonicalActivation(c.activation);
 
 const RULES: Record<string, Rule> = {
-  InputLayer: { convert: () => { throw new Error('unreachable'); } },
+  InputLayer: {
+    convert: () => {
+      throw new Error('unreachable');
+    },
+  },
   Conv2D: {
     weights: (c) => ['kernel', ...(useBias(c) ? ['bias'] : [])],
-    check: all(CHANNELS_LAST, checkActivation, (c) => (padding(c) === 'causal' as string ? "padding 'causal'" : undefined)),
+    check: all(CHANNELS_LAST, checkActivation, (c) => (padding(c) === ('causal' as string) ? "padding 'causal'" : undefined)),
     finalActivation: actOf,
-    convert: (x) => withActivation(x, actOf(x.layer.config), (name) => {
-      const w = x.weight('kernel');
-      const groups = num(x.layer.config, 'groups', 1);
-      return conv(x, x.inputs[0], kernelOIHW(w), useBias(x.layer.config) ? x.weight('bias') : undefined, x.layer.config, groups, name, `${x.name}/kernel`);
-    }, 'Conv'),
+    convert: (x) =>
+      withActivation(
+        x,
+        actOf(x.layer.config),
+        (name) => {
+          const w = x.weight('kernel');
+          const groups = num(x.layer.config, 'groups', 1);
+          return conv(x, x.inputs[0], kernelOIHW(w), useBias(x.layer.config) ? x.weight('bias') : undefined, x.layer.config, groups, name, `${x.name}/kernel`);
+        },
+        'Conv',
+      ),
   },
   DepthwiseConv2D: {
     weights: (c) => ['depthwise_kernel', ...(useBias(c) ? ['bias'] : [])],
     check: all(CHANNELS_LAST, checkActivation),
     finalActivation: actOf,
-    convert: (x) => withActivation(x, actOf(x.layer.config), (name) => {
-      const w = x.weight('depthwise_kernel');
-      return conv(x, x.inputs[0], depthwiseKernel(w), useBias(x.layer.config) ? x.weight('bias') : undefined, x.layer.config, w.shape[2], name, `${x.name}/depthwise_kernel`);
-    }, 'Conv'),
+    convert: (x) =>
+      withActivation(
+        x,
+        actOf(x.layer.config),
+        (name) => {
+          const w = x.weight('depthwise_kernel');
+          return conv(
+            x,
+            x.inputs[0],
+            depthwiseKernel(w),
+            useBias(x.layer.config) ? x.weight('bias') : undefined,
+            x.layer.config,
+            w.shape[2],
+            name,
+            `${x.name}/depthwise_kernel`,
+          );
+        },
+        'Conv',
+      ),
   },
   SeparableConv2D: {
     weights: (c) => ['depthwise_kernel', 'pointwise_kernel', ...(useBias(c) ? ['bias'] : [])],
     check: all(CHANNELS_LAST, checkActivation),
     finalActivation: actOf,
-    convert: (x) => withActivation(x, actOf(x.layer.config), (name) => {
-      const dw = x.weight('depthwise_kernel');
-      const depth = conv(x, x.inputs[0], depthwiseKernel(dw), undefined, x.layer.config, dw.shape[2], `${x.name}/depthwise`, `${x.name}/depthwise_kernel`);
-      return conv(x, depth, kernelOIHW(x.weight('pointwise_kernel')), useBias(x.layer.config) ? x.weight('bias') : undefined, {}, 1, name, `${x.name}/pointwise_kernel`);
-    }, 'Conv'),
+    convert: (x) =>
+      withActivation(
+        x,
+        actOf(x.layer.config),
+        (name) => {
+          const dw = x.weight('depthwise_kernel');
+          const depth = conv(x, x.inputs[0], depthwiseKernel(dw), undefined, x.layer.config, dw.shape[2], `${x.name}/depthwise`, `${x.name}/depthwise_kernel`);
+          return conv(
+            x,
+            depth,
+            kernelOIHW(x.weight('pointwise_kernel')),
+            useBias(x.layer.config) ? x.weight('bias') : undefined,
+            {},
+            1,
+            name,
+            `${x.name}/pointwise_kernel`,
+          );
+        },
+        'Conv',
+      ),
   },
   Conv2DTranspose: {
     weights: (c) => ['kernel', ...(useBias(c) ? ['bias'] : [])],
@@ -242,20 +311,27 @@ const RULES: Record<string, Rule> = {
     weights: (c) => ['kernel', ...(useBias(c) ? ['bias'] : [])],
     check: checkActivation,
     finalActivation: actOf,
-    convert: (x) => withActivation(x, actOf(x.layer.config), (name) => {
-      const e = x.e, input = x.inputs[0];
-      const w = x.weight('kernel');
-      const W = e.floatInit(`${x.name}/kernel`, w.shape, w.data);
-      const bias = useBias(x.layer.config) ? x.weight('bias') : undefined;
-      const shape = [...input.shape.slice(0, -1), w.shape[1]];
-      if (rankOf(input) === 2) {
-        const ins = [e.get(input), W, ...(bias ? [e.floatInit(`${x.name}/bias`, bias.shape, bias.data)] : [])];
-        return e.val(e.op('Gemm', ins, {}, name), shape, 'tf');
-      }
-      if (!bias) return e.val(e.op('MatMul', [e.get(input), W], {}, name), shape, 'tf');
-      const mm = e.op('MatMul', [e.get(input), W], {}, `${name}/MatMul`);
-      return e.val(e.op('Add', [mm, e.floatInit(`${x.name}/bias`, bias.shape, bias.data)], {}, name), shape, 'tf');
-    }, 'Gemm'),
+    convert: (x) =>
+      withActivation(
+        x,
+        actOf(x.layer.config),
+        (name) => {
+          const e = x.e,
+            input = x.inputs[0];
+          const w = x.weight('kernel');
+          const W = e.floatInit(`${x.name}/kernel`, w.shape, w.data);
+          const bias = useBias(x.layer.config) ? x.weight('bias') : undefined;
+          const shape = [...input.shape.slice(0, -1), w.shape[1]];
+          if (rankOf(input) === 2) {
+            const ins = [e.get(input), W, ...(bias ? [e.floatInit(`${x.name}/bias`, bias.shape, bias.data)] : [])];
+            return e.val(e.op('Gemm', ins, {}, name), shape, 'tf');
+          }
+          if (!bias) return e.val(e.op('MatMul', [e.get(input), W], {}, name), shape, 'tf');
+          const mm = e.op('MatMul', [e.get(input), W], {}, `${name}/MatMul`);
+          return e.val(e.op('Add', [mm, e.floatInit(`${x.name}/bias`, bias.shape, bias.data)], {}, name), shape, 'tf');
+        },
+        'Gemm',
+      ),
   },
   MaxPooling2D: { check: CHANNELS_LAST, convert: (x) => pool(x, 'MaxPool') },
   AveragePooling2D: { check: CHANNELS_LAST, convert: (x) => pool(x, 'AveragePool') },
@@ -285,7 +361,11 @@ const RULES: Record<string, Rule> = {
     convert: (x) => {
       const v = x.inputs[0];
       const perm = [0, ...(x.layer.config.dims as number[])];
-      return x.e.val(x.e.op('Transpose', [x.e.get(v)], { perm }, x.name), perm.map((p) => v.shape[p]), 'tf');
+      return x.e.val(
+        x.e.op('Transpose', [x.e.get(v)], { perm }, x.name),
+        perm.map((p) => v.shape[p]),
+        'tf',
+      );
     },
   },
   Activation: {
@@ -305,14 +385,21 @@ const RULES: Record<string, Rule> = {
     convert: (x) => {
       const c = x.layer.config;
       const m = c.max_value ?? c.maxValue;
-      return reluFamily(x.e, x.inputs[0], x.name, { maxValue: typeof m === 'number' ? m : undefined, alpha: num(c, 'negative_slope', 0), threshold: num(c, 'threshold', 0) });
+      return reluFamily(x.e, x.inputs[0], x.name, {
+        maxValue: typeof m === 'number' ? m : undefined,
+        alpha: num(c, 'negative_slope', 0),
+        threshold: num(c, 'threshold', 0),
+      });
     },
   },
-  LeakyReLU: { convert: (x) => x.e.elementwise('LeakyRelu', [x.inputs[0]], x.name, { alpha: f(num(x.layer.config, 'alpha', num(x.layer.config, 'negative_slope', 0.3))) }) },
+  LeakyReLU: {
+    convert: (x) => x.e.elementwise('LeakyRelu', [x.inputs[0]], x.name, { alpha: f(num(x.layer.config, 'alpha', num(x.layer.config, 'negative_slope', 0.3))) }),
+  },
   ELU: { convert: (x) => x.e.elementwise('Elu', [x.inputs[0]], x.name, { alpha: f(num(x.layer.config, 'alpha', 1)) }) },
   ThresholdedReLU: {
     convert: (x) => {
-      const e = x.e, v = x.inputs[0];
+      const e = x.e,
+        v = x.inputs[0];
       const on = e.elementwise('Greater', [v, e.konst(`${x.name}/theta`, [], [num(x.layer.config, 'theta', 1)])], `${x.name}/Greater`, {}, 'bool');
       return e.elementwise('Where', [on, v, e.konst(`${x.name}/zero`, [], [0])], x.name, {}, 'float32');
     },
@@ -361,7 +448,8 @@ const RULES: Record<string, Rule> = {
     check: CHANNELS_LAST,
     convert: (x) => {
       const [[t, b], [l, r]] = padPairs(x.layer.config.padding, 1);
-      const v = x.inputs[0], L = homeLayout(v);
+      const v = x.inputs[0],
+        L = homeLayout(v);
       const tfPads = [0, t, l, 0, 0, b, r, 0];
       const pads = L === 'nchw' ? [0, 0, t, l, 0, 0, b, r] : tfPads;
       const out = x.e.op('Pad', [x.e.get(v, L), x.e.int64Init(`${x.name}/pads`, pads)], { mode: 'constant' }, x.name);
@@ -373,26 +461,46 @@ const RULES: Record<string, Rule> = {
     check: CHANNELS_LAST,
     convert: (x) => {
       const [[t, b], [l, r]] = padPairs(x.layer.config.cropping, 0);
-      const v = x.inputs[0], L = homeLayout(v);
+      const v = x.inputs[0],
+        L = homeLayout(v);
       const axes = [axisIn(v, 1, L), axisIn(v, 2, L)];
       const BIG = 2 ** 53 - 1;
-      const ins = [x.e.get(v, L), x.e.int64Init(`${x.name}/starts`, [t, l]), x.e.int64Init(`${x.name}/ends`, [b ? -b : BIG, r ? -r : BIG]), x.e.int64Init(`${x.name}/axes`, axes)];
+      const ins = [
+        x.e.get(v, L),
+        x.e.int64Init(`${x.name}/starts`, [t, l]),
+        x.e.int64Init(`${x.name}/ends`, [b ? -b : BIG, r ? -r : BIG]),
+        x.e.int64Init(`${x.name}/axes`, axes),
+      ];
       const sub = (d: number, p: number) => (d < 0 ? -1 : d - p);
       return x.e.val(x.e.op('Slice', ins, {}, x.name), [v.shape[0], sub(v.shape[1], t + b), sub(v.shape[2], l + r), v.shape[3]], L);
     },
   },
   UpSampling2D: {
-    check: all(CHANNELS_LAST, (c) => (c.interpolation && !['nearest', 'bilinear'].includes(String(c.interpolation)) ? `interpolation '${c.interpolation}'` : undefined)),
+    check: all(CHANNELS_LAST, (c) =>
+      c.interpolation && !['nearest', 'bilinear'].includes(String(c.interpolation)) ? `interpolation '${c.interpolation}'` : undefined,
+    ),
     convert: (x) => {
       const [sh, sw] = pair(x.layer.config, 'size', [2, 2]);
       const v = x.inputs[0];
       const bilinear = x.layer.config.interpolation === 'bilinear';
-      return resize(x.e, v, [v.shape[1] < 0 ? -1 : v.shape[1] * sh, v.shape[2] < 0 ? -1 : v.shape[2] * sw], [sh, sw], bilinear ? 'linear' : 'nearest', false, false, x.name);
+      return resize(
+        x.e,
+        v,
+        [v.shape[1] < 0 ? -1 : v.shape[1] * sh, v.shape[2] < 0 ? -1 : v.shape[2] * sw],
+        [sh, sw],
+        bilinear ? 'linear' : 'nearest',
+        false,
+        false,
+        x.name,
+      );
     },
   },
   Add: { convert: (x) => merge(x, 'Sum') },
   Subtract: { check: () => undefined, convert: (x) => x.e.elementwise('Sub', x.inputs, x.name) },
-  Multiply: { convert: (x) => x.inputs.slice(1).reduce((acc, v, i) => x.e.elementwise('Mul', [acc, v], i === x.inputs.length - 2 ? x.name : `${x.name}/Mul${i}`), x.inputs[0]) },
+  Multiply: {
+    convert: (x) =>
+      x.inputs.slice(1).reduce((acc, v, i) => x.e.elementwise('Mul', [acc, v], i === x.inputs.length - 2 ? x.name : `${x.name}/Mul${i}`), x.inputs[0]),
+  },
   Average: {
     convert: (x) => {
       const sum = merge(x, 'Sum', `${x.name}/Sum`);
@@ -403,12 +511,18 @@ const RULES: Record<string, Rule> = {
   Minimum: { convert: (x) => merge(x, 'Min') },
   Concatenate: {
     convert: (x) => {
-      const e = x.e, vs = x.inputs;
+      const e = x.e,
+        vs = x.inputs;
       const rank = rankOf(vs[0]);
       const axis = num(x.layer.config, 'axis', -1);
       const a = axis < 0 ? axis + rank : axis;
       const L: Layout = rank === 4 && vs.every((v) => v.as.nchw !== undefined || v.konst) ? 'nchw' : 'tf';
-      const out = e.op('Concat', vs.map((v) => e.get(v, L)), { axis: axisIn(vs[0], a, L) }, x.name);
+      const out = e.op(
+        'Concat',
+        vs.map((v) => e.get(v, L)),
+        { axis: axisIn(vs[0], a, L) },
+        x.name,
+      );
       const shape = [...vs[0].shape];
       shape[a] = vs.some((v) => v.shape[a] < 0) ? -1 : vs.reduce((s, v) => s + v.shape[a], 0);
       return e.val(out, shape, L);
@@ -417,7 +531,8 @@ const RULES: Record<string, Rule> = {
   Rescaling: {
     convert: (x) => {
       const c = x.layer.config;
-      const scale = c.scale as number | number[], offset = (c.offset ?? 0) as number | number[];
+      const scale = c.scale as number | number[],
+        offset = (c.offset ?? 0) as number | number[];
       const asVal = (v: number | number[], n: string) => (Array.isArray(v) ? x.e.konst(`${x.name}/${n}`, [v.length], v) : x.e.konst(`${x.name}/${n}`, [], [v]));
       const zero = Array.isArray(offset) ? offset.every((o) => o === 0) : offset === 0;
       if (zero) return x.e.elementwise('Mul', [x.inputs[0], asVal(scale, 'scale')], x.name);
@@ -436,7 +551,8 @@ function merge(x: Ctx, op: 'Sum' | 'Max' | 'Min', name = x.name): Val {
 }
 
 function pool(x: Ctx, op: 'MaxPool' | 'AveragePool'): Val {
-  const c = x.layer.config, v = x.inputs[0];
+  const c = x.layer.config,
+    v = x.inputs[0];
   const k = pair(c, 'pool_size', [2, 2]);
   const s = c.strides === null || c.strides === undefined ? k : pair(c, 'strides', k);
   const pad = padding(c);
@@ -453,7 +569,16 @@ function globalPool(x: Ctx, op: string): Val {
   return x.e.val(x.e.op('Flatten', [g], { axis: 1 }, x.name), [v.shape[0], v.shape[3]], 'tf');
 }
 
-export function resize(e: OnnxWriter, v: Val, outHW: number[], scale: number[], mode: 'nearest' | 'linear', alignCorners: boolean, halfPixel: boolean, name: string): Val {
+export function resize(
+  e: OnnxWriter,
+  v: Val,
+  outHW: number[],
+  scale: number[],
+  mode: 'nearest' | 'linear',
+  alignCorners: boolean,
+  halfPixel: boolean,
+  name: string,
+): Val {
   // TF nearest: floor(x·in/out) (asymmetric), floor((x + ½)·in/out) (half-pixel: ONNX half_pixel
   // is that minus ½, rounded half up), round-half-up(x·(in−1)/(out−1)) (align corners).
   const coord = alignCorners ? 'align_corners' : halfPixel ? 'half_pixel' : 'asymmetric';
@@ -476,22 +601,27 @@ export function resize(e: OnnxWriter, v: Val, outHW: number[], scale: number[], 
 }
 
 function convTranspose(x: Ctx, name: string): Val {
-  const e = x.e, c = x.layer.config, v = x.inputs[0];
+  const e = x.e,
+    c = x.layer.config,
+    v = x.inputs[0];
   const w = x.weight('kernel'); // [kh, kw, out, in]
   const [kh, kw, cout] = w.shape;
   const s = pair(c, 'strides', [1, 1]);
   const pad = padding(c);
   const outPadding = c.output_padding === null || c.output_padding === undefined ? undefined : pair(c, 'output_padding', [0, 0]);
-  const hw = [v.shape[1], v.shape[2]], k = [kh, kw];
+  const hw = [v.shape[1], v.shape[2]],
+    k = [kh, kw];
   if (hw.some((d) => d < 0)) throw new UserError(`Layer '${x.layer.name}' (Conv2DTranspose) needs fixed spatial input dimensions.`);
   const out = hw.map((d, i) => {
     if (outPadding) return (d - 1) * s[i] + k[i] - 2 * (pad === 'same' ? Math.floor(k[i] / 2) : 0) + outPadding[i];
     return pad === 'valid' ? d * s[i] + Math.max(k[i] - s[i], 0) : d * s[i];
   });
   // TF's conv2d_transpose is the gradient of conv2d(out → in) with `pad`: its padding, then ONNX's output_padding fills the rest.
-  const pads = [0, 0, 0, 0], op = [0, 0];
+  const pads = [0, 0, 0, 0],
+    op = [0, 0];
   for (let i = 0; i < 2; i++) {
-    let before = 0, total = 0;
+    let before = 0,
+      total = 0;
     if (pad === 'same') {
       total = Math.max((hw[i] - 1) * s[i] + k[i] - out[i], 0);
       before = Math.floor(total / 2);
@@ -502,7 +632,7 @@ function convTranspose(x: Ctx, name: string): Val {
     pads[i + 2] = total - before;
     op[i] = out[i] - ((hw[i] - 1) * s[i] + k[i] - total);
   }
-  if (op.some((p, i) => p < 0 || p >= Math.max(s[i], 1) && p !== 0)) {
+  if (op.some((p, i) => p < 0 || (p >= Math.max(s[i], 1) && p !== 0))) {
     throw new UserError(`Layer '${x.layer.name}' (Conv2DTranspose): output size [${out}] cannot be expressed as an ONNX ConvTranspose.`, TF_TO_ONNX_HINT);
   }
   const W = e.floatInit(`${x.name}/kernel`, [w.shape[3], cout, kh, kw], transposeData(w.data as Float32Array, w.shape, [3, 2, 0, 1]));
@@ -513,19 +643,28 @@ function convTranspose(x: Ctx, name: string): Val {
 }
 
 function batchNorm(x: Ctx): Val {
-  const e = x.e, c = x.layer.config, v = x.inputs[0];
+  const e = x.e,
+    c = x.layer.config,
+    v = x.inputs[0];
   const rank = rankOf(v);
   const rawAxis = Array.isArray(c.axis) ? Number(c.axis[0]) : num(c, 'axis', -1);
   const axis = rawAxis < 0 ? rawAxis + rank : rawAxis;
   const eps = num(c, 'epsilon', 1e-3);
-  const mean = x.weight('moving_mean'), variance = x.weight('moving_variance');
+  const mean = x.weight('moving_mean'),
+    variance = x.weight('moving_variance');
   const n = mean.shape[0];
   const gamma = c.scale !== false ? x.weight('gamma').data : new Float32Array(n).fill(1);
   const beta = c.center !== false ? x.weight('beta').data : new Float32Array(n);
   // ONNX BatchNormalization normalises axis 1: the channels of an NCHW value, or axis 1 of a rank-2 one.
   const L: Layout | undefined = rank === 4 && axis === 3 ? 'nchw' : axis === 1 && rank >= 2 && !(rank === 4 && homeLayout(v) === 'nchw') ? 'tf' : undefined;
   if (L) {
-    const ins = [e.get(v, L), e.floatInit(`${x.name}/gamma`, [n], gamma), e.floatInit(`${x.name}/beta`, [n], beta), e.floatInit(`${x.name}/moving_mean`, [n], mean.data), e.floatInit(`${x.name}/moving_variance`, [n], variance.data)];
+    const ins = [
+      e.get(v, L),
+      e.floatInit(`${x.name}/gamma`, [n], gamma),
+      e.floatInit(`${x.name}/beta`, [n], beta),
+      e.floatInit(`${x.name}/moving_mean`, [n], mean.data),
+      e.floatInit(`${x.name}/moving_variance`, [n], variance.data),
+    ];
     return e.val(e.op('BatchNormalization', ins, { epsilon: f(eps) }, x.name), v.shape, L);
   }
   // Other axes: (x − mean)·γ/√(var + ε) + β with constants shaped along the axis.
@@ -537,14 +676,20 @@ function batchNorm(x: Ctx): Val {
 }
 
 function layerNorm(x: Ctx): Val {
-  const e = x.e, c = x.layer.config, v = x.inputs[0];
+  const e = x.e,
+    c = x.layer.config,
+    v = x.inputs[0];
   const rank = rankOf(v);
   const axes = (Array.isArray(c.axis) ? (c.axis as number[]) : [num(c, 'axis', -1)]).map((a) => (a < 0 ? a + rank : a)).sort();
   const eps = num(c, 'epsilon', 1e-3);
   const L = homeLayout(v);
   const onnxAxes = axes.map((a) => axisIn(v, a, L));
   const h = (s: string) => `${x.name}/${s}`;
-  const mean = e.val(e.op('ReduceMean', [e.get(v, L)], { axes: onnxAxes, keepdims: 1 }, h('mean')), v.shape.map((d, i) => (axes.includes(i) ? 1 : d)), L);
+  const mean = e.val(
+    e.op('ReduceMean', [e.get(v, L)], { axes: onnxAxes, keepdims: 1 }, h('mean')),
+    v.shape.map((d, i) => (axes.includes(i) ? 1 : d)),
+    L,
+  );
   const centred = e.elementwise('Sub', [v, mean], h('centred'));
   const sq = e.elementwise('Mul', [centred, centred], h('square'));
   const variance = e.val(e.op('ReduceMean', [e.get(sq, L)], { axes: onnxAxes, keepdims: 1 }, h('variance')), mean.shape, L);
@@ -576,7 +721,12 @@ function findWeight(weights: Map<string, WeightTensor>, layer: string, suffix: s
 
 // ---- the converter --------------------------------------------------------------------------
 
-export function convertLayersModel(topologyRaw: unknown, weights: Map<string, WeightTensor>, where: string, meta: { producer: string; producerVersion?: string }): ConvertedLayersModel {
+export function convertLayersModel(
+  topologyRaw: unknown,
+  weights: Map<string, WeightTensor>,
+  where: string,
+  meta: { producer: string; producerVersion?: string },
+): ConvertedLayersModel {
   const topo = parseTopology(topologyRaw, where);
   const byName = new Map(topo.layers.map((l) => [l.name, l]));
 
@@ -585,7 +735,9 @@ export function convertLayersModel(topologyRaw: unknown, weights: Map<string, We
   for (const l of topo.layers) {
     const rule = RULES[l.className];
     if (!rule) {
-      problems.push(`layer '${l.name}': class ${l.className} is not supported${['Sequential', 'Model', 'Functional'].includes(l.className) ? ' (a nested model)' : ''}`);
+      problems.push(
+        `layer '${l.name}': class ${l.className} is not supported${['Sequential', 'Model', 'Functional'].includes(l.className) ? ' (a nested model)' : ''}`,
+      );
       continue;
     }
     if (l.className === 'InputLayer') {
@@ -615,7 +767,9 @@ export function convertLayersModel(topologyRaw: unknown, weights: Map<string, We
 
   // 2. Which outputs end in a softmax that can be dropped (nothing else reads them).
   const consumers = new Map<string, number>();
-  for (const l of topo.layers) for (const call of l.calls) for (const r of call) consumers.set(`${r.layer}:${r.node}:${r.tensor}`, (consumers.get(`${r.layer}:${r.node}:${r.tensor}`) ?? 0) + 1);
+  for (const l of topo.layers)
+    for (const call of l.calls)
+      for (const r of call) consumers.set(`${r.layer}:${r.node}:${r.tensor}`, (consumers.get(`${r.layer}:${r.node}:${r.tensor}`) ?? 0) + 1);
   const key = (r: TensorRef) => `${r.layer}:${r.node}:${r.tensor}`;
   const endsInSoftmax = (l: KerasLayer) => RULES[l.className]?.finalActivation?.(l.config) === 'softmax';
   const drop = new Set(topo.outputs.filter((r) => endsInSoftmax(byName.get(r.layer)!) && !consumers.get(key(r))).map(key));
@@ -639,7 +793,9 @@ export function convertLayersModel(topologyRaw: unknown, weights: Map<string, We
     const { l, call, k } = pending.splice(i, 1)[0];
     const outRef = { layer: l.name, node: k, tensor: 0 };
     const ctx: Ctx = {
-      e, layer: l, name: k === 0 ? l.name : `${l.name}/call${k}`,
+      e,
+      layer: l,
+      name: k === 0 ? l.name : `${l.name}/call${k}`,
       inputs: call.map((r) => values.get(key(r))!),
       weight: (suffix) => findWeight(weights, l.name, suffix)!,
       dropSoftmax: drop.has(key(outRef)),
@@ -664,7 +820,8 @@ export function convertLayersModel(topologyRaw: unknown, weights: Map<string, We
     return { val: v, kind: 'as-is', note: `the model's own output (layer ${l.name} has no final softmax)` };
   });
   const { model, note } = finishOutputs(e, plans, {
-    producer: meta.producer, producerVersion: meta.producerVersion,
+    producer: meta.producer,
+    producerVersion: meta.producerVersion,
     docString: `Converted by Robustness Lab from the TensorFlow.js layers model '${topo.modelName}'.`,
     source: 'tfjs layers-model',
   });

@@ -20,7 +20,14 @@ export function samePads(input: number, kernel: number, stride: number, dilation
 }
 
 /** ONNX Conv/Pool attributes for a 2-D window over an input of spatial size `hw` (TF order). */
-export function windowAttrs(hw: number[], kernel: number[], strides: number[], dilations: number[], padding: 'valid' | 'same' | number[], withDilations = true): Record<string, number[] | string> {
+export function windowAttrs(
+  hw: number[],
+  kernel: number[],
+  strides: number[],
+  dilations: number[],
+  padding: 'valid' | 'same' | number[],
+  withDilations = true,
+): Record<string, number[] | string> {
   const attrs: Record<string, number[] | string> = { kernel_shape: kernel, strides };
   if (withDilations) attrs.dilations = dilations;
   if (Array.isArray(padding)) attrs.pads = padding;
@@ -41,8 +48,8 @@ export function axisIn(v: Val, axis: number, layout: Layout): number {
   return layout === 'nchw' && rank === 4 ? NCHW_AXIS[a] : a;
 }
 
-export const SELU_ALPHA = 1.6732632423543772848170429916717;
-export const SELU_GAMMA = 1.0507009873554804934193349852946;
+export const SELU_ALPHA = 1.6732632423543772;
+export const SELU_GAMMA = 1.0507009873554805;
 const ERF = { p: 0.3275911, a1: 0.254829592, a2: -0.284496736, a3: 1.421413741, a4: -1.453152027, a5: 1.061405429 };
 
 export interface ActivationOptions {
@@ -61,8 +68,25 @@ export function canonicalActivation(name: unknown): string {
 }
 
 export const ACTIVATIONS = new Set([
-  'linear', 'relu', 'relu6', 'elu', 'selu', 'sigmoid', 'hardsigmoid', 'tanh', 'softmax', 'logsoftmax', 'softplus', 'softsign',
-  'swish', 'silu', 'gelu', 'gelunew', 'mish', 'exponential', 'leakyrelu',
+  'linear',
+  'relu',
+  'relu6',
+  'elu',
+  'selu',
+  'sigmoid',
+  'hardsigmoid',
+  'tanh',
+  'softmax',
+  'logsoftmax',
+  'softplus',
+  'softsign',
+  'swish',
+  'silu',
+  'gelu',
+  'gelunew',
+  'mish',
+  'exponential',
+  'leakyrelu',
 ]);
 
 /**
@@ -76,25 +100,41 @@ export function activation(e: OnnxWriter, act: string, x: Val, name: string, o: 
   const bin = (op: string, a: Val, b: Val, n: string) => e.elementwise(op, [a, b], n);
   const h = (op: string) => `${name}/${op}`;
   switch (act) {
-    case 'linear': return un('Identity', x, name);
-    case 'relu': return reluFamily(e, x, name, o);
-    case 'relu6': return clip(e, x, 0, 6, name);
-    case 'elu': return un('Elu', x, name, { alpha: f(o.alpha ?? 1) });
-    case 'selu': return un('Selu', x, name, { alpha: f(SELU_ALPHA), gamma: f(SELU_GAMMA) });
-    case 'sigmoid': return un('Sigmoid', x, name);
-    case 'hardsigmoid': return un('HardSigmoid', x, name, { alpha: f(0.2), beta: f(0.5) });
-    case 'tanh': return un('Tanh', x, name);
-    case 'softmax': return un('Softmax', x, name, { axis: axisIn(x, o.axis ?? -1, L) });
-    case 'logsoftmax': return un('LogSoftmax', x, name, { axis: axisIn(x, o.axis ?? -1, L) });
-    case 'softplus': return un('Softplus', x, name);
-    case 'exponential': return un('Exp', x, name);
-    case 'leakyrelu': return un('LeakyRelu', x, name, { alpha: f(o.alpha ?? 0.2) });
-    case 'softsign': return bin('Div', x, bin('Add', un('Abs', x, h('Abs')), k(1), h('Add')), name);
-    case 'swish': case 'silu': {
+    case 'linear':
+      return un('Identity', x, name);
+    case 'relu':
+      return reluFamily(e, x, name, o);
+    case 'relu6':
+      return clip(e, x, 0, 6, name);
+    case 'elu':
+      return un('Elu', x, name, { alpha: f(o.alpha ?? 1) });
+    case 'selu':
+      return un('Selu', x, name, { alpha: f(SELU_ALPHA), gamma: f(SELU_GAMMA) });
+    case 'sigmoid':
+      return un('Sigmoid', x, name);
+    case 'hardsigmoid':
+      return un('HardSigmoid', x, name, { alpha: f(0.2), beta: f(0.5) });
+    case 'tanh':
+      return un('Tanh', x, name);
+    case 'softmax':
+      return un('Softmax', x, name, { axis: axisIn(x, o.axis ?? -1, L) });
+    case 'logsoftmax':
+      return un('LogSoftmax', x, name, { axis: axisIn(x, o.axis ?? -1, L) });
+    case 'softplus':
+      return un('Softplus', x, name);
+    case 'exponential':
+      return un('Exp', x, name);
+    case 'leakyrelu':
+      return un('LeakyRelu', x, name, { alpha: f(o.alpha ?? 0.2) });
+    case 'softsign':
+      return bin('Div', x, bin('Add', un('Abs', x, h('Abs')), k(1), h('Add')), name);
+    case 'swish':
+    case 'silu': {
       const s = o.alpha !== undefined && o.alpha !== 1 ? bin('Mul', x, k(o.alpha), h('Scale')) : x;
       return bin('Mul', un('Sigmoid', s, h('Sigmoid')), x, name);
     }
-    case 'mish': return bin('Mul', x, un('Tanh', un('Softplus', x, h('Softplus')), h('Tanh')), name);
+    case 'mish':
+      return bin('Mul', x, un('Tanh', un('Softplus', x, h('Softplus')), h('Tanh')), name);
     case 'gelu': {
       // x · ½(1 + erf(x/√2)), erf as tfjs's CPU kernel computes it (Abramowitz & Stegun 7.1.26).
       const u = bin('Mul', x, k(Math.SQRT1_2), h('Scale'));
@@ -127,7 +167,9 @@ export function activation(e: OnnxWriter, act: string, x: Val, name: string, o: 
  * max_value), negative_slope·(x − threshold) below it.
  */
 export function reluFamily(e: OnnxWriter, x: Val, name: string, o: ActivationOptions): Val {
-  const alpha = o.alpha ?? 0, t = o.threshold ?? 0, m = o.maxValue ?? undefined;
+  const alpha = o.alpha ?? 0,
+    t = o.threshold ?? 0,
+    m = o.maxValue ?? undefined;
   const k = (value: number) => e.konst(`${name}/const`, [], [value]);
   const h = (op: string) => `${name}/${op}`;
   if (alpha === 0 && t === 0) return m === undefined ? e.elementwise('Relu', [x], name) : clip(e, x, 0, m, name);

@@ -18,7 +18,11 @@ export interface OutputPlan {
 export const OUTPUT_KEY = 'rlab.output';
 export const SOURCE_KEY = 'rlab.source';
 
-export function finishOutputs(e: OnnxWriter, plans: OutputPlan[], meta: { producer: string; producerVersion?: string; docString: string; source: string }): { model: ModelProto; note: string } {
+export function finishOutputs(
+  e: OnnxWriter,
+  plans: OutputPlan[],
+  meta: { producer: string; producerVersion?: string; docString: string; source: string },
+): { model: ModelProto; note: string } {
   const outs = plans.map((p) => {
     if (p.kind !== 'log') return { val: p.val };
     const name = `${p.val.hint}/Log`;

@@ -36,7 +36,8 @@ export function unsupportedWeight(spec: WeightSpec): string | undefined {
   if (q) {
     if (q.dtype === 'uint8' || q.dtype === 'uint16') {
       if (spec.dtype === 'bool') return `a ${q.dtype}-quantized bool weight`;
-      if (typeof q.scale !== 'number' || typeof q.min !== 'number') return `${q.dtype} quantization without numeric 'min' and 'scale' (found ${Object.keys(q).join(', ')})`;
+      if (typeof q.scale !== 'number' || typeof q.min !== 'number')
+        return `${q.dtype} quantization without numeric 'min' and 'scale' (found ${Object.keys(q).join(', ')})`;
     } else if (q.dtype === 'float16') {
       if (spec.dtype !== 'float32') return `float16 quantization of a ${spec.dtype} weight (tfjs allows it for float32 only)`;
     } else {
@@ -68,7 +69,10 @@ export function decodeWeightGroup(stream: Uint8Array, specs: WeightSpec[], where
   for (const spec of specs) {
     const len = byteLength(spec);
     if (offset + len > stream.length) {
-      throw new UserError(`Weight '${spec.name}' needs bytes ${offset}..${offset + len} of ${where}, whose shards hold ${stream.length} bytes.`, 'A weight shard is missing or truncated; copy the model files again.');
+      throw new UserError(
+        `Weight '${spec.name}' needs bytes ${offset}..${offset + len} of ${where}, whose shards hold ${stream.length} bytes.`,
+        'A weight shard is missing or truncated; copy the model files again.',
+      );
     }
     // A copy: aligned for the typed-array views below.
     const bytes = stream.slice(offset, offset + len);
@@ -84,7 +88,8 @@ function decodeOne(spec: WeightSpec, bytes: Uint8Array): { dtype: WeightDtype; d
   if (q) {
     if (q.dtype === 'float16') return { dtype, data: float16Decoder()(new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.length / 2)) };
     const quantized = q.dtype === 'uint8' ? bytes : new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.length / 2);
-    const scale = q.scale!, min = q.min!;
+    const scale = q.scale!,
+      min = q.min!;
     if (dtype === 'int32') return { dtype, data: Int32Array.from(quantized, (v) => Math.round(v * scale + min)) };
     const values = new Float32Array(quantized.length);
     for (let i = 0; i < quantized.length; i++) values[i] = quantized[i] * scale + min;
@@ -105,7 +110,8 @@ export function float16Decoder(): (h: Uint16Array) => Float32Array {
   if (decoder) return decoder;
   const mantissa = new Uint32Array(2048);
   for (let i = 1; i < 1024; i++) {
-    let m = i << 13, e = 0;
+    let m = i << 13,
+      e = 0;
     while ((m & 0x00800000) === 0) {
       e -= 0x00800000;
       m <<= 1;

@@ -45,7 +45,8 @@ export function denseModel(layers: readonly DenseLayer[]): { model: ModelProto; 
   const params: string[] = [];
   let x: string = DENSE_IO.input;
   layers.forEach((layer, i) => {
-    if (i > 0 && layers[i - 1].outputs !== layer.inputs) throw new RangeError(`denseModel: layer ${i} takes ${layer.inputs} inputs, layer ${i - 1} gives ${layers[i - 1].outputs}`);
+    if (i > 0 && layers[i - 1].outputs !== layer.inputs)
+      throw new RangeError(`denseModel: layer ${i} takes ${layer.inputs} inputs, layer ${i - 1} gives ${layers[i - 1].outputs}`);
     const { w, b } = denseParamNames(i);
     initializers.push(floatTensor(w, [layer.inputs, layer.outputs], layer.w), floatTensor(b, [layer.outputs], layer.b));
     params.push(w, b);
@@ -58,7 +59,12 @@ export function denseModel(layers: readonly DenseLayer[]): { model: ModelProto; 
       g.node(act, [pre], {}, [x]);
     } else x = pre;
   });
-  const graph = g.graph('dense', [tensorValueInfo(DENSE_IO.input, ['N', layers[0].inputs])], [tensorValueInfo(DENSE_IO.output, ['N', layers[layers.length - 1].outputs])], initializers);
+  const graph = g.graph(
+    'dense',
+    [tensorValueInfo(DENSE_IO.input, ['N', layers[0].inputs])],
+    [tensorValueInfo(DENSE_IO.output, ['N', layers[layers.length - 1].outputs])],
+    initializers,
+  );
   return { model: makeModel(graph, 13), params };
 }
 
@@ -76,12 +82,24 @@ export function denseLayersOf(model: ModelProto, shape: readonly DenseLayer[]): 
  * biases 0. With `streams`, layer i draws from rng.fork(streams[i]); otherwise all layers draw
  * from `rng` in order.
  */
-export function initDense(inputs: number, spec: readonly { units: number; activation: DenseActivation }[], rng: Rng, init: 'glorot-uniform' | 'he-uniform' = 'glorot-uniform', streams?: readonly string[]): DenseLayer[] {
+export function initDense(
+  inputs: number,
+  spec: readonly { units: number; activation: DenseActivation }[],
+  rng: Rng,
+  init: 'glorot-uniform' | 'he-uniform' = 'glorot-uniform',
+  streams?: readonly string[],
+): DenseLayer[] {
   let fanIn = inputs;
   return spec.map((s, i) => {
     const dims = [fanIn, s.units];
     const r = streams ? rng.fork(streams[i]) : rng;
-    const layer: DenseLayer = { inputs: fanIn, outputs: s.units, activation: s.activation, w: init === 'he-uniform' ? heUniform(dims, r) : glorotUniform(dims, r), b: new Float32Array(s.units) };
+    const layer: DenseLayer = {
+      inputs: fanIn,
+      outputs: s.units,
+      activation: s.activation,
+      w: init === 'he-uniform' ? heUniform(dims, r) : glorotUniform(dims, r),
+      b: new Float32Array(s.units),
+    };
     fanIn = s.units;
     return layer;
   });
@@ -157,10 +175,14 @@ export function denseForward(layers: readonly DenseLayer[], x: ArrayLike<number>
 
 function activate(a: DenseActivation, v: number): number {
   switch (a) {
-    case 'relu': return v > 0 ? v : 0;
-    case 'sigmoid': return 1 / (1 + Math.exp(-v));
-    case 'tanh': return Math.tanh(v);
-    default: return v;
+    case 'relu':
+      return v > 0 ? v : 0;
+    case 'sigmoid':
+      return 1 / (1 + Math.exp(-v));
+    case 'tanh':
+      return Math.tanh(v);
+    default:
+      return v;
   }
 }
 

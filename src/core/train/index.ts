@@ -6,6 +6,27 @@
  */
 export { Trainer, trainModel, permutation, type EpochReport, type FitOptions, type FitResult, type TrainerOptions, type TrainSet } from './trainer';
 export { fans, glorotUniform, heUniform, initialValues } from './init';
-export { DENSE_IO, denseForward, denseLayersOf, denseModel, denseParamNames, fitDense, initDense, type DenseActivation, type DenseFit, type DenseFitOptions, type DenseLayer } from './dense';
-export { buildTrainStep, buildLossModel, trainableInitializers, withParams, OPTIMIZER_DEFAULTS, type Optimizer, type TrainStepModel, type TrainStepOptions } from '../onnx/autodiff/train-step';
+export {
+  DENSE_IO,
+  denseForward,
+  denseLayersOf,
+  denseModel,
+  denseParamNames,
+  fitDense,
+  initDense,
+  type DenseActivation,
+  type DenseFit,
+  type DenseFitOptions,
+  type DenseLayer,
+} from './dense';
+export {
+  buildTrainStep,
+  buildLossModel,
+  trainableInitializers,
+  withParams,
+  OPTIMIZER_DEFAULTS,
+  type Optimizer,
+  type TrainStepModel,
+  type TrainStepOptions,
+} from '../onnx/autodiff/train-step';
 export { type TrainingLoss } from '../onnx/autodiff/train-loss';

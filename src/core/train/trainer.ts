@@ -21,7 +21,15 @@ import * as ort from 'onnxruntime-node';
 import { throwIfCancelled } from '../cancel';
 import { UserError } from '../errors';
 import { inferShapes, type Dim } from '../runtime/shapes';
-import { buildLossModel, buildTrainStep, trainableInitializers, withParams, type LossModel, type Optimizer, type TrainStepModel } from '../onnx/autodiff/train-step';
+import {
+  buildLossModel,
+  buildTrainStep,
+  trainableInitializers,
+  withParams,
+  type LossModel,
+  type Optimizer,
+  type TrainStepModel,
+} from '../onnx/autodiff/train-step';
 import type { TrainingLoss } from '../onnx/autodiff/train-loss';
 import { encodeModel, type ModelProto } from '../onnx/proto';
 import { Rng } from '../random';
@@ -138,7 +146,9 @@ export class Trainer {
     }
     const step = buildTrainStep(forward, shapes, { params, input: options.input, output: options.output, loss: options.loss, optimizer: options.optimizer });
     if (typeof step.inputDims[0] === 'number') {
-      throw new UserError(`Training needs a model whose batch dimension is symbolic (mini-batches vary in size); input '${step.input}' is [${step.inputDims.join(', ')}].`);
+      throw new UserError(
+        `Training needs a model whose batch dimension is symbolic (mini-batches vary in size); input '${step.input}' is [${step.inputDims.join(', ')}].`,
+      );
     }
     const session = await createSession(encodeModel(step.model), options.session ?? { ep: 'cpu' });
     return new Trainer(step, session, forward, shapes, options);
@@ -202,7 +212,10 @@ export class Trainer {
       [s.step]: new ort.Tensor('float32', Float32Array.of(this.steps + 1), []),
     };
     const fetches: Record<string, ort.Tensor | null> = { [s.loss]: null };
-    const slots = [...s.params.map((p) => ({ from: p.name, to: p.next, dims: p.dims, map: this.params })), ...s.state.map((st) => ({ from: st.name, to: st.next, dims: st.dims, map: this.state }))];
+    const slots = [
+      ...s.params.map((p) => ({ from: p.name, to: p.next, dims: p.dims, map: this.params })),
+      ...s.state.map((st) => ({ from: st.name, to: st.next, dims: st.dims, map: this.state })),
+    ];
     for (const slot of slots) {
       const current = slot.map.get(slot.from)!;
       let spare = this.spare.get(slot.from);
@@ -231,7 +244,12 @@ export class Trainer {
    */
   async evaluate(set: TrainSet, batchSize = 256): Promise<number> {
     if (!this.evalModel) {
-      this.evalModel = buildLossModel(this.forward, this.shapes, { params: this.step.params.map((p) => p.name), loss: this.options.loss, input: this.step.input, output: this.options.output });
+      this.evalModel = buildLossModel(this.forward, this.shapes, {
+        params: this.step.params.map((p) => p.name),
+        loss: this.options.loss,
+        input: this.step.input,
+        output: this.options.output,
+      });
       this.evalSession = await createSession(encodeModel(this.evalModel.model), this.options.session ?? { ep: 'cpu' });
     }
     const { x, target } = this.checkSet(set);
@@ -240,9 +258,10 @@ export class Trainer {
       const m = Math.min(batchSize, set.n - start);
       const feeds: Record<string, ort.Tensor> = {
         [this.evalModel.input]: new ort.Tensor('float32', x.subarray(start * this.sampleSize, (start + m) * this.sampleSize), [m, ...this.sampleDims]),
-        [this.evalModel.target]: target instanceof BigInt64Array
-          ? new ort.Tensor('int64', target.subarray(start, start + m), [m])
-          : new ort.Tensor('float32', target.subarray(start * this.targetSize, (start + m) * this.targetSize), [m, ...this.targetDims()]),
+        [this.evalModel.target]:
+          target instanceof BigInt64Array
+            ? new ort.Tensor('int64', target.subarray(start, start + m), [m])
+            : new ort.Tensor('float32', target.subarray(start * this.targetSize, (start + m) * this.targetSize), [m, ...this.targetDims()]),
       };
       for (const p of this.step.params) feeds[p.name] = new ort.Tensor('float32', this.params.get(p.name)!, p.dims);
       const out = await this.evalSession!.run(feeds, [this.evalModel.loss]);
@@ -256,7 +275,8 @@ export class Trainer {
       throw new UserError(`Training data: ${set.x.length} values for ${set.n} samples of [${this.sampleDims.join(', ')}].`);
     }
     if (this.step.targetType === 'int64') {
-      if (!(set.target instanceof Int32Array) || set.target.length !== set.n) throw new UserError(`Training data: the ${this.options.loss.kind} loss needs ${set.n} integer labels.`);
+      if (!(set.target instanceof Int32Array) || set.target.length !== set.n)
+        throw new UserError(`Training data: the ${this.options.loss.kind} loss needs ${set.n} integer labels.`);
       return { x: set.x, target: BigInt64Array.from(set.target, (v) => BigInt(v)) };
     }
     const target = set.target ?? set.x;
@@ -275,7 +295,13 @@ export class Trainer {
     let train = options.data;
     let validation: TrainSet | undefined;
     if (options.validation && 'fraction' in options.validation) {
-      [train, validation] = splitSet(options.data, options.validation.fraction, this.sampleSize, this.step.targetType === 'int64' ? 1 : this.targetSize, rng.fork('validation-split'));
+      [train, validation] = splitSet(
+        options.data,
+        options.validation.fraction,
+        this.sampleSize,
+        this.step.targetType === 'int64' ? 1 : this.targetSize,
+        rng.fork('validation-split'),
+      );
     } else validation = options.validation;
     if (options.earlyStopping && !validation) throw new UserError('Early stopping needs held-out data (validation).');
     const { x, target } = this.checkSet(train);
@@ -361,7 +387,9 @@ export class Trainer {
 }
 
 /** Creates a trainer, fits, returns the fitted forward model and the loss curve, releases the sessions. */
-export async function trainModel(options: TrainerOptions & FitOptions): Promise<FitResult & { model: ModelProto; params: ReadonlyMap<string, Float32Array>; provider: Provider; fallbackReason?: string }> {
+export async function trainModel(
+  options: TrainerOptions & FitOptions,
+): Promise<FitResult & { model: ModelProto; params: ReadonlyMap<string, Float32Array>; provider: Provider; fallbackReason?: string }> {
   const trainer = await Trainer.create(options);
   try {
     const result = await trainer.fit(options);

@@ -18,7 +18,8 @@ export function exportDefendedModelCommands(s: Services): Commands {
       } catch (e) {
         return void vscode.window.showErrorMessage(`Robustness Lab: ${(e as Error).message}`);
       }
-      if (!experiment.defense) return void vscode.window.showWarningMessage(`Robustness Lab: ${basename(uri.fsPath)} has no defense to export; insert one at a layer first.`);
+      if (!experiment.defense)
+        return void vscode.window.showWarningMessage(`Robustness Lab: ${basename(uri.fsPath)} has no defense to export; insert one at a layer first.`);
       const model = path.resolve(path.dirname(uri.fsPath), experiment.model);
       const out = await vscode.window.showSaveDialog({
         title: 'Export Defended Model',

@@ -21,12 +21,17 @@ async function chooseInsertionTarget(s: Services, arg: unknown): Promise<Inserti
   if (!model) return undefined;
   const summary = await vscode.window.withProgress({ location: { viewId: 'robustnessLab.models' }, title: 'Inspecting' }, () => s.models.inspect(model));
   const points = [
-    ...summary.inputs.filter((i) => summary.insertionTensors.includes(i.name)).map((i) => ({ label: `$(target) input ${i.name}`, description: `[${i.shape.join(', ')}]`, tensor: i.name, name: `input ${i.name}` })),
+    ...summary.inputs
+      .filter((i) => summary.insertionTensors.includes(i.name))
+      .map((i) => ({ label: `$(target) input ${i.name}`, description: `[${i.shape.join(', ')}]`, tensor: i.name, name: `input ${i.name}` })),
     ...summary.layers
       .filter((l) => l.insertionPoint)
       .map((l) => ({ label: `$(target) ${l.name}`, description: `${l.op} [${l.shape?.join(', ') ?? '?'}]`, tensor: l.outputs[0], name: l.name })),
   ];
-  const choice = await vscode.window.showQuickPick(points, { title: `Insert a defense into ${basename(model.fsPath)}`, placeHolder: 'After which layer? (insertion points only)' });
+  const choice = await vscode.window.showQuickPick(points, {
+    title: `Insert a defense into ${basename(model.fsPath)}`,
+    placeHolder: 'After which layer? (insertion points only)',
+  });
   return choice && { model, tensor: choice.tensor, label: choice.name };
 }
 

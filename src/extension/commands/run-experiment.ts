@@ -28,7 +28,9 @@ export async function chooseExperiment(s: Services, arg: unknown, filter: (n: Ex
   if (active?.fsPath.endsWith(EXPERIMENT_SUFFIX)) return active;
   const list = (await s.experiments.listExperiments()).filter(filter);
   if (list.length === 0) {
-    void vscode.window.showInformationMessage(`Robustness Lab: no matching experiment files (*${EXPERIMENT_SUFFIX}) in the workspace. Insert a defense at a layer in the Models view to create one.`);
+    void vscode.window.showInformationMessage(
+      `Robustness Lab: no matching experiment files (*${EXPERIMENT_SUFFIX}) in the workspace. Insert a defense at a layer in the Models view to create one.`,
+    );
     return undefined;
   }
   if (list.length === 1) return list[0].uri;

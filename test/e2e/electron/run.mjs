@@ -12,8 +12,14 @@ const base = path.join(ROOT, 'test-artifacts', 'vscode');
 rmSync(base, { recursive: true, force: true });
 const workspace = prepareDemoWorkspace(path.join(base, 'workspace'));
 const data = { data: 'data/t10k-images-idx3-ubyte.gz', labels: 'data/t10k-labels-idx1-ubyte.gz' };
-writeFileSync(path.join(workspace, 'quick.rlab.json'), JSON.stringify({ model: 'fashion-cnn.onnx', ...data, limit: 200, attacks: { names: ['fgsm'], eps: [0.05], norm: 'linf' } }));
-writeFileSync(path.join(workspace, 'long.rlab.json'), JSON.stringify({ model: 'fashion-cnn.onnx', ...data, attacks: { names: ['pgd'], eps: [0.01, 0.03, 0.1], norm: 'linf', steps: 200 } }));
+writeFileSync(
+  path.join(workspace, 'quick.rlab.json'),
+  JSON.stringify({ model: 'fashion-cnn.onnx', ...data, limit: 200, attacks: { names: ['fgsm'], eps: [0.05], norm: 'linf' } }),
+);
+writeFileSync(
+  path.join(workspace, 'long.rlab.json'),
+  JSON.stringify({ model: 'fashion-cnn.onnx', ...data, attacks: { names: ['pgd'], eps: [0.01, 0.03, 0.1], norm: 'linf', steps: 200 } }),
+);
 mkdirSync(path.join(base, 'user-data'), { recursive: true });
 
 try {

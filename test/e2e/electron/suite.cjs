@@ -32,7 +32,10 @@ const checks = {
     assert.ok(result.clean.accuracy > 0.8);
     assert.equal(result.attacks.length, 1);
     const tabs = vscode.window.tabGroups.all.flatMap((g) => g.tabs);
-    assert.ok(tabs.some((t) => t.input instanceof vscode.TabInputWebview && t.label.startsWith('Results')), 'results panel open');
+    assert.ok(
+      tabs.some((t) => t.input instanceof vscode.TabInputWebview && t.label.startsWith('Results')),
+      'results panel open',
+    );
   },
   async 'Cancel Evaluation stops a run and leaves no result file'() {
     const before = resultFiles();

@@ -29,12 +29,15 @@ const ADAM_EPSILON = 1e-7;
 
 export async function fitDae(reference: DaeReference, options: DaeOptions = {}): Promise<DefenseStage> {
   const layer = options.layer ?? reference.layer;
-  if (!layer) throw new UserError('fitDae: no insertion point given.', "Pass `layer` (the tensor T) in the reference activations or the options.");
+  if (!layer) throw new UserError('fitDae: no insertion point given.', 'Pass `layer` (the tensor T) in the reference activations or the options.');
   const dims = [...reference.dims];
   const d = dims.reduce((a, b) => a * b, 1);
   const n = reference.n;
   if (!(n >= 2) || reference.activations.length !== n * d) {
-    throw new UserError(`fitDae: ${reference.activations.length} activation values for ${n} samples of [${dims.join(', ')}].`, 'The dAE needs at least 2 reference samples.');
+    throw new UserError(
+      `fitDae: ${reference.activations.length} activation values for ${n} samples of [${dims.join(', ')}].`,
+      'The dAE needs at least 2 reference samples.',
+    );
   }
   const hidden = positiveInt(options.hidden ?? DAE_DEFAULTS.hidden, 'hidden');
   const activation = options.activation ?? DAE_DEFAULTS.activation;
@@ -152,7 +155,8 @@ export function normalise(h: Float32Array, n: number, d: number): { mu: Float64A
 
 /** The u-space layers as h-space weights: W1/s, b1 − (μ/s)·W1, W2·s, b2·s + μ. */
 function foldNormalisation(enc: DenseLayer, dec: DenseLayer, mu: Float64Array, scale: number, activation: DaeWeights['activation'], beta: number): DaeWeights {
-  const d = enc.inputs, hidden = enc.outputs;
+  const d = enc.inputs,
+    hidden = enc.outputs;
   const encoder = new Float32Array(d * hidden);
   const b1 = new Float32Array(hidden);
   for (let k = 0; k < hidden; k++) {
@@ -176,7 +180,10 @@ async function referenceStatistics(w: DaeWeights, h: Float32Array, n: number, op
   try {
     for (let start = 0; start < n; start += 512) {
       const rows = Math.min(512, n - start);
-      const out = await session.run({ [DAE_STATS.input]: new ort.Tensor('float32', h.subarray(start * w.d, (start + rows) * w.d), [rows, w.d]) }, [DAE_STATS.reconError, DAE_STATS.gamma]);
+      const out = await session.run({ [DAE_STATS.input]: new ort.Tensor('float32', h.subarray(start * w.d, (start + rows) * w.d), [rows, w.d]) }, [
+        DAE_STATS.reconError,
+        DAE_STATS.gamma,
+      ]);
       errors.push(...(out[DAE_STATS.reconError].data as Float32Array));
       gammas.push(...(out[DAE_STATS.gamma].data as Float32Array));
     }

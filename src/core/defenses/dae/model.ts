@@ -103,11 +103,17 @@ export function buildDaeStatisticsModel(w: DaeWeights): ModelProto {
   const r = b.op('Add', [b.op('MatMul', [z, b.floatConst('decoder', [hidden, d], w.decoder)]), b.floatConst('b2', [d], w.b2)]);
   const e = b.op('Sub', [r, x]);
   const flat = b.int64Const('flat', [-1]);
-  b.node('Reshape', [b.op('Sqrt', [b.op('MatMul', [b.op('Mul', [e, e]), b.floatConst('ones', [d, 1], new Float32Array(d).fill(1))])]), flat], {}, [DAE_STATS.reconError]);
+  b.node('Reshape', [b.op('Sqrt', [b.op('MatMul', [b.op('Mul', [e, e]), b.floatConst('ones', [d, 1], new Float32Array(d).fill(1))])]), flat], {}, [
+    DAE_STATS.reconError,
+  ]);
   const one = b.scalar(1, 'one');
   const sp = w.activation === 'sigmoid' ? b.op('Mul', [z, b.op('Sub', [one, z])]) : b.op('Sub', [one, b.op('Mul', [z, z])]);
   const trace = b.op('MatMul', [sp, b.floatConst('trace_weights', [hidden, 1], traceWeights(w))]);
   b.node('Reshape', [b.op('Sub', [b.op('Mul', [trace, b.scalar(1 / d, 'inv_d')]), one]), flat], {}, [DAE_STATS.gamma]);
-  const graph = b.graph('dae_statistics', [tensorValueInfo(x, ['N', d])], [tensorValueInfo(DAE_STATS.reconError, ['N']), tensorValueInfo(DAE_STATS.gamma, ['N'])]);
+  const graph = b.graph(
+    'dae_statistics',
+    [tensorValueInfo(x, ['N', d])],
+    [tensorValueInfo(DAE_STATS.reconError, ['N']), tensorValueInfo(DAE_STATS.gamma, ['N'])],
+  );
   return makeModel(graph, 13);
 }

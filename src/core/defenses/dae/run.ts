@@ -55,7 +55,6 @@ export function daeAcceptance(scores: Float32Array, threshold: number, numClasse
   return out;
 }
 
-
 /** Per threshold: accuracy among accepted samples, rejection rate and accuracy over all samples. */
 export function thresholdTable(scores: Float32Array, labels: ArrayLike<number>, thresholds: readonly number[]): ThresholdRow[] {
   const n = labels.length;
@@ -78,6 +77,14 @@ export function thresholdTable(scores: Float32Array, labels: ArrayLike<number>, 
         good += correct[j];
       }
     }
-    return { threshold, acceptedAccuracy: accepted ? good / accepted : null, rejectionRate: (n - accepted) / n, accuracyOverAll: good / n, acceptedWrong: (accepted - good) / n, accepted, total: n };
+    return {
+      threshold,
+      acceptedAccuracy: accepted ? good / accepted : null,
+      rejectionRate: (n - accepted) / n,
+      accuracyOverAll: good / n,
+      acceptedWrong: (accepted - good) / n,
+      accepted,
+      total: n,
+    };
   });
 }

@@ -11,22 +11,78 @@ export const LESCI = defineDefense({
   reference: 'Denk & Pfisterer, "The LESCI Layer", 2018 (docs/papers.md §1)',
   params: [
     {
-      key: 'mode', flag: 'mode', type: 'enum', values: ['vq', 'vote'], default: 'vq', ask: true,
-      valueDescriptions: ['vector quantization: replace the activation by its nearest reference activation', 'majority vote of the k nearest reference activations decides the label'],
+      key: 'mode',
+      flag: 'mode',
+      type: 'enum',
+      values: ['vq', 'vote'],
+      default: 'vq',
+      ask: true,
+      valueDescriptions: [
+        'vector quantization: replace the activation by its nearest reference activation',
+        'majority vote of the k nearest reference activations decides the label',
+      ],
       description: 'vq: replace the activation by the nearest embedding; vote: the k nearest vote for the label.',
     },
-    { key: 'k', flag: 'k', type: 'integer', min: 1, max: 10000, default: LESCI_DEFAULTS.k, ask: true, when: { key: 'mode', equals: 'vote' }, description: 'Neighbours that vote (vote mode).' },
-    { key: 'tProjection', flag: 't-projection', type: 'number', min: 0, max: 1, default: LESCI_DEFAULTS.tProjection, when: { key: 'mode', equals: 'vote' }, description: 'Share of the k votes needed to output the voted label.' },
-    { key: 'pcaDims', flag: 'pca', type: 'integer', min: 0, default: LESCI_DEFAULTS.pcaDims, ask: true, description: 'PCA dimensions the distances are measured in (0: no PCA).' },
-    { key: 'distance', flag: 'distance', type: 'enum', values: ['cosine', 'l2'], default: LESCI_DEFAULTS.distance, description: 'Distance of the nearest-neighbour search.' },
-    { key: 'reject', flag: 'reject', type: 'boolean', default: LESCI_DEFAULTS.reject, when: { key: 'mode', equals: 'vote' }, description: 'Reject (instead of passing through) samples whose vote fails.' },
+    {
+      key: 'k',
+      flag: 'k',
+      type: 'integer',
+      min: 1,
+      max: 10000,
+      default: LESCI_DEFAULTS.k,
+      ask: true,
+      when: { key: 'mode', equals: 'vote' },
+      description: 'Neighbours that vote (vote mode).',
+    },
+    {
+      key: 'tProjection',
+      flag: 't-projection',
+      type: 'number',
+      min: 0,
+      max: 1,
+      default: LESCI_DEFAULTS.tProjection,
+      when: { key: 'mode', equals: 'vote' },
+      description: 'Share of the k votes needed to output the voted label.',
+    },
+    {
+      key: 'pcaDims',
+      flag: 'pca',
+      type: 'integer',
+      min: 0,
+      default: LESCI_DEFAULTS.pcaDims,
+      ask: true,
+      description: 'PCA dimensions the distances are measured in (0: no PCA).',
+    },
+    {
+      key: 'distance',
+      flag: 'distance',
+      type: 'enum',
+      values: ['cosine', 'l2'],
+      default: LESCI_DEFAULTS.distance,
+      description: 'Distance of the nearest-neighbour search.',
+    },
+    {
+      key: 'reject',
+      flag: 'reject',
+      type: 'boolean',
+      default: LESCI_DEFAULTS.reject,
+      when: { key: 'mode', equals: 'vote' },
+      description: 'Reject (instead of passing through) samples whose vote fails.',
+    },
   ],
   adaptive: {
-    description: 'representation matching: PGD on a soft nearest-neighbour surrogate over the stored rows, in the PCA space and with the distance LESCI searches in',
+    description:
+      'representation matching: PGD on a soft nearest-neighbour surrogate over the stored rows, in the PCA space and with the distance LESCI searches in',
     surrogate: (stage) => {
       const labels = stage.model.graph!.initializer!.find((t) => t.name === LESCI_TENSORS.embeddingLabels);
       if (!labels) throw new Error('the LESCI graph stores no labels of its rows');
-      return softKnnStage({ stage, query: LESCI_TENSORS.reduced, labels: tensorValues(labels), numClasses: Number(stage.params.numClasses), distance: stage.params.distance as 'cosine' | 'l2' });
+      return softKnnStage({
+        stage,
+        query: LESCI_TENSORS.reduced,
+        labels: tensorValues(labels),
+        numClasses: Number(stage.params.numClasses),
+        distance: stage.params.distance as 'cosine' | 'l2',
+      });
     },
   },
   fit: (ref, params, ctx) => fitLesci(ref, { mode: 'vq', ...(params as Partial<LesciOptions>), pca: { seed: ctx.seed, threads: ctx.threads } }),

@@ -22,7 +22,7 @@ export function retrievalAttend(index: RetrievalIndex, h: ArrayLike<number>, cou
       if (beta[m] > max) max = beta[m];
     }
     let z = 0;
-    for (let m = 0; m < N; m++) z += (beta[m] = Math.exp(beta[m] - max));
+    for (let m = 0; m < N; m++) z += beta[m] = Math.exp(beta[m] - max);
     acc.fill(0);
     for (let m = 0; m < N; m++) {
       const w = beta[m] / z;

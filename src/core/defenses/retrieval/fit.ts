@@ -41,18 +41,47 @@ export async function fitRetrieval(ref: ReferenceActivations, options: Retrieval
   }
   const training: Required<PaperHeadTraining> = { ...PAPER_HEAD_DEFAULTS, hidden: [...PAPER_HEAD_DEFAULTS.hidden], ...options.training };
   const positiveInt = (v: number) => Number.isInteger(v) && v >= 1;
-  if (!training.hidden.every(positiveInt) || !positiveInt(training.epochs) || !positiveInt(training.batchSize) || !(training.learningRate > 0) || !['exact', 'lsh'].includes(training.search)) {
-    throw new UserError(`Invalid training options for the retrieval paper head: ${JSON.stringify(training)}.`, 'hidden: positive widths; epochs, batchSize: positive integers; learningRate > 0; search: exact or lsh.');
+  if (
+    !training.hidden.every(positiveInt) ||
+    !positiveInt(training.epochs) ||
+    !positiveInt(training.batchSize) ||
+    !(training.learningRate > 0) ||
+    !['exact', 'lsh'].includes(training.search)
+  ) {
+    throw new UserError(
+      `Invalid training options for the retrieval paper head: ${JSON.stringify(training)}.`,
+      'hidden: positive widths; epochs, batchSize: positive integers; learningRate > 0; search: exact or lsh.',
+    );
   }
   const trained = await trainPaperHead(index, training, seed, { onEpoch: options.onEpoch, session: options.session, signal: options.signal });
   const features = g.op('Concat', [hbar, ybar], { axis: 1 });
-  let x = g.op('Mul', [g.op('Sub', [features, g.floatConst('feature_mean', [trained.mean.length], trained.mean)]), g.floatConst('feature_inv_std', [trained.invStd.length], trained.invStd)]);
+  let x = g.op('Mul', [
+    g.op('Sub', [features, g.floatConst('feature_mean', [trained.mean.length], trained.mean)]),
+    g.floatConst('feature_inv_std', [trained.invStd.length], trained.invStd),
+  ]);
   trained.layers.forEach((layer, li) => {
-    const y = g.op('Add', [g.op('MatMul', [x, g.floatConst(`dense${li}_w`, [layer.inputs, layer.outputs], layer.w)]), g.floatConst(`dense${li}_b`, [layer.outputs], layer.b)]);
+    const y = g.op('Add', [
+      g.op('MatMul', [x, g.floatConst(`dense${li}_w`, [layer.inputs, layer.outputs], layer.w)]),
+      g.floatConst(`dense${li}_b`, [layer.outputs], layer.b),
+    ]);
     x = li < trained.layers.length - 1 ? g.op('Relu', [y]) : y;
   });
   g.node('Identity', [x], {}, [DEFENSE_IO.scores]);
-  const graph = g.graph('retrieval_paper', [activationInfo, tensorValueInfo(DEFENSE_IO.logits, ['N', ref.numClasses])], [tensorValueInfo(DEFENSE_IO.scores, ['N', ref.numClasses])], init);
-  params.training = { hidden: training.hidden, epochs: training.epochs, batchSize: training.batchSize, learningRate: training.learningRate, search: training.search, finalLoss: trained.loss, trainAccuracy: trained.accuracy, backend: trained.backend };
+  const graph = g.graph(
+    'retrieval_paper',
+    [activationInfo, tensorValueInfo(DEFENSE_IO.logits, ['N', ref.numClasses])],
+    [tensorValueInfo(DEFENSE_IO.scores, ['N', ref.numClasses])],
+    init,
+  );
+  params.training = {
+    hidden: training.hidden,
+    epochs: training.epochs,
+    batchSize: training.batchSize,
+    learningRate: training.learningRate,
+    search: training.search,
+    finalLoss: trained.loss,
+    trainAccuracy: trained.accuracy,
+    backend: trained.backend,
+  };
   return { kind: 'retrieval', layer: ref.layer, placement: 'after-tail', scores: 'logits', model: makeModel(graph, ref.opset), params };
 }

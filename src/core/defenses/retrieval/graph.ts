@@ -9,7 +9,10 @@ import { RETRIEVAL_TENSORS, type RetrievalIndex } from './types';
 export function retrievalInitializers(index: RetrievalIndex): TensorProto[] {
   const onehot = new Float32Array(index.n * index.numClasses);
   for (let i = 0; i < index.n; i++) onehot[i * index.numClasses + index.labels[i]] = 1;
-  const init = [floatTensor(RETRIEVAL_TENSORS.database, [index.n, index.size], index.database), floatTensor(RETRIEVAL_TENSORS.labels, [index.n, index.numClasses], onehot)];
+  const init = [
+    floatTensor(RETRIEVAL_TENSORS.database, [index.n, index.size], index.database),
+    floatTensor(RETRIEVAL_TENSORS.labels, [index.n, index.numClasses], onehot),
+  ];
   if (index.projection) {
     const p = index.projectionDims;
     const D = index.size;

@@ -48,7 +48,12 @@ export async function trainPaperHead(
   for (let i = 0; i < n; i++) for (let j = 0; j < F; j++) x[i * F + j] = (raw[i * F + j] - mean[j]) * invStd[j];
 
   const rng = new Rng(seed).fork('retrieval-paper-head');
-  const layers = initDense(F, [...training.hidden.map((units) => ({ units, activation: 'relu' as const })), { units: C, activation: 'linear' as const }], rng, 'he-uniform');
+  const layers = initDense(
+    F,
+    [...training.hidden.map((units) => ({ units, activation: 'relu' as const })), { units: C, activation: 'linear' as const }],
+    rng,
+    'he-uniform',
+  );
   const fit = await fitDense({
     layers,
     loss: { kind: 'softmax-ce' },

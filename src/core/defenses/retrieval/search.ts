@@ -12,7 +12,8 @@ import { RETRIEVAL_DEFAULTS, type RetrievalIndex, type RetrievalOptions, type Se
 function resolveScale(scale: RetrievalOptions['attentionScale'], D: number): number {
   const s = scale ?? RETRIEVAL_DEFAULTS.attentionScale;
   if (s === 'inv-sqrt-d') return 1 / Math.sqrt(D);
-  if (typeof s !== 'number' || !Number.isFinite(s) || s < 0) throw new UserError(`Retrieval attention scale must be 'inv-sqrt-d' or a non-negative number, got ${String(s)}.`);
+  if (typeof s !== 'number' || !Number.isFinite(s) || s < 0)
+    throw new UserError(`Retrieval attention scale must be 'inv-sqrt-d' or a non-negative number, got ${String(s)}.`);
   return s;
 }
 
@@ -74,7 +75,12 @@ export function projectRows(x: ArrayLike<number>, n: number, D: number, w: Float
  * [count, N] indices, nearest first. LSH queries with fewer than N candidates fall back to exact
  * search (reported in `fallbacks`).
  */
-export function retrievalSearch(index: RetrievalIndex, h: ArrayLike<number>, count: number, options: SearchOptions = {}): { indices: Int32Array; fallbacks: number; meanCandidates: number } {
+export function retrievalSearch(
+  index: RetrievalIndex,
+  h: ArrayLike<number>,
+  count: number,
+  options: SearchOptions = {},
+): { indices: Int32Array; fallbacks: number; meanCandidates: number } {
   const N = index.neighbours;
   const q = index.projection ? projectRows(h, count, index.size, index.projection, index.projectionDims) : h instanceof Float32Array ? h : Float32Array.from(h);
   const d = index.keyDims;

@@ -33,14 +33,30 @@ export interface AttackPlanOptions {
 }
 
 /** Every attack of the plan at every epsilon, as result entries with the given threat model. */
-export async function runAttackPlan(classifier: Classifier, data: PreparedData, plan: AttackPlan, threat: string, options: AttackPlanOptions, hooks: RunHooks): Promise<AttackResult[]> {
+export async function runAttackPlan(
+  classifier: Classifier,
+  data: PreparedData,
+  plan: AttackPlan,
+  threat: string,
+  options: AttackPlanOptions,
+  hooks: RunHooks,
+): Promise<AttackResult[]> {
   const names = parseAttackList(plan.names.join(','));
   return runAttacks(classifier, data, plan, names, threat, options, hooks);
 }
 
-export async function runAttacks(classifier: Classifier, data: PreparedData, plan: AttackPlan, names: AttackName[], threat: string, options: AttackPlanOptions, hooks: RunHooks): Promise<AttackResult[]> {
+export async function runAttacks(
+  classifier: Classifier,
+  data: PreparedData,
+  plan: AttackPlan,
+  names: AttackName[],
+  threat: string,
+  options: AttackPlanOptions,
+  hooks: RunHooks,
+): Promise<AttackResult[]> {
   const badEps = plan.eps.find((e) => !(e >= 0) || !Number.isFinite(e));
-  if (badEps !== undefined || plan.eps.length === 0) throw new UserError(`Epsilons must be non-negative numbers, got [${plan.eps.join(', ')}].`, 'Pass e.g. --eps 0.01,0.02,0.05');
+  if (badEps !== undefined || plan.eps.length === 0)
+    throw new UserError(`Epsilons must be non-negative numbers, got [${plan.eps.join(', ')}].`, 'Pass e.g. --eps 0.01,0.02,0.05');
   const results: AttackResult[] = [];
   // Sequential (AutoAttack): per eps, each attack runs only on the samples no earlier one broke.
   const broken = new Map<number, Uint8Array>();
@@ -48,8 +64,16 @@ export async function runAttacks(classifier: Classifier, data: PreparedData, pla
     for (const eps of plan.eps) {
       const alreadyBroken = plan.sequential ? broken.get(eps) : undefined;
       const config: AttackConfig = {
-        attack, eps, norm: plan.norm as Norm, steps: plan.steps, stepSize: plan.stepSize, restarts: plan.restarts,
-        randomStart: plan.randomStart, queries: plan.queries, loss: plan.loss, targeted: plan.targeted ? 'random' : undefined,
+        attack,
+        eps,
+        norm: plan.norm as Norm,
+        steps: plan.steps,
+        stepSize: plan.stepSize,
+        restarts: plan.restarts,
+        randomStart: plan.randomStart,
+        queries: plan.queries,
+        loss: plan.loss,
+        targeted: plan.targeted ? 'random' : undefined,
       };
       const phase = `${options.target === 'defended' ? `${threat}: ` : ''}${attack} (${plan.norm}) at eps ${eps}`;
       hooks.onLog?.(`Attack ${phase}`);
@@ -57,7 +81,11 @@ export async function runAttacks(classifier: Classifier, data: PreparedData, pla
       let metrics;
       try {
         metrics = await runAttack(classifier, data, config, {
-          batchSize: options.batchSize, seed: options.seed, signal: hooks.signal, lanes: options.lanes, alreadyBroken,
+          batchSize: options.batchSize,
+          seed: options.seed,
+          signal: hooks.signal,
+          lanes: options.lanes,
+          alreadyBroken,
           keepExamples: options.inspect ? data.count : wantExamples,
           onProgress: (done, total) => hooks.onProgress?.({ phase: `Attack ${phase}`, done, total }),
         });
@@ -68,20 +96,44 @@ export async function runAttacks(classifier: Classifier, data: PreparedData, pla
       const params = effectiveParams(attack, config);
       if (plan.sequential) {
         params.sequential = `on the samples no earlier attack broke (${alreadyBroken ? alreadyBroken.reduce((a, b) => a + b, 0) : 0} skipped): accuracy is cumulative`;
-        broken.set(eps, Uint8Array.from(metrics.robust, (r) => 1 - r)); // already-broken samples are never robust
+        broken.set(
+          eps,
+          Uint8Array.from(metrics.robust, (r) => 1 - r),
+        ); // already-broken samples are never robust
       }
       const entry: AttackResult = {
-        target: options.target, attack, threat, norm: metrics.norm, eps, accuracy: metrics.accuracy, successRate: metrics.successRate,
-        meanPerturbation: metrics.meanPerturbation, maxPerturbation: metrics.maxPerturbation,
-        gradientEvaluations: metrics.gradientEvaluations, queries: metrics.queries, seconds: metrics.seconds, params,
+        target: options.target,
+        attack,
+        threat,
+        norm: metrics.norm,
+        eps,
+        accuracy: metrics.accuracy,
+        successRate: metrics.successRate,
+        meanPerturbation: metrics.meanPerturbation,
+        maxPerturbation: metrics.maxPerturbation,
+        gradientEvaluations: metrics.gradientEvaluations,
+        queries: metrics.queries,
+        seconds: metrics.seconds,
+        params,
         robust: encodeBits(metrics.robust),
       };
       if (options.inspect && metrics.adversarialExamples) await options.inspect(entry, metrics.adversarialExamples, metrics.predictions);
       if (wantExamples && metrics.adversarialExamples) {
-        options.examples!.into.push(...exampleImages(data, metrics.adversarialExamples, metrics.predictions, wantExamples, { attack, eps, threat, target: options.target }, classifier.sampleDims));
+        options.examples!.into.push(
+          ...exampleImages(
+            data,
+            metrics.adversarialExamples,
+            metrics.predictions,
+            wantExamples,
+            { attack, eps, threat, target: options.target },
+            classifier.sampleDims,
+          ),
+        );
       }
       results.push(entry);
-      hooks.onLog?.(`  robust accuracy ${(100 * metrics.accuracy).toFixed(2)}%, success rate ${(100 * metrics.successRate).toFixed(2)}%, ${metrics.seconds.toFixed(1)} s`);
+      hooks.onLog?.(
+        `  robust accuracy ${(100 * metrics.accuracy).toFixed(2)}%, success rate ${(100 * metrics.successRate).toFixed(2)}%, ${metrics.seconds.toFixed(1)} s`,
+      );
     }
   }
   return results;
@@ -107,7 +159,14 @@ export function effectiveParams(attack: AttackName, config: AttackConfig): Recor
 }
 
 /** The first samples' clean and adversarial inputs, rounded to keep result files small. */
-function exampleImages(data: PreparedData, adversarial: Float32Array, predictions: Int32Array, count: number, run: Pick<ExampleImage, 'attack' | 'eps' | 'threat' | 'target'>, sampleDims: readonly number[]): ExampleImage[] {
+function exampleImages(
+  data: PreparedData,
+  adversarial: Float32Array,
+  predictions: Int32Array,
+  count: number,
+  run: Pick<ExampleImage, 'attack' | 'eps' | 'threat' | 'target'>,
+  sampleDims: readonly number[],
+): ExampleImage[] {
   const d = sampleDims.reduce((a, b) => a * b, 1);
   const round = (v: number) => Math.round(v * 1000) / 1000;
   return Array.from({ length: Math.min(count, data.count) }, (_, i) => ({
@@ -126,7 +185,12 @@ function exampleImages(data: PreparedData, adversarial: Float32Array, prediction
  * Worker-thread lanes for the baseline attacks when config.lanes > 1 on the CPU, the threads split
  * between them (the default 0 threads means one per core). Recorded in the result's runtime.
  */
-export async function startLanes(config: EvaluationConfig, model: ClassifierModel, result: RunResult, log: (line: string) => void): Promise<OnnxLanes | undefined> {
+export async function startLanes(
+  config: EvaluationConfig,
+  model: ClassifierModel,
+  result: RunResult,
+  log: (line: string) => void,
+): Promise<OnnxLanes | undefined> {
   const count = config.lanes ?? 1;
   if (count <= 1) return undefined;
   if (model.session.provider !== 'cpu') {
@@ -136,8 +200,17 @@ export async function startLanes(config: EvaluationConfig, model: ClassifierMode
   const threads = Math.max(1, Math.floor((config.threads || availableParallelism()) / count));
   log(`Attacks run in ${count} lanes of ${threads} onnxruntime thread${threads === 1 ? '' : 's'} each.`);
   result.runtime.lanes = count;
-  return OnnxLanes.start({
-    model: encodeModel(model.loaded.model), shapes: [...model.graph.shapes], input: model.input, output: model.output,
-    sampleDims: [...model.sampleDims], numClasses: model.numClasses, fixedBatch: model.fixedBatch, sessionOptions: { ep: 'cpu', threads },
-  }, count);
+  return OnnxLanes.start(
+    {
+      model: encodeModel(model.loaded.model),
+      shapes: [...model.graph.shapes],
+      input: model.input,
+      output: model.output,
+      sampleDims: [...model.sampleDims],
+      numClasses: model.numClasses,
+      fixedBatch: model.fixedBatch,
+      sessionOptions: { ep: 'cpu', threads },
+    },
+    count,
+  );
 }

@@ -26,7 +26,13 @@ export function resultChecks(entries: readonly AttackResult[], target: CheckResu
  * Checks on one gradient threat model's classifier: the masked-gradient check (for the true
  * gradient: the undefended model's, or the defended model's 'direct' one) and the unbounded PGD.
  */
-export async function classifierChecks(classifier: Classifier, data: PreparedData, target: CheckResult['target'], threat: string, options: { seed: number; batchSize: number; trueGradient: boolean; signal?: AbortSignal }): Promise<CheckResult[]> {
+export async function classifierChecks(
+  classifier: Classifier,
+  data: PreparedData,
+  target: CheckResult['target'],
+  threat: string,
+  options: { seed: number; batchSize: number; trueGradient: boolean; signal?: AbortSignal },
+): Promise<CheckResult[]> {
   const out: CheckResult[] = [];
   if (!classifier.lossGradient) return out;
   const d = data.x.length / Math.max(1, data.count);
@@ -35,7 +41,12 @@ export async function classifierChecks(classifier: Classifier, data: PreparedDat
     if (zero) out.push(zero);
   }
   const n = Math.min(UNBOUNDED_SAMPLES, data.count);
-  const m = await runAttack(classifier, { x: data.x.subarray(0, n * d), labels: data.labels.subarray(0, n), count: n }, { attack: 'pgd', norm: 'linf', eps: 1, steps: UNBOUNDED_STEPS }, { batchSize: options.batchSize, seed: options.seed, signal: options.signal });
+  const m = await runAttack(
+    classifier,
+    { x: data.x.subarray(0, n * d), labels: data.labels.subarray(0, n), count: n },
+    { attack: 'pgd', norm: 'linf', eps: 1, steps: UNBOUNDED_STEPS },
+    { batchSize: options.batchSize, seed: options.seed, signal: options.signal },
+  );
   out.push(unboundedCheck(m.accuracy, `PGD-${UNBOUNDED_STEPS}`, threat, n, target));
   return out;
 }

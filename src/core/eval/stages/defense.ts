@@ -44,41 +44,83 @@ async function defendedOutputs(defended: DefendedClassifier, x: Float32Array, co
 const share = (flags: Uint8Array) => flags.reduce((a, b) => a + b, 0) / Math.max(flags.length, 1);
 
 function rejectionStats(predictions: Int32Array, labels: Int32Array, accepted: Uint8Array) {
-  let acceptedCount = 0, acceptedCorrect = 0;
+  let acceptedCount = 0,
+    acceptedCorrect = 0;
   for (let i = 0; i < labels.length; i++) {
     if (!accepted[i]) continue;
     acceptedCount++;
     if (predictions[i] === labels[i]) acceptedCorrect++;
   }
-  return { rejectionRate: 1 - acceptedCount / Math.max(labels.length, 1), acceptedAccuracy: acceptedCount ? acceptedCorrect / acceptedCount : null, accuracyOverAll: acceptedCorrect / Math.max(labels.length, 1) };
+  return {
+    rejectionRate: 1 - acceptedCount / Math.max(labels.length, 1),
+    acceptedAccuracy: acceptedCount ? acceptedCorrect / acceptedCount : null,
+    accuracyOverAll: acceptedCorrect / Math.max(labels.length, 1),
+  };
 }
 
-export async function runDefense(config: EvaluationConfig, model: ClassifierModel, undefended: OnnxClassifier, data: PreparedData, result: RunResult, hooks: RunHooks): Promise<DefendedClassifier> {
+export async function runDefense(
+  config: EvaluationConfig,
+  model: ClassifierModel,
+  undefended: OnnxClassifier,
+  data: PreparedData,
+  result: RunResult,
+  hooks: RunHooks,
+): Promise<DefendedClassifier> {
   const plan = config.defense!;
   const log = hooks.onLog ?? (() => {});
   const batchSize = model.fixedBatch ?? config.batchSize;
   hooks.onProgress?.({ phase: 'Loading the reference set', done: 0, total: 1 });
-  const reference = await prepareData({ data: plan.reference, labels: plan.referenceLabels, limit: plan.referenceLimit, preprocessing: config.preprocessing, maxDecompressedBytes: config.maxDecompressedBytes, allowNonFinite: config.allowNonFinite }, model);
+  const reference = await prepareData(
+    {
+      data: plan.reference,
+      labels: plan.referenceLabels,
+      limit: plan.referenceLimit,
+      preprocessing: config.preprocessing,
+      maxDecompressedBytes: config.maxDecompressedBytes,
+      allowNonFinite: config.allowNonFinite,
+    },
+    model,
+  );
   hooks.onProgress?.({ phase: `Fitting the ${plan.kind} defense at ${plan.layer}`, done: 0, total: 1 });
   const fit = await fitDefense(plan, {
-    loaded: model.loaded, graph: model.graph, reference: { x: reference.x, labels: reference.labels, count: reference.count, sha256: reference.description.sha256 },
-    seed: config.seed, cacheDir: config.cacheDir ?? defaultCacheDir(config.model), threads: config.threads, batchSize, signal: hooks.signal, log,
+    loaded: model.loaded,
+    graph: model.graph,
+    reference: { x: reference.x, labels: reference.labels, count: reference.count, sha256: reference.description.sha256 },
+    seed: config.seed,
+    cacheDir: config.cacheDir ?? defaultCacheDir(config.model),
+    threads: config.threads,
+    batchSize,
+    signal: hooks.signal,
+    log,
   });
   throwIfCancelled(hooks.signal);
   const defended = new DefendedClassifier({
-    model: model.loaded.model, shapes: model.graph.shapes, input: model.input, sampleDims: model.sampleDims, numClasses: model.numClasses,
-    stage: fit.stage, sessionOptions: { ep: config.ep, threads: config.threads }, undefended,
+    model: model.loaded.model,
+    shapes: model.graph.shapes,
+    input: model.input,
+    sampleDims: model.sampleDims,
+    numClasses: model.numClasses,
+    stage: fit.stage,
+    sessionOptions: { ep: config.ep, threads: config.threads },
+    undefended,
   });
 
   hooks.onProgress?.({ phase: 'Clean accuracy of the defended model', done: 0, total: data.count });
   const clean = await defendedOutputs(defended, data.x, data.count, batchSize);
   const cleanStats = accuracyAndConfusion(clean.predictions, data.labels, model.numClasses);
   const section: DefenseResult = {
-    kind: plan.kind, layer: plan.layer, placement: fit.stage.placement, scores: fit.stage.scores, params: fit.stage.params,
+    kind: plan.kind,
+    layer: plan.layer,
+    placement: fit.stage.placement,
+    scores: fit.stage.scores,
+    params: fit.stage.params,
     reference: { path: plan.reference, labelsPath: plan.referenceLabels, count: reference.count, sha256: reference.description.sha256 },
-    fitSeconds: fit.fitSeconds, cached: fit.cached,
+    fitSeconds: fit.fitSeconds,
+    cached: fit.cached,
     clean: { accuracy: cleanStats.accuracy, baselineAccuracy: result.clean.accuracy, confusion: cleanStats.confusion },
-    threats: {}, worstCase: [], verdict: 'not attacked',
+    threats: {},
+    worstCase: [],
+    verdict: 'not attacked',
   };
   if (clean.projected) section.clean.projectionRate = share(clean.projected);
   if (clean.accepted) Object.assign(section.clean, rejectionStats(clean.predictions, data.labels, clean.accepted));
@@ -87,7 +129,9 @@ export async function runDefense(config: EvaluationConfig, model: ClassifierMode
     const baselineScores = softmaxRows(await undefended.logits(data.x, data.count), model.numClasses);
     section.thresholds = { baseline: thresholdTable(baselineScores, data.labels, thresholds), defended: thresholdTable(clean.scores, data.labels, thresholds) };
   }
-  log(`Defended clean accuracy ${(100 * section.clean.accuracy).toFixed(2)}% (baseline ${(100 * result.clean.accuracy).toFixed(2)}%)${section.clean.projectionRate !== undefined ? `, projection rate ${(100 * section.clean.projectionRate).toFixed(1)}%` : ''}`);
+  log(
+    `Defended clean accuracy ${(100 * section.clean.accuracy).toFixed(2)}% (baseline ${(100 * result.clean.accuracy).toFixed(2)}%)${section.clean.projectionRate !== undefined ? `, projection rate ${(100 * section.clean.projectionRate).toFixed(1)}%` : ''}`,
+  );
 
   if (config.attacks) {
     const names = parseAttackList(config.attacks.names.join(','));
@@ -97,24 +141,50 @@ export async function runDefense(config: EvaluationConfig, model: ClassifierMode
     for (const threat of threats) {
       const attacks = attacksFor(threat, names);
       if (attacks.length === 0) continue;
-      const plan_ = threat === 'gradient-free' && !names.some((n) => ATTACKS[n].gradientFree) ? { ...config.attacks, queries: config.attacks.queries ?? IMPLIED_SQUARE_QUERIES } : config.attacks;
+      const plan_ =
+        threat === 'gradient-free' && !names.some((n) => ATTACKS[n].gradientFree)
+          ? { ...config.attacks, queries: config.attacks.queries ?? IMPLIED_SQUARE_QUERIES }
+          : config.attacks;
       const classifier = threatClassifier(defended, threat);
       section.threats[threat] = classifier.surrogate;
       try {
         if (threat !== 'gradient-free' && threat !== 'transfer') {
           hooks.onProgress?.({ phase: `Checks under ${threat}`, done: 0, total: 1 });
-          checks.push(...(await classifierChecks(classifier, data, 'defended', threat, { seed: config.seed, batchSize, trueGradient: threat === 'direct', signal: hooks.signal })));
+          checks.push(
+            ...(await classifierChecks(classifier, data, 'defended', threat, {
+              seed: config.seed,
+              batchSize,
+              trueGradient: threat === 'direct',
+              signal: hooks.signal,
+            })),
+          );
         }
-        defendedEntries.push(...(await runAttacks(classifier, data, plan_, attacks, threat, {
-          seed: config.seed, batchSize, target: 'defended',
-          examples: threat === threats[threats.length - 1] ? { count: 4, into: (result.examples ??= []), onlyEps: Math.max(...config.attacks.eps) } : undefined,
-          inspect: clean.accepted || clean.projected || fit.stage.scores === 'probabilities' ? async (entry, adversarial) => {
-            const out = await defendedOutputs(defended, adversarial, data.count, batchSize);
-            if (out.accepted) entry.rejection = rejectionStats(out.predictions, data.labels, out.accepted);
-            if (out.projected) entry.projectionRate = share(out.projected);
-            if (fit.stage.scores === 'probabilities') entry.thresholds = thresholdTable(out.scores, data.labels, thresholds);
-          } : undefined,
-        }, hooks)));
+        defendedEntries.push(
+          ...(await runAttacks(
+            classifier,
+            data,
+            plan_,
+            attacks,
+            threat,
+            {
+              seed: config.seed,
+              batchSize,
+              target: 'defended',
+              examples:
+                threat === threats[threats.length - 1] ? { count: 4, into: (result.examples ??= []), onlyEps: Math.max(...config.attacks.eps) } : undefined,
+              inspect:
+                clean.accepted || clean.projected || fit.stage.scores === 'probabilities'
+                  ? async (entry, adversarial) => {
+                      const out = await defendedOutputs(defended, adversarial, data.count, batchSize);
+                      if (out.accepted) entry.rejection = rejectionStats(out.predictions, data.labels, out.accepted);
+                      if (out.projected) entry.projectionRate = share(out.projected);
+                      if (fit.stage.scores === 'probabilities') entry.thresholds = thresholdTable(out.scores, data.labels, thresholds);
+                    }
+                  : undefined,
+            },
+            hooks,
+          )),
+        );
       } finally {
         await classifier.release();
       }
@@ -146,10 +216,13 @@ const COVERED_BY_ADAPTIVE = new Set(['zero-gradient', 'unbounded', 'flat-curve']
  */
 export function verdict(worst: WorstCase[], checks: readonly CheckResult[], threats: readonly string[]): Pick<DefenseResult, 'verdict' | 'verdictReasons'> {
   const judged = worst.filter((w) => w.eps > 0 && w.baselineAccuracy !== undefined);
-  if (judged.length === 0) return { verdict: 'not attacked', verdictReasons: ['The undefended model was not attacked at the same epsilons, so there is nothing to compare with.'] };
+  if (judged.length === 0)
+    return { verdict: 'not attacked', verdictReasons: ['The undefended model was not attacked at the same epsilons, so there is nothing to compare with.'] };
   const broken = judged.filter((w) => w.broken);
   if (broken.length) {
-    const reasons = [`At eps ${broken.map((w) => w.eps).join(', ')} the defended worst case is no better than the undefended model's (within ${100 * BROKEN_MARGIN} point).`];
+    const reasons = [
+      `At eps ${broken.map((w) => w.eps).join(', ')} the defended worst case is no better than the undefended model's (within ${100 * BROKEN_MARGIN} point).`,
+    ];
     return { verdict: broken.length === judged.length ? 'broken' : 'partial', verdictReasons: reasons };
   }
   const reasons: string[] = [];
@@ -159,9 +232,16 @@ export function verdict(worst: WorstCase[], checks: readonly CheckResult[], thre
   // the adaptive attack itself works (its unbounded run reaches ~0%).
   const adaptiveWorks = checks.some((c) => c.id === 'unbounded' && c.threat === 'adaptive' && c.target === 'defended' && !c.fired);
   for (const c of checks.filter((c) => c.fired && c.target === 'defended')) {
-    if (adaptiveWorks && COVERED_BY_ADAPTIVE.has(c.id) && (c.threat === 'direct' || c.threat === 'bpda')) notes.push(`${c.message} Covered: the adaptive attack works on this defense (unbounded, it leaves about 0%).`);
+    if (adaptiveWorks && COVERED_BY_ADAPTIVE.has(c.id) && (c.threat === 'direct' || c.threat === 'bpda'))
+      notes.push(`${c.message} Covered: the adaptive attack works on this defense (unbounded, it leaves about 0%).`);
     else reasons.push(c.message);
   }
   if (reasons.length) return { verdict: 'inconclusive', verdictReasons: [...reasons, ...notes] };
-  return { verdict: 'holds', verdictReasons: ['Better than the undefended model at every epsilon under every attack and threat model that ran, adaptive included, and no uncovered check fired. This is no proof: a stronger attack may exist.', ...notes] };
+  return {
+    verdict: 'holds',
+    verdictReasons: [
+      'Better than the undefended model at every epsilon under every attack and threat model that ran, adaptive included, and no uncovered check fired. This is no proof: a stronger attack may exist.',
+      ...notes,
+    ],
+  };
 }

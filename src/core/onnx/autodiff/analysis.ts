@@ -20,8 +20,25 @@ const SHAPE_ONLY = new Set(['Shape', 'Size', 'ConstantOfShape', 'EyeLike', 'Rand
 
 /** Ops whose outputs are piecewise constant in their inputs (booleans, indices). */
 const PIECEWISE_CONSTANT = new Set([
-  'ArgMax', 'ArgMin', 'Equal', 'Greater', 'Less', 'GreaterOrEqual', 'LessOrEqual', 'Not', 'And', 'Or', 'Xor',
-  'IsNaN', 'IsInf', 'NonZero', 'BitShift', 'BitwiseAnd', 'BitwiseOr', 'BitwiseXor', 'BitwiseNot',
+  'ArgMax',
+  'ArgMin',
+  'Equal',
+  'Greater',
+  'Less',
+  'GreaterOrEqual',
+  'LessOrEqual',
+  'Not',
+  'And',
+  'Or',
+  'Xor',
+  'IsNaN',
+  'IsInf',
+  'NonZero',
+  'BitShift',
+  'BitwiseAnd',
+  'BitwiseOr',
+  'BitwiseXor',
+  'BitwiseNot',
 ]);
 
 const FLOAT_TYPES = new Set<number>([DataType.FLOAT, DataType.DOUBLE, DataType.FLOAT16, 16 /* BFLOAT16 */]);
@@ -79,7 +96,7 @@ export function resolveSources(model: ModelProto, wrt: readonly string[]): strin
     if (seen.has(name)) throw new UserError(`'${name}' is listed twice among the tensors to differentiate with respect to.`);
     seen.add(name);
     const init = inits.get(name);
-    const type = init ? init.dataType : inputs.get(name)?.type?.tensorType?.elemType ?? (produced.has(name) ? DataType.FLOAT : undefined);
+    const type = init ? init.dataType : (inputs.get(name)?.type?.tensorType?.elemType ?? (produced.has(name) ? DataType.FLOAT : undefined));
     if (type === undefined) throw new UserError(`The model has no initializer, input or node output named '${name}' to differentiate with respect to.`);
     if (type !== DataType.FLOAT) throw new UserError(`'${name}' is not float32: gradients are taken with respect to float32 tensors only.`);
   }
@@ -92,7 +109,10 @@ export function resolveOutput(model: ModelProto, requested?: string): string {
   if (!graph?.node?.length) throw new UserError('The model has no graph to differentiate.');
   const output = requested ?? graph.output?.[0]?.name;
   if (!output || !(graph.node ?? []).some((n) => n.output?.includes(output))) {
-    throw new UserError(`The model has no output tensor named '${output ?? ''}' computed by a node.`, `Its outputs: ${(graph.output ?? []).map((v) => v.name).join(', ')}.`);
+    throw new UserError(
+      `The model has no output tensor named '${output ?? ''}' computed by a node.`,
+      `Its outputs: ${(graph.output ?? []).map((v) => v.name).join(', ')}.`,
+    );
   }
   return output;
 }
@@ -101,7 +121,12 @@ export function resolveOutput(model: ModelProto, requested?: string): string {
  * `io.sources` (default: the input alone) are the tensors to differentiate with respect to: graph
  * inputs, initializers (weights, biases) or node outputs; each starts as 'diff'.
  */
-export function analyze(model: ModelProto, io: { input: string; output: string; sources?: readonly string[] }, rules: ReadonlyMap<string, GradRule>, makeInfo: (states: Map<string, State>) => CheckInfo): Analysis {
+export function analyze(
+  model: ModelProto,
+  io: { input: string; output: string; sources?: readonly string[] },
+  rules: ReadonlyMap<string, GradRule>,
+  makeInfo: (states: Map<string, State>) => CheckInfo,
+): Analysis {
   const nodes = model.graph!.node ?? [];
   const sources = [...(io.sources ?? [io.input])];
   const states = new Map<string, State>(sources.map((s) => [s, 'diff']));
@@ -114,9 +139,10 @@ export function analyze(model: ModelProto, io: { input: string; output: string; 
     const rule = rules.get(opKey(node));
     (node.output ?? []).forEach((o, k) => {
       if (!o || seeded.has(o)) return;
-      const piecewise = PIECEWISE_CONSTANT.has(node.opType ?? '')
-        || (node.opType === 'Cast' && !FLOAT_TYPES.has(attrInt(node, 'to', DataType.FLOAT)))
-        || (rule?.nondiffOutputs?.includes(k) ?? false);
+      const piecewise =
+        PIECEWISE_CONSTANT.has(node.opType ?? '') ||
+        (node.opType === 'Cast' && !FLOAT_TYPES.has(attrInt(node, 'to', DataType.FLOAT))) ||
+        (rule?.nondiffOutputs?.includes(k) ?? false);
       states.set(o, anyDiff && !piecewise ? 'diff' : 'nondiff');
     });
   }
@@ -162,22 +188,23 @@ export function sourcesLabel(sources: readonly string[]): string {
   return q.length <= 1 ? q.join('') : `${q.slice(0, -1).join(', ')} and ${q[q.length - 1]}`;
 }
 
-
 function opKey(node: NodeProto): string {
-  return node.domain && node.domain !== 'ai.onnx' ? `${node.domain}::${node.opType}` : node.opType ?? '';
+  return node.domain && node.domain !== 'ai.onnx' ? `${node.domain}::${node.opType}` : (node.opType ?? '');
 }
 
 function ruleRefusal(node: NodeProto, rule: GradRule, states: Map<string, State>, needed: Set<string>, info: CheckInfo): string | undefined {
   const inputs = node.input ?? [];
   for (let k = 0; k < inputs.length; k++) {
     const s = inputs[k] ? states.get(inputs[k]) : undefined;
-    if (s === 'diff' && rule.diff !== 'all' && !rule.diff.includes(k)) return `its input ${k} ('${inputs[k]}') depends on the model input, which this rule cannot differentiate`;
+    if (s === 'diff' && rule.diff !== 'all' && !rule.diff.includes(k))
+      return `its input ${k} ('${inputs[k]}') depends on the model input, which this rule cannot differentiate`;
     if (s && rule.constant?.includes(k)) return `its input ${k} ('${inputs[k]}') must be constant but depends on the model input`;
   }
   const outputs = node.output ?? [];
   for (let k = 0; k < outputs.length; k++) {
     const o = outputs[k];
-    if (o && needed.has(o) && states.get(o) === 'diff' && rule.outputs && !rule.outputs.includes(k)) return `its output ${k} ('${o}') is used on the differentiable path`;
+    if (o && needed.has(o) && states.get(o) === 'diff' && rule.outputs && !rule.outputs.includes(k))
+      return `its output ${k} ('${o}') is used on the differentiable path`;
   }
   try {
     return rule.check?.(node, info);

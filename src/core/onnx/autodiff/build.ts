@@ -51,7 +51,12 @@ export interface WrtGradientOptions extends GradientOptions {
   wrt?: readonly string[];
 }
 
-export function buildGradientModel(forwardModel: ModelProto, forwardShapes: Map<string, Dim[]>, target: GradientTarget, options: WrtGradientOptions = {}): GradientModel & { grads?: Record<string, string> } {
+export function buildGradientModel(
+  forwardModel: ModelProto,
+  forwardShapes: Map<string, Dim[]>,
+  target: GradientTarget,
+  options: WrtGradientOptions = {},
+): GradientModel & { grads?: Record<string, string> } {
   const io = resolveIO(forwardModel, options);
   const wrt = options.wrt ? resolveSources(forwardModel, options.wrt).filter((t) => t !== io.input) : [];
   const inputInfo = dataInputs(forwardModel.graph!).find((v) => v.name === io.input);
@@ -109,19 +114,31 @@ export interface ObjectiveGradientModel {
  * with respect to `wrt` (weights and biases, typically; the input only if listed): the gradients
  * training needs, without the input gradient.
  */
-export function buildObjectiveGradientModel(forwardModel: ModelProto, forwardShapes: Map<string, Dim[]>, objective: Objective, options: { output?: string; wrt: readonly string[] }): ObjectiveGradientModel {
+export function buildObjectiveGradientModel(
+  forwardModel: ModelProto,
+  forwardShapes: Map<string, Dim[]>,
+  objective: Objective,
+  options: { output?: string; wrt: readonly string[] },
+): ObjectiveGradientModel {
   if (options.wrt.length === 0) throw new UserError('Nothing to differentiate with respect to: name the weights (wrt).');
   const output = resolveOutput(forwardModel, options.output);
   const wrt = resolveSources(forwardModel, options.wrt);
   let loss = '';
   let objectiveInputs: string[] = [];
-  const built = differentiate(forwardModel, forwardShapes, { input: '', output }, wrt, (ctx, unique) => {
-    const o = objective(ctx, output, unique);
-    loss = unique('loss');
-    ctx.e.node('Identity', [o.loss], {}, [loss]);
-    objectiveInputs = o.inputs.map((v) => v.name!);
-    return { seed: o.doutput(), inputs: o.inputs, outputs: [tensorValueInfo(loss, [])] };
-  }, false);
+  const built = differentiate(
+    forwardModel,
+    forwardShapes,
+    { input: '', output },
+    wrt,
+    (ctx, unique) => {
+      const o = objective(ctx, output, unique);
+      loss = unique('loss');
+      ctx.e.node('Identity', [o.loss], {}, [loss]);
+      objectiveInputs = o.inputs.map((v) => v.name!);
+      return { seed: o.doutput(), inputs: o.inputs, outputs: [tensorValueInfo(loss, [])] };
+    },
+    false,
+  );
   return { model: built.model, output, loss, objectiveInputs, grads: Object.fromEntries(wrt.map((t) => [t, built.grads.get(t)!])) };
 }
 
@@ -159,7 +176,12 @@ function differentiate(
     if (!shapes.has(t)) throw new Error(`autodiff: no shape for '${t}': pass the shapes from inferShapes()`);
   }
 
-  const nodes: NodeProto[] = (graph.node ?? []).map((n) => ({ ...n, input: [...(n.input ?? [])], output: [...(n.output ?? [])], attribute: [...(n.attribute ?? [])] }));
+  const nodes: NodeProto[] = (graph.node ?? []).map((n) => ({
+    ...n,
+    input: [...(n.input ?? [])],
+    output: [...(n.output ?? [])],
+    attribute: [...(n.attribute ?? [])],
+  }));
   const wanted = Math.max(modelOpset, ...analysis.path.map((i) => GRADIENT_RULES.get(nodes[i].opType!)!.wantsOpset?.(nodes[i], info) ?? 0));
   const opset = plannedOpset(model, wanted);
 

@@ -19,7 +19,11 @@ export class ConstantValues {
   private readonly inits = new Map<string, TensorProto>();
 
   /** `active` names tensors that depend on the input (never constant); `shapes` folds Shape of static tensors. */
-  constructor(graph: GraphProto, private readonly active: (name: string) => boolean, private readonly shapes?: Map<string, Dim[]>) {
+  constructor(
+    graph: GraphProto,
+    private readonly active: (name: string) => boolean,
+    private readonly shapes?: Map<string, Dim[]>,
+  ) {
     for (const n of graph.node ?? []) for (const o of n.output ?? []) if (o) this.producers.set(o, n);
     for (const t of graph.initializer ?? []) this.inits.set(t.name ?? '', t);
   }
@@ -45,9 +49,12 @@ export class ConstantValues {
     const ins = (node.input ?? []).map((i) => (i ? this.get(i) : undefined));
     const [a, b] = ins;
     switch (node.opType) {
-      case 'Constant': return constantNodeValue(node);
-      case 'Identity': return a;
-      case 'Cast': return a && { dims: a.dims, values: isIntegerType(attrInt(node, 'to', 1)) ? a.values.map(Math.trunc) : a.values };
+      case 'Constant':
+        return constantNodeValue(node);
+      case 'Identity':
+        return a;
+      case 'Cast':
+        return a && { dims: a.dims, values: isIntegerType(attrInt(node, 'to', 1)) ? a.values.map(Math.trunc) : a.values };
       case 'Shape': {
         const dims = this.shapes?.get(node.input![0]);
         if (!dims) return undefined;
@@ -62,7 +69,10 @@ export class ConstantValues {
         if (!dims || !dims.every((d): d is number => typeof d === 'number')) return undefined;
         return { dims: [], values: [dims.reduce((p, q) => p * q, 1)] };
       }
-      case 'Unsqueeze': case 'Squeeze': case 'Reshape': case 'Flatten': {
+      case 'Unsqueeze':
+      case 'Squeeze':
+      case 'Reshape':
+      case 'Flatten': {
         if (!a) return undefined;
         const dims = this.shapes?.get(name);
         return { dims: dims && dims.every((d): d is number => typeof d === 'number') ? dims : [a.values.length], values: a.values };
@@ -77,10 +87,19 @@ export class ConstantValues {
         const n = a.values.length;
         return { dims: b.dims, values: b.values.map((i) => a.values[i < 0 ? i + n : i]) };
       }
-      case 'Neg': return a && { dims: a.dims, values: a.values.map((v) => -v) };
-      case 'Add': case 'Sub': case 'Mul': case 'Div': {
+      case 'Neg':
+        return a && { dims: a.dims, values: a.values.map((v) => -v) };
+      case 'Add':
+      case 'Sub':
+      case 'Mul':
+      case 'Div': {
         if (!a || !b) return undefined;
-        const f = { Add: (x: number, y: number) => x + y, Sub: (x: number, y: number) => x - y, Mul: (x: number, y: number) => x * y, Div: (x: number, y: number) => x / y }[node.opType];
+        const f = {
+          Add: (x: number, y: number) => x + y,
+          Sub: (x: number, y: number) => x - y,
+          Mul: (x: number, y: number) => x * y,
+          Div: (x: number, y: number) => x / y,
+        }[node.opType];
         if (a.values.length === b.values.length) return { dims: a.dims, values: a.values.map((v, i) => f(v, b.values[i])) };
         if (b.values.length === 1) return { dims: a.dims, values: a.values.map((v) => f(v, b.values[0])) };
         if (a.values.length === 1) return { dims: b.dims, values: b.values.map((v) => f(a.values[0], v)) };
@@ -93,7 +112,8 @@ export class ConstantValues {
         const n = a.values.reduce((p, q) => p * q, 1);
         return { dims: a.values, values: new Array(n).fill(fill) };
       }
-      default: return undefined;
+      default:
+        return undefined;
     }
   }
 }

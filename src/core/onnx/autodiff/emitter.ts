@@ -15,7 +15,10 @@ export class Emitter {
   private readonly intCache = new Map<string, string>();
   private readonly shapeCache = new Map<string, string>();
 
-  constructor(readonly b: GraphBuilder, readonly opset: number) {}
+  constructor(
+    readonly b: GraphBuilder,
+    readonly opset: number,
+  ) {}
 
   op(type: string, inputs: string[], attrs: Attrs = {}): string {
     return this.b.op(type, inputs, attrs);
@@ -45,12 +48,24 @@ export class Emitter {
     return name;
   }
 
-  add(a: string, b: string): string { return this.op('Add', [a, b]); }
-  sub(a: string, b: string): string { return this.op('Sub', [a, b]); }
-  mul(a: string, b: string): string { return this.op('Mul', [a, b]); }
-  div(a: string, b: string): string { return this.op('Div', [a, b]); }
-  neg(a: string): string { return this.op('Neg', [a]); }
-  cast(x: string, to: DataType): string { return this.op('Cast', [x], { to }); }
+  add(a: string, b: string): string {
+    return this.op('Add', [a, b]);
+  }
+  sub(a: string, b: string): string {
+    return this.op('Sub', [a, b]);
+  }
+  mul(a: string, b: string): string {
+    return this.op('Mul', [a, b]);
+  }
+  div(a: string, b: string): string {
+    return this.op('Div', [a, b]);
+  }
+  neg(a: string): string {
+    return this.op('Neg', [a]);
+  }
+  cast(x: string, to: DataType): string {
+    return this.op('Cast', [x], { to });
+  }
 
   /** Variadic sum of gradient contributions (all of the same shape). */
   sum(terms: string[]): string {
@@ -116,7 +131,13 @@ export class Emitter {
    */
   expandLike(x: string, xRank: number, ref: string, refRank: number): string {
     if (this.opset >= 8) return this.op('Expand', [x, this.shapeOf(ref)]);
-    const aligned = xRank < refRank ? this.unsqueeze(x, Array.from({ length: refRank - xRank }, (_, i) => i)) : x;
+    const aligned =
+      xRank < refRank
+        ? this.unsqueeze(
+            x,
+            Array.from({ length: refRank - xRank }, (_, i) => i),
+          )
+        : x;
     return this.op('Tile', [aligned, this.div(this.shapeOf(ref), this.op('Shape', [aligned]))]);
   }
 

@@ -32,7 +32,14 @@
  * other than float32.
  */
 export type { GradientModel, GradientOptions, GradientTarget, LossKind, UnsupportedOp } from './types';
-export { buildGradientModel, buildObjectiveGradientModel, unsupportedGradientOps, type Objective, type ObjectiveGradientModel, type WrtGradientOptions } from './build';
+export {
+  buildGradientModel,
+  buildObjectiveGradientModel,
+  unsupportedGradientOps,
+  type Objective,
+  type ObjectiveGradientModel,
+  type WrtGradientOptions,
+} from './build';
 export { emitTrainingLoss, trainingObjective, type TrainingLoss } from './train-loss';
 export { buildLossModel, buildTrainStep, trainableInitializers, type Optimizer, type TrainStepModel, type TrainStepOptions } from './train-step';
 export { supportedGradientOps } from './rules';

@@ -20,7 +20,7 @@
 import { UserError } from '../../errors';
 import { DataType } from '../proto';
 import type { BackwardContext } from './context';
-import type { GradientModel, LossKind } from './types';
+import type { LossKind } from './types';
 
 /** Classes a loss needs at least (DLR divides by a gap between sorted logits). */
 const MIN_CLASSES: Partial<Record<LossKind, number>> = { dlr: 3, 'dlr-targeted': 4 };
@@ -36,13 +36,19 @@ export function emitLoss(ctx: BackwardContext, logits: string, kind: LossKind, l
   const dims = ctx.dims(logits);
   const classes = dims[1];
   if (dims.length !== 2 || typeof classes !== 'number') {
-    throw new UserError(`The ${kind} loss needs logits of shape [N, classes]; output '${logits}' has shape [${dims.join(', ')}].`, 'Pick the logits output, or use the vjp target.');
+    throw new UserError(
+      `The ${kind} loss needs logits of shape [N, classes]; output '${logits}' has shape [${dims.join(', ')}].`,
+      'Pick the logits output, or use the vjp target.',
+    );
   }
   const minClasses = MIN_CLASSES[kind];
   if (minClasses !== undefined && classes < minClasses) {
     throw new UserError(`The ${kind} loss needs at least ${minClasses} classes; output '${logits}' has ${classes}.`, "Use the 'ce-sum' or 'cw' loss.");
   }
-  const range = e.ints(Array.from({ length: classes }, (_, i) => i), [1, classes]);
+  const range = e.ints(
+    Array.from({ length: classes }, (_, i) => i),
+    [1, classes],
+  );
   const oneHotOf = (indices: string) => e.cast(e.op('Equal', [indices, range]), DataType.FLOAT);
   const onehot = oneHotOf(e.unsqueeze(labels, [1]));
   // Excluding classes: push their logits down by 1e30 (other entries are unchanged exactly).
@@ -68,9 +74,7 @@ export function emitLoss(ctx: BackwardContext, logits: string, kind: LossKind, l
       if (r + 1 < minClasses!) rest = without(rest, mask);
     }
     // dD: the gradient of the denominator's logit gap.
-    const dGap = kind === 'dlr'
-      ? e.sub(sorted[0], sorted[2])
-      : e.sub(sorted[0], e.mul(e.add(sorted[2], sorted[3]), e.scalar(0.5)));
+    const dGap = kind === 'dlr' ? e.sub(sorted[0], sorted[2]) : e.sub(sorted[0], e.mul(e.add(sorted[2], sorted[3]), e.scalar(0.5)));
     const gap = e.add(e.reduce('ReduceSum', e.mul(logits, dGap), [1], true), e.scalar(1e-12)); // D, [N, 1]
     // The numerator's other class: j* = argmax_{j≠y} (dlr) or the target t (dlr-targeted).
     let other: string;
@@ -94,4 +98,3 @@ export function emitLoss(ctx: BackwardContext, logits: string, kind: LossKind, l
   const n = e.cast(e.op('Gather', [e.shapeOf(logits), e.ints([0], [])]), DataType.FLOAT);
   return { loss: e.reduce('ReduceMean', perSample, [0], false), dlogits: e.div(diff, n) };
 }
-

@@ -16,8 +16,10 @@ const RAISE_TO = 16;
 export function plannedOpset(model: ModelProto, wanted: number): number {
   const current = opsetVersion(model);
   if (wanted <= current || current < RAISE_FROM || wanted > RAISE_TO) return current;
-  const blocked = (model.graph?.node ?? []).some((n) => (!n.domain || n.domain === 'ai.onnx')
-    && (n.opType === 'RoiAlign' || (n.opType === 'BatchNormalization' && (n.output ?? []).filter(Boolean).length > 1)));
+  const blocked = (model.graph?.node ?? []).some(
+    (n) =>
+      (!n.domain || n.domain === 'ai.onnx') && (n.opType === 'RoiAlign' || (n.opType === 'BatchNormalization' && (n.output ?? []).filter(Boolean).length > 1)),
+  );
   return blocked ? current : wanted;
 }
 

@@ -43,7 +43,11 @@ export const FUSE_MAX_EXTRA_MACS = 100;
  * its new tensors. Tensors in `keep` (those differentiated with respect to: weights, biases,
  * intermediate tensors) are treated like graph outputs: no rewrite removes or replaces them.
  */
-export function rewriteForGradient(model: ModelProto, shapes: Map<string, Dim[]>, keep: ReadonlySet<string> = new Set()): { model: ModelProto; shapes: Map<string, Dim[]> } {
+export function rewriteForGradient(
+  model: ModelProto,
+  shapes: Map<string, Dim[]>,
+  keep: ReadonlySet<string> = new Set(),
+): { model: ModelProto; shapes: Map<string, Dim[]> } {
   const graph = model.graph!;
   const nodes = [...(graph.node ?? [])];
   const fresh = freshNamer(tensorNames(graph));
@@ -93,7 +97,15 @@ function sinkReluBelowMaxPool(nodes: NodeProto[], graphOutputs: Set<string>, sha
 }
 
 /** Rewrite 2, in place: nodes, shapes and initializers gain the fused Conv, its Split and the Max. */
-function fuseConvIntoMaxPool(nodes: NodeProto[], graphInputs: Set<string>, graphOutputs: Set<string>, shapes: Map<string, Dim[]>, initializers: Map<string, TensorProto>, fresh: (base: string) => string, opset: number): void {
+function fuseConvIntoMaxPool(
+  nodes: NodeProto[],
+  graphInputs: Set<string>,
+  graphOutputs: Set<string>,
+  shapes: Map<string, Dim[]>,
+  initializers: Map<string, TensorProto>,
+  fresh: (base: string) => string,
+  opset: number,
+): void {
   const readers = readerCounts(nodes);
   for (let c = 0; c < nodes.length; c++) {
     const conv = nodes[c];
@@ -104,31 +116,42 @@ function fuseConvIntoMaxPool(nodes: NodeProto[], graphInputs: Set<string>, graph
     const p = nodes.findIndex((n, k) => k > c && n.opType === 'MaxPool' && (n.domain ?? '') === '' && n.input?.[0] === convOut);
     const pool = nodes[p];
     if (!pool || (pool.output?.length ?? 1) > 1) continue;
-    const weight = initializers.get(w), biasInit = bias ? initializers.get(bias) : undefined;
+    const weight = initializers.get(w),
+      biasInit = bias ? initializers.get(bias) : undefined;
     if (weight?.dataType !== DataType.FLOAT || (bias && biasInit?.dataType !== DataType.FLOAT)) continue;
-    const xDims = shapes.get(x), convDims = shapes.get(convOut), poolDims = shapes.get(pool.output![0]);
+    const xDims = shapes.get(x),
+      convDims = shapes.get(convOut),
+      poolDims = shapes.get(pool.output![0]);
     const wDims = (weight.dims ?? []).map(Number);
     if (!xDims || !numeric(xDims.slice(1)) || !numeric(convDims?.slice(1)) || !numeric(poolDims?.slice(1))) continue;
     const [m, ch, ...kernel] = wDims;
-    const inSize = xDims.slice(2) as number[], convSize = convDims!.slice(2) as number[], poolSize = poolDims!.slice(2) as number[];
+    const inSize = xDims.slice(2) as number[],
+      convSize = convDims!.slice(2) as number[],
+      poolSize = poolDims!.slice(2) as number[];
     const cw = windowOf(conv, kernel, inSize, convSize);
     if (!cw.strides.every((v) => v === 1) || !cw.dilations.every((v) => v === 1)) continue;
     const poolKernel = attrInts(pool, 'kernel_shape');
     if (!poolKernel || poolKernel.length !== kernel.length) continue;
     const pw = windowOf(pool, poolKernel, convSize, poolSize);
-    const tiling = poolKernel.every((k, i) => pw.strides[i] === k && pw.dilations[i] === 1 && pw.padsBegin[i] === 0 && pw.padsEnd[i] === 0 && poolSize[i] * k <= convSize[i]);
+    const tiling = poolKernel.every(
+      (k, i) => pw.strides[i] === k && pw.dilations[i] === 1 && pw.padsBegin[i] === 0 && pw.padsEnd[i] === 0 && poolSize[i] * k <= convSize[i],
+    );
     const wide = kernel.map((e, i) => e + poolKernel[i] - 1);
     if (!tiling || ch * (product(wide) - product(kernel)) > FUSE_MAX_EXTRA_MACS) continue;
 
     // Stacked shifted kernels: block p holds W at offset (a, b, …) = window position p, row-major.
     const positions = product(poolKernel);
     const source = tensorFloat32(weight);
-    const taps = product(kernel), wideTaps = product(wide);
+    const taps = product(kernel),
+      wideTaps = product(wide);
     const stacked = new Float32Array(positions * m * ch * wideTaps);
     for (let pos = 0; pos < positions; pos++) {
       const offset = unflatten(pos, poolKernel);
       for (let t = 0; t < taps; t++) {
-        const shifted = flatten(unflatten(t, kernel).map((j, i) => j + offset[i]), wide);
+        const shifted = flatten(
+          unflatten(t, kernel).map((j, i) => j + offset[i]),
+          wide,
+        );
         for (let f = 0; f < m * ch; f++) stacked[(pos * m * ch + f) * wideTaps + shifted] = source[f * taps + t];
       }
     }
@@ -138,7 +161,14 @@ function fuseConvIntoMaxPool(nodes: NodeProto[], graphInputs: Set<string>, graph
     if (biasInit) {
       const b = tensorFloat32(biasInit);
       const bName = fresh(`${bias}_window_shifts`);
-      initializers.set(bName, floatTensor(bName, [positions * m], Float32Array.from({ length: positions * m }, (_, i) => b[i % m])));
+      initializers.set(
+        bName,
+        floatTensor(
+          bName,
+          [positions * m],
+          Float32Array.from({ length: positions * m }, (_, i) => b[i % m]),
+        ),
+      );
       inputs.push(bName);
     }
     // End pads: just enough for the last complete window. Then the strided Conv has exactly the
@@ -146,13 +176,31 @@ function fuseConvIntoMaxPool(nodes: NodeProto[], graphInputs: Set<string>, graph
     const padsEnd = wide.map((e, i) => Math.max(0, poolKernel[i] * (poolSize[i] - 1) + e - inSize[i] - cw.padsBegin[i]));
     const batch = xDims[0];
     const stackedOut = fresh(`${convOut}_window_positions`);
-    const fused: NodeProto = { opType: 'Conv', name: conv.name ? `${conv.name}_window_shifts` : undefined, input: inputs, output: [stackedOut], attribute: [
-      attribute('kernel_shape', wide), attribute('strides', poolKernel), attribute('pads', [...cw.padsBegin, ...padsEnd]), attribute('dilations', wide.map(() => 1)), attribute('group', 1),
-    ] };
+    const fused: NodeProto = {
+      opType: 'Conv',
+      name: conv.name ? `${conv.name}_window_shifts` : undefined,
+      input: inputs,
+      output: [stackedOut],
+      attribute: [
+        attribute('kernel_shape', wide),
+        attribute('strides', poolKernel),
+        attribute('pads', [...cw.padsBegin, ...padsEnd]),
+        attribute(
+          'dilations',
+          wide.map(() => 1),
+        ),
+        attribute('group', 1),
+      ],
+    };
     shapes.set(stackedOut, [batch, positions * m, ...poolSize]);
     const parts = Array.from({ length: positions }, (_, pos) => fresh(`${convOut}_window_position_${pos}`));
     for (const part of parts) shapes.set(part, [batch, m, ...poolSize]);
-    const split: NodeProto = { opType: 'Split', input: [stackedOut], output: parts, attribute: [attribute('axis', 1), ...(opset >= 18 ? [attribute('num_outputs', positions)] : [])] };
+    const split: NodeProto = {
+      opType: 'Split',
+      input: [stackedOut],
+      output: parts,
+      attribute: [attribute('axis', 1), ...(opset >= 18 ? [attribute('num_outputs', positions)] : [])],
+    };
     nodes[p] = { opType: 'Max', name: pool.name, input: parts, output: [pool.output![0]] };
     nodes.splice(c, 1, fused, split);
     c++;

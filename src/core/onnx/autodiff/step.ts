@@ -38,7 +38,12 @@ export function withLinfStep(g: GradientModel, inputDims: (number | string)[]): 
   const scalarInputs = [alpha, eps, lo, hi].map((n) => tensorValueInfo(n, [], DataType.FLOAT));
   return {
     ...g,
-    x0, alpha, eps, lo, hi, next,
+    x0,
+    alpha,
+    eps,
+    lo,
+    hi,
+    next,
     model: {
       ...g.model,
       graph: {

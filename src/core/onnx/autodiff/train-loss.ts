@@ -43,7 +43,10 @@ export function emitTrainingLoss(ctx: BackwardContext, y: string, loss: Training
         throw new UserError(`The softmax cross-entropy loss needs logits of shape [N, classes]; '${y}' has shape [${dims.join(', ')}].`);
       }
       const labels = unique('labels');
-      const range = e.ints(Array.from({ length: classes }, (_, i) => i), [1, classes]);
+      const range = e.ints(
+        Array.from({ length: classes }, (_, i) => i),
+        [1, classes],
+      );
       const onehot = e.cast(e.op('Equal', [e.unsqueeze(labels, [1]), range]), DataType.FLOAT);
       const logp = e.op('LogSoftmax', [y], { axis: 1 });
       const perSample = e.reduce('ReduceSum', e.mul(logp, onehot), [1], false);

@@ -99,10 +99,21 @@ export interface TrainStepModel {
  */
 export function trainableInitializers(model: ModelProto): string[] {
   const graph = model.graph!;
-  const floats = new Set((graph.initializer ?? []).filter((t) => (t.dataType ?? DataType.FLOAT) === DataType.FLOAT && (t.dims ?? []).length > 0).map((t) => t.name ?? ''));
+  const floats = new Set(
+    (graph.initializer ?? []).filter((t) => (t.dataType ?? DataType.FLOAT) === DataType.FLOAT && (t.dims ?? []).length > 0).map((t) => t.name ?? ''),
+  );
   const producer = new Map<string, string>();
   for (const n of graph.node ?? []) for (const o of n.output ?? []) producer.set(o, n.opType ?? '');
-  const slots: Record<string, number[]> = { Conv: [1, 2], ConvTranspose: [1, 2], Gemm: [0, 1, 2], MatMul: [0, 1], BatchNormalization: [1, 2], InstanceNormalization: [1, 2], LayerNormalization: [1, 2], PRelu: [1] };
+  const slots: Record<string, number[]> = {
+    Conv: [1, 2],
+    ConvTranspose: [1, 2],
+    Gemm: [0, 1, 2],
+    MatMul: [0, 1],
+    BatchNormalization: [1, 2],
+    InstanceNormalization: [1, 2],
+    LayerNormalization: [1, 2],
+    PRelu: [1],
+  };
   const found: string[] = [];
   const add = (t: string | undefined) => {
     if (t && floats.has(t) && !found.includes(t)) found.push(t);
@@ -121,7 +132,11 @@ export function trainableInitializers(model: ModelProto): string[] {
 }
 
 /** The model with the listed initializers turned into graph inputs (names kept), and their values. */
-export function paramsAsInputs(model: ModelProto, params: readonly string[], shapes?: Map<string, Dim[]>): { model: ModelProto; params: TrainableTensor[]; shapes: Map<string, Dim[]> } {
+export function paramsAsInputs(
+  model: ModelProto,
+  params: readonly string[],
+  shapes?: Map<string, Dim[]>,
+): { model: ModelProto; params: TrainableTensor[]; shapes: Map<string, Dim[]> } {
   const graph = model.graph!;
   const inits = new Map((graph.initializer ?? []).map((t) => [t.name ?? '', t]));
   const taken = new Set(params);
@@ -160,9 +175,16 @@ function singleFloatInput(model: ModelProto, requested?: string): { name: string
   const floats = inputs.filter((v) => (v.type?.tensorType?.elemType ?? DataType.FLOAT) === DataType.FLOAT);
   const found = requested ? inputs.find((v) => v.name === requested) : floats.length === 1 ? floats[0] : undefined;
   if (!found) {
-    throw new UserError(requested ? `The model has no input named '${requested}'.` : `Training needs one float batch input; the model has ${floats.length} (${floats.map((v) => v.name).join(', ')}).`, 'Name the batch input.');
+    throw new UserError(
+      requested
+        ? `The model has no input named '${requested}'.`
+        : `Training needs one float batch input; the model has ${floats.length} (${floats.map((v) => v.name).join(', ')}).`,
+      'Name the batch input.',
+    );
   }
-  const dims = (found.type?.tensorType?.shape?.dim ?? []).map((d): Dim => (d.dimValue !== undefined && d.dimValue !== null ? Number(d.dimValue) : d.dimParam || 'N'));
+  const dims = (found.type?.tensorType?.shape?.dim ?? []).map((d): Dim =>
+    d.dimValue !== undefined && d.dimValue !== null ? Number(d.dimValue) : d.dimParam || 'N',
+  );
   return { name: found.name!, dims };
 }
 
@@ -206,8 +228,11 @@ export function buildTrainStep(forwardModel: ModelProto, forwardShapes: Map<stri
       b.node('Sub', [p.name, b.op('Mul', [d, learningRate])], {}, [p.next]);
     }
   } else if (opt.kind === 'adam') {
-    const beta1 = opt.beta1 ?? OPTIMIZER_DEFAULTS.adam.beta1, beta2 = opt.beta2 ?? OPTIMIZER_DEFAULTS.adam.beta2, eps = opt.epsilon ?? OPTIMIZER_DEFAULTS.adam.epsilon;
-    if (!(beta1 >= 0 && beta1 < 1 && beta2 >= 0 && beta2 < 1 && eps >= 0)) throw new UserError(`Invalid Adam parameters β1=${beta1}, β2=${beta2}, ε=${eps}.`, 'β1, β2 in [0, 1), ε ≥ 0.');
+    const beta1 = opt.beta1 ?? OPTIMIZER_DEFAULTS.adam.beta1,
+      beta2 = opt.beta2 ?? OPTIMIZER_DEFAULTS.adam.beta2,
+      eps = opt.epsilon ?? OPTIMIZER_DEFAULTS.adam.epsilon;
+    if (!(beta1 >= 0 && beta1 < 1 && beta2 >= 0 && beta2 < 1 && eps >= 0))
+      throw new UserError(`Invalid Adam parameters β1=${beta1}, β2=${beta2}, ε=${eps}.`, 'β1, β2 in [0, 1), ε ≥ 0.');
     const decoupled = opt.decoupledWeightDecay ?? false;
     // Bias corrections in float64, βᵗ = exp(t·ln β): with c = √(1 − β2ᵗ), PyTorch's
     // θ − lr/(1 − β1ᵗ) · m / (√v/c + ε) is θ − (lr·c/(1 − β1ᵗ)) · m / (√v + ε·c), one pass fewer.
@@ -224,9 +249,12 @@ export function buildTrainStep(forwardModel: ModelProto, forwardShapes: Map<stri
       let base = p.name;
       if (decay > 0 && !decoupled) g = b.op('Add', [g, b.op('Mul', [p.name, b.scalar(decay, 'weight_decay')])]);
       if (decay > 0 && decoupled) base = b.op('Mul', [p.name, b.op('Sub', [b.scalar(1, 'one'), b.op('Mul', [learningRate, b.scalar(decay, 'weight_decay')])])]);
-      const m = slot(p, 'm'), v = slot(p, 'v');
+      const m = slot(p, 'm'),
+        v = slot(p, 'v');
       b.node('Add', [b.op('Mul', [m.name, b.scalar(beta1, 'beta1')]), b.op('Mul', [g, b.scalar(1 - beta1, 'one_minus_beta1')])], {}, [m.next]);
-      b.node('Add', [b.op('Mul', [v.name, b.scalar(beta2, 'beta2')]), b.op('Mul', [b.op('Mul', [g, g]), b.scalar(1 - beta2, 'one_minus_beta2')])], {}, [v.next]);
+      b.node('Add', [b.op('Mul', [v.name, b.scalar(beta2, 'beta2')]), b.op('Mul', [b.op('Mul', [g, g]), b.scalar(1 - beta2, 'one_minus_beta2')])], {}, [
+        v.next,
+      ]);
       const denom = b.op('Add', [b.op('Sqrt', [v.next]), epsilon]);
       b.node('Sub', [base, b.op('Mul', [b.op('Div', [m.next, denom]), stepSize])], {}, [p.next]);
     }
@@ -285,7 +313,11 @@ export interface LossModel {
  * Forward + loss, no gradients, with the parameters as inputs: the loss of the current
  * parameters on held-out data (early stopping) or on the whole training set.
  */
-export function buildLossModel(forwardModel: ModelProto, forwardShapes: Map<string, Dim[]>, options: { params: readonly string[]; loss: TrainingLoss; input?: string; output?: string }): LossModel {
+export function buildLossModel(
+  forwardModel: ModelProto,
+  forwardShapes: Map<string, Dim[]>,
+  options: { params: readonly string[]; loss: TrainingLoss; input?: string; output?: string },
+): LossModel {
   const input = singleFloatInput(forwardModel, options.input);
   const output = resolveOutput(forwardModel, options.output);
   const { model, shapes } = paramsAsInputs(forwardModel, options.params, forwardShapes);

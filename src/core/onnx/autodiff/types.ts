@@ -1,7 +1,5 @@
 /** The public types of the ONNX autodiff and the shape of a gradient rule. */
-import type { Dim } from '../../../protocol/model';
 import type { ModelProto, NodeProto } from '../proto';
-import type { ConstTensor } from './constants';
 import type { BackwardContext } from './context';
 
 /** See loss.ts. 'dlr-targeted' needs a second int64 input of target labels (GradientModel.targets). */

@@ -80,7 +80,8 @@ export function convWeightGradient(ctx: BackwardContext, x: string, g: string, g
   const G = geo.group;
   const spatialPerm = Array.from({ length: n }, (_, i) => i + 2);
   let input: string;
-  if (G === 1) input = e.op('Transpose', [x], { perm: [1, 0, ...spatialPerm] }); // [C, N, …]
+  if (G === 1)
+    input = e.op('Transpose', [x], { perm: [1, 0, ...spatialPerm] }); // [C, N, …]
   else {
     const split = e.reshape(x, e.ints([-1, G, cg, ...geo.inSize])); // [N, G, C/G, …]
     const moved = e.op('Transpose', [split], { perm: [2, 1, 0, ...spatialPerm.map((a) => a + 1)] }); // [C/G, G, N, …]
@@ -94,7 +95,9 @@ export function convWeightGradient(ctx: BackwardContext, x: string, g: string, g
     group: G,
     kernel_shape: geo.outSize,
   }); // [C/G, M, k'…]
-  const canvas = geo.kernel.map((_, i) => Math.floor((geo.inSize[i] + geo.padsBegin[i] + geo.padsEnd[i] - geo.strides[i] * (geo.outSize[i] - 1) - 1) / geo.dilations[i]) + 1);
+  const canvas = geo.kernel.map(
+    (_, i) => Math.floor((geo.inSize[i] + geo.padsBegin[i] + geo.padsEnd[i] - geo.strides[i] * (geo.outSize[i] - 1) - 1) / geo.dilations[i]) + 1,
+  );
   const dw = e.op('Transpose', [conv], { perm: [1, 0, ...spatialPerm] }); // [M, C/G, k'…]
   if (canvas.every((c, i) => c === geo.kernel[i])) return dw;
   return e.slice(dw, new Array(n).fill(0), geo.kernel, spatialPerm);
@@ -126,7 +129,8 @@ export const convRules: Record<string, GradRule> = {
     backward(node, [g], ctx: BackwardContext) {
       const [x, w, b] = node.input!;
       const kernel = kernelOf(node, ctx);
-      const inSize = spatialDims(ctx, x), outSize = spatialDims(ctx, node.output![0]);
+      const inSize = spatialDims(ctx, x),
+        outSize = spatialDims(ctx, node.output![0]);
       const n = kernel.length;
       const strides = attrInts(node, 'strides') ?? new Array(n).fill(1);
       const dilations = attrInts(node, 'dilations') ?? new Array(n).fill(1);
@@ -138,7 +142,13 @@ export const convRules: Record<string, GradRule> = {
       // ConvTranspose(x, W) is the adjoint of Conv(·, W) from y-space to x-space: its weight
       // gradient is that Conv's, with g as the conv's input and x as its output gradient.
       const dw = ctx.needs(w)
-        ? convWeightGradient(ctx, g!, x, { kernel, strides, dilations, padsBegin: begin, padsEnd: end, group, inSize: outSize, outSize: inSize }, ctx.staticDims(w, 'the weight shape'))
+        ? convWeightGradient(
+            ctx,
+            g!,
+            x,
+            { kernel, strides, dilations, padsBegin: begin, padsEnd: end, group, inSize: outSize, outSize: inSize },
+            ctx.staticDims(w, 'the weight shape'),
+          )
         : undefined;
       const db = ctx.needs(b) ? channelBiasGradient(ctx, g!, ctx.dims(x).length) : undefined;
       return [dx, dw, db];

@@ -98,8 +98,14 @@ export const elementwiseRules: Rules = {
       let dx: string;
       if (c && c.values.length === 1) {
         const v = c.values[0];
-        dx = v === 1 ? g! : v === 2 ? e.mul(g!, e.mul(x, e.scalar(2))) : v === 0.5 ? e.div(e.mul(g!, e.scalar(0.5)), out(node))
-          : e.mul(g!, e.mul(e.scalar(v), e.op('Pow', [x, e.scalar(v - 1)])));
+        dx =
+          v === 1
+            ? g!
+            : v === 2
+              ? e.mul(g!, e.mul(x, e.scalar(2)))
+              : v === 0.5
+                ? e.div(e.mul(g!, e.scalar(0.5)), out(node))
+                : e.mul(g!, e.mul(e.scalar(v), e.op('Pow', [x, e.scalar(v - 1)])));
       } else {
         const pf = e.cast(p, DataType.FLOAT);
         dx = e.mul(g!, e.mul(pf, e.op('Pow', [x, e.sub(pf, e.scalar(1))])));
@@ -124,7 +130,10 @@ export const elementwiseRules: Rules = {
   }),
   // Cast between float types would need typed backward constants; float→float32 is the identity.
   Cast: unary((g) => g, {
-    check: (node) => (attrInt(node, 'to', DataType.FLOAT) === DataType.FLOAT ? undefined : `Cast to ${DataType[attrInt(node, 'to', 0)] ?? 'a non-float32 type'} on the differentiable path`),
+    check: (node) =>
+      attrInt(node, 'to', DataType.FLOAT) === DataType.FLOAT
+        ? undefined
+        : `Cast to ${DataType[attrInt(node, 'to', 0)] ?? 'a non-float32 type'} on the differentiable path`,
   }),
   Relu: unary((g, _x, y, ctx) => ctx.e.where(gt(ctx, y, 0), g)),
   // For alpha ≥ 0, y > 0 ⇔ x > 0.
@@ -153,7 +162,8 @@ export const elementwiseRules: Rules = {
   // y = γ·(x > 0 ? x : α(eˣ-1)); x ≤ 0: dy/dx = y + γα.
   Selu: unary((g, x, y, ctx, node) => {
     const e = ctx.e;
-    const alpha = attrFloat(node, 'alpha', 1.67326319217681884765625), gamma = attrFloat(node, 'gamma', 1.05070102214813232421875);
+    const alpha = attrFloat(node, 'alpha', 1.67326319217681884765625),
+      gamma = attrFloat(node, 'gamma', 1.05070102214813232421875);
     return e.where(gt(ctx, x, 0), e.mul(g, e.scalar(gamma)), e.mul(g, e.add(y, e.scalar(gamma * alpha))));
   }),
   Sigmoid: unary((g, _x, y, ctx) => ctx.e.mul(g, ctx.e.mul(y, ctx.e.sub(ctx.e.scalar(1), y)))),

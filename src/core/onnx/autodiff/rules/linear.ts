@@ -22,8 +22,10 @@ export const linearRules: Record<string, GradRule> = {
     diff: 'all',
     backward(node, [g], ctx) {
       const [a, b, c] = node.input!;
-      const alpha = attrFloat(node, 'alpha', 1), beta = attrFloat(node, 'beta', 1);
-      const ta = attrInt(node, 'transA', 0), tb = attrInt(node, 'transB', 0);
+      const alpha = attrFloat(node, 'alpha', 1),
+        beta = attrFloat(node, 'beta', 1);
+      const ta = attrInt(node, 'transA', 0),
+        tb = attrInt(node, 'transB', 0);
       const da = !ctx.needs(a) ? undefined : ta ? gemm(ctx, b, g!, tb, 1, alpha) : gemm(ctx, g!, b, 0, tb ? 0 : 1, alpha);
       const db = !ctx.needs(b) ? undefined : tb ? gemm(ctx, g!, a, 1, ta, alpha) : gemm(ctx, a, g!, ta ? 0 : 1, 0, alpha);
       const dc = ctx.needs(c) ? ctx.reduceTo(beta === 1 ? g! : ctx.e.mul(g!, ctx.e.scalar(beta)), ctx.dims(node.output![0]), c) : undefined;
@@ -35,8 +37,12 @@ export const linearRules: Record<string, GradRule> = {
     backward(node, [g], ctx) {
       const [a, b] = node.input!;
       const e = ctx.e;
-      const ad = ctx.dims(a), bd = ctx.dims(b), gd = ctx.dims(node.output![0]);
-      const ra = ad.length, rb = bd.length, rg = gd.length;
+      const ad = ctx.dims(a),
+        bd = ctx.dims(b),
+        gd = ctx.dims(node.output![0]);
+      const ra = ad.length,
+        rb = bd.length,
+        rg = gd.length;
       let da: string | undefined;
       let db: string | undefined;
       if (ctx.needs(a)) {

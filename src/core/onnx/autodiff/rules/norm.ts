@@ -39,7 +39,8 @@ export const normRules: Record<string, GradRule> = {
       const [x, scale, bias, mean, variance] = node.input!;
       const eps = attrFloat(node, 'epsilon', 1e-5);
       const rank = ctx.dims(x).length;
-      const s = ctx.constant(scale), v = ctx.constant(variance);
+      const s = ctx.constant(scale),
+        v = ctx.constant(variance);
       const spatial = ctx.modelOpset >= 9 || attrInt(node, 'spatial', 1) === 1;
       const dims = ctx.dims(scale).map(Number);
       // spatial=0 (opsets 7-8): statistics per (C, D1, …) already broadcast against [N, C, D1, …].
@@ -49,10 +50,22 @@ export const normRules: Record<string, GradRule> = {
       let factorValue: string | undefined;
       const factor = () => {
         if (factorValue) return factorValue;
-        if (s && v) return (factorValue = e.floats(dims, s.values.map((sc, i) => sc / Math.sqrt(Math.fround(v.values[i] + eps))), 'bn_factor'));
+        if (s && v)
+          return (factorValue = e.floats(
+            dims,
+            s.values.map((sc, i) => sc / Math.sqrt(Math.fround(v.values[i] + eps))),
+            'bn_factor',
+          ));
         return (factorValue = e.div(scale, e.op('Sqrt', [e.add(variance, e.scalar(eps))])));
       };
-      const invStd = () => (v ? e.floats(dims, v.values.map((vi) => 1 / Math.sqrt(Math.fround(vi + eps))), 'bn_inv_std') : e.op('Reciprocal', [e.op('Sqrt', [e.add(variance, e.scalar(eps))])]));
+      const invStd = () =>
+        v
+          ? e.floats(
+              dims,
+              v.values.map((vi) => 1 / Math.sqrt(Math.fround(vi + eps))),
+              'bn_inv_std',
+            )
+          : e.op('Reciprocal', [e.op('Sqrt', [e.add(variance, e.scalar(eps))])]);
       let centeredValue: string | undefined;
       const centered = () => (centeredValue ??= e.sub(x, shaped(mean)));
       let gSum: string | undefined;

@@ -67,7 +67,16 @@ function maxPoolWindows(node: NodeProto, g: string, ctx: BackwardContext, w: Win
   const padded = e.pad(planes(ctx, x, w.inSize), [0, 0, ...w.padsBegin, 0, 0, ...endPads], -1e30);
   const windows = e.op('Conv', [padded, kernels], { strides: w.strides, dilations: w.dilations, kernel_shape: w.kernel });
   const first = e.op('ArgMax', [windows], { axis: 1, keepdims: 1 });
-  const mask = e.cast(e.op('Equal', [first, e.ints(Array.from({ length: k }, (_, i) => i), [1, k, ...new Array(n).fill(1)])]), DataType.FLOAT);
+  const mask = e.cast(
+    e.op('Equal', [
+      first,
+      e.ints(
+        Array.from({ length: k }, (_, i) => i),
+        [1, k, ...new Array(n).fill(1)],
+      ),
+    ]),
+    DataType.FLOAT,
+  );
   const spread = e.mul(mask, planes(ctx, g, w.outSize));
   return ctx.reshapeLike(e.op('ConvTranspose', [spread, kernels], { ...adj, kernel_shape: w.kernel }), x);
 }
@@ -113,7 +122,8 @@ export const poolRules: Record<string, GradRule> = {
       const size = w.outSize.reduce((a, b) => a * b, 1);
       const inv = new Float32Array(size);
       for (let flat = 0; flat < size; flat++) {
-        let rest = flat, c = 1;
+        let rest = flat,
+          c = 1;
         for (let i = w.outSize.length - 1; i >= 0; i--) {
           c *= counts[i][rest % w.outSize[i]];
           rest = Math.floor(rest / w.outSize[i]);

@@ -19,7 +19,13 @@ import type { CheckInfo, GradRule } from '../types';
 
 const f32 = Math.fround;
 
-interface AxisMap { axis: number; inLen: number; outLen: number; matrix: Float32Array; block?: number }
+interface AxisMap {
+  axis: number;
+  inLen: number;
+  outLen: number;
+  matrix: Float32Array;
+  block?: number;
+}
 
 function resizeSettings(node: NodeProto, info: CheckInfo) {
   const opset = info.modelOpset;
@@ -49,18 +55,24 @@ function resizeSettings(node: NodeProto, info: CheckInfo) {
 /** The original coordinate of output position x (onnxruntime's float32 arithmetic). */
 function originalCoordinate(coord: string, x: number, scale: number, outLen: number, inLen: number): number {
   switch (coord) {
-    case 'half_pixel': return f32(f32(f32(x + 0.5) / scale) - 0.5);
-    case 'pytorch_half_pixel': return outLen > 1 ? f32(f32(f32(x + 0.5) / scale) - 0.5) : 0;
-    case 'align_corners': return outLen === 1 ? 0 : f32(f32(x * (inLen - 1)) / (outLen - 1));
-    case 'asymmetric': return f32(x / scale);
-    case 'tf_half_pixel_for_nn': return f32(f32(x + 0.5) / scale);
+    case 'half_pixel':
+      return f32(f32(f32(x + 0.5) / scale) - 0.5);
+    case 'pytorch_half_pixel':
+      return outLen > 1 ? f32(f32(f32(x + 0.5) / scale) - 0.5) : 0;
+    case 'align_corners':
+      return outLen === 1 ? 0 : f32(f32(x * (inLen - 1)) / (outLen - 1));
+    case 'asymmetric':
+      return f32(x / scale);
+    case 'tf_half_pixel_for_nn':
+      return f32(f32(x + 0.5) / scale);
     case 'half_pixel_symmetric': {
       const adjustment = f32(outLen / f32(scale * inLen));
       const center = f32(inLen / 2);
       const offset = f32(center * f32(1 - adjustment));
       return f32(offset + f32(f32(f32(x + 0.5) / scale) - 0.5));
     }
-    default: throw new Error(`coordinate_transformation_mode '${coord}'`);
+    default:
+      throw new Error(`coordinate_transformation_mode '${coord}'`);
   }
 }
 
@@ -69,17 +81,24 @@ const roundAway = (v: number) => Math.sign(v) * Math.round(Math.abs(v));
 
 function nearestIndex(mode: string, v: number, downsampling: boolean): number {
   switch (mode) {
-    case 'round_prefer_floor': return v === Math.trunc(v) + 0.5 ? Math.floor(v) : roundAway(v);
-    case 'round_prefer_ceil': return roundAway(v);
-    case 'floor': return Math.floor(v);
-    case 'ceil': return Math.ceil(v);
-    case 'simple': return downsampling ? Math.ceil(v) : Math.trunc(v);
-    default: throw new Error(`nearest_mode '${mode}'`);
+    case 'round_prefer_floor':
+      return v === Math.trunc(v) + 0.5 ? Math.floor(v) : roundAway(v);
+    case 'round_prefer_ceil':
+      return roundAway(v);
+    case 'floor':
+      return Math.floor(v);
+    case 'ceil':
+      return Math.ceil(v);
+    case 'simple':
+      return downsampling ? Math.ceil(v) : Math.trunc(v);
+    default:
+      throw new Error(`nearest_mode '${mode}'`);
   }
 }
 
 function axisMaps(node: NodeProto, info: CheckInfo): AxisMap[] {
-  const xd = info.shape(node.input![0]), yd = info.shape(node.output![0]);
+  const xd = info.shape(node.input![0]),
+    yd = info.shape(node.output![0]);
   if (!xd || !yd) throw new Error('shapes unknown');
   const s = resizeSettings(node, info);
   if (s.mode !== 'nearest' && s.mode !== 'linear') throw new Error(`mode '${s.mode}'`);
@@ -89,7 +108,8 @@ function axisMaps(node: NodeProto, info: CheckInfo): AxisMap[] {
   const maps: AxisMap[] = [];
   for (let i = 0; i < rank; i++) {
     const k = axes.indexOf(i);
-    const inLen = xd[i], outLen = yd[i];
+    const inLen = xd[i],
+      outLen = yd[i];
     // onnxruntime derives scales from sizes as float32(out) / float32(in).
     const scale = k < 0 ? 1 : s.scales ? f32(s.scales[k]) : typeof inLen === 'number' && typeof outLen === 'number' ? f32(outLen / inLen) : 1;
     if (scale === 1 && inLen === outLen) continue; // onnxruntime copies such axes unchanged
@@ -105,7 +125,8 @@ function axisMaps(node: NodeProto, info: CheckInfo): AxisMap[] {
         if (block && src !== Math.floor(o / block)) block = undefined;
       } else {
         const c = Math.max(0, Math.min(v, inLen - 1));
-        const i1 = Math.min(Math.trunc(c), inLen - 1), i2 = Math.min(i1 + 1, inLen - 1);
+        const i1 = Math.min(Math.trunc(c), inLen - 1),
+          i2 = Math.min(i1 + 1, inLen - 1);
         const [w1, w2] = i1 === i2 ? [0.5, 0.5] : [Math.abs(c - i2), Math.abs(c - i1)];
         m[o * inLen + i1] += w1;
         m[o * inLen + i2] += w2;

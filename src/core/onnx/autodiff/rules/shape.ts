@@ -7,7 +7,6 @@
  */
 import { attrInt, attrInts, attrString } from '../../attributes';
 import type { NodeProto } from '../../proto';
-import type { BackwardContext } from '../context';
 import { normAxis } from '../context';
 import type { CheckInfo, GradRule } from '../types';
 
@@ -21,7 +20,13 @@ function constInts(info: CheckInfo, name: string | undefined, what: string): num
   return c.values;
 }
 
-interface AxisSlice { axis: number; start: number; step: number; count: number; length: number | string }
+interface AxisSlice {
+  axis: number;
+  start: number;
+  step: number;
+  count: number;
+  length: number | string;
+}
 
 /** Slice's starts/ends/axes/steps (attributes before opset 10, constant inputs from 10), normalised per axis. */
 function sliceAxes(node: NodeProto, info: CheckInfo, dims: (number | string)[]): AxisSlice[] {
@@ -49,10 +54,12 @@ function sliceAxes(node: NodeProto, info: CheckInfo, dims: (number | string)[]):
     const clamp = (v: number, lo: number, hi: number) => Math.min(hi, Math.max(lo, v));
     const norm = (v: number) => (v < 0 ? v + length : v);
     if (step > 0) {
-      const start = clamp(norm(s0), 0, length), end = clamp(norm(ends[i]), 0, length);
+      const start = clamp(norm(s0), 0, length),
+        end = clamp(norm(ends[i]), 0, length);
       return { axis, start, step, count: Math.max(0, Math.ceil((end - start) / step)), length };
     }
-    const start = clamp(norm(s0), 0, length - 1), end = clamp(norm(ends[i]), -1, length - 1);
+    const start = clamp(norm(s0), 0, length - 1),
+      end = clamp(norm(ends[i]), -1, length - 1);
     return { axis, start, step, count: Math.max(0, Math.ceil((start - end) / -step)), length };
   });
 }
@@ -174,9 +181,10 @@ export const shapeRules: Record<string, GradRule> = {
       const pads = padAmounts(node, info, dims.length);
       const mode = attrString(node, 'mode', 'constant');
       if (!['constant', 'reflect', 'edge', 'wrap'].includes(mode)) throw new Error(`Pad mode '${mode}'`);
-      if (mode !== 'constant') dims.forEach((d, i) => {
-        if ((pads[i] !== 0 || pads[dims.length + i] !== 0) && typeof d !== 'number') throw new Error(`${mode} padding of the symbolic axis ${i}`);
-      });
+      if (mode !== 'constant')
+        dims.forEach((d, i) => {
+          if ((pads[i] !== 0 || pads[dims.length + i] !== 0) && typeof d !== 'number') throw new Error(`${mode} padding of the symbolic axis ${i}`);
+        });
     }),
     backward(node, [g], ctx) {
       const x = node.input![0];
@@ -184,12 +192,20 @@ export const shapeRules: Record<string, GradRule> = {
       const rank = dims.length;
       const pads = padAmounts(node, ctx, rank);
       const mode = attrString(node, 'mode', 'constant');
-      if (mode === 'constant') return [ctx.e.pad(g!, pads.map((p) => -p))];
+      if (mode === 'constant')
+        return [
+          ctx.e.pad(
+            g!,
+            pads.map((p) => -p),
+          ),
+        ];
       let cur = g!;
       for (let i = 0; i < rank; i++) {
-        const pb = pads[i], pe = pads[rank + i];
+        const pb = pads[i],
+          pe = pads[rank + i];
         if (pb === 0 && pe === 0) continue;
-        const L = dims[i] as number, outLen = L + pb + pe;
+        const L = dims[i] as number,
+          outLen = L + pb + pe;
         const m = new Float32Array(outLen * L);
         for (let o = 0; o < outLen; o++) m[o * L + padSource(mode, o, pb, L)] += 1;
         cur = ctx.axisAdjoint(cur, rank, i, m, outLen, L);
@@ -211,12 +227,16 @@ export const shapeRules: Record<string, GradRule> = {
       const rank = dims.length;
       const axis = normAxis(attrInt(node, 'axis', 0), rank);
       const indices = ctx.constant(idx)!;
-      const L = dims[axis] as number, k = indices.values.length;
+      const L = dims[axis] as number,
+        k = indices.values.length;
       const m = new Float32Array(k * L);
       indices.values.forEach((v, r) => (m[r * L + (v < 0 ? v + L : v)] += 1));
       const flatDims = [...dims.slice(0, axis), k, ...dims.slice(axis + 1)];
       const gDims = ctx.dims(out(node));
-      const shaped = gDims.length === flatDims.length ? g! : ctx.e.reshape(g!, ctx.shapeConst(flatDims) ?? ctx.e.ints(flatDims.map((d, i) => (typeof d === 'number' ? d : i < axis ? 0 : -1))));
+      const shaped =
+        gDims.length === flatDims.length
+          ? g!
+          : ctx.e.reshape(g!, ctx.shapeConst(flatDims) ?? ctx.e.ints(flatDims.map((d, i) => (typeof d === 'number' ? d : i < axis ? 0 : -1))));
       return [ctx.axisAdjoint(shaped, rank, axis, m, k, L)];
     },
   },

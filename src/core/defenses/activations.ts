@@ -10,7 +10,7 @@
 import * as ort from 'onnxruntime-node';
 import { UserError } from '../errors';
 import { argmaxRows } from '../tensor';
-import { modelInput } from '../eval/model-session';
+import { modelInput } from '../model/graph';
 import type { ModelGraph } from '../model/graph';
 import { cutModel } from '../onnx/cut';
 import type { LoadedModel } from '../model/load';

@@ -8,14 +8,13 @@ import { resolveStrength } from '../attacks/strength';
 import { checkLayer } from '../defenses/fit';
 import type { DefendedClassifier } from '../defenses/threats';
 import { writeJsonAtomic } from '../fs-atomic';
-import { OnnxClassifier } from '../runtime/onnx-classifier';
 import { TOOL_VERSION } from '../version';
 import type { EvaluationConfig } from '../../protocol/experiment';
 import { RUN_RESULT_SCHEMA_VERSION, type ExampleImage, type RunResult } from '../../protocol/run-result';
 import { throwIfCancelled, type RunHooks } from './context';
 import { prepareData } from './data';
 import { accuracyAndConfusion, correctFlags } from './metrics';
-import { argmaxRows, classifierLogits, openClassifier } from './model-session';
+import { argmaxRows, classifierLogits, onnxClassifier, openClassifier } from './model-session';
 import { EXAMPLES_PER_RUN, runAttackPlan, startLanes } from './stages/attacks';
 import { classifierChecks, forwardChecks, resultChecks } from './stages/checks';
 import { runDefense } from './stages/defense';
@@ -74,17 +73,7 @@ export async function runEvaluation(requested: EvaluationConfig, hooks: RunHooks
       clean: accuracyAndConfusion(predictions, data.labels, model.numClasses),
       ...(config.attacks && { attackPlan: config.attacks }),
     };
-    const classifier = new OnnxClassifier({
-      model: model.loaded.model,
-      shapes: model.graph.shapes,
-      session: model.session,
-      input: model.input,
-      output: model.output,
-      sampleDims: model.sampleDims,
-      numClasses: model.numClasses,
-      fixedBatch: model.fixedBatch,
-      sessionOptions: { ep: config.ep, threads: config.threads },
-    });
+    const classifier = onnxClassifier(model, { ep: config.ep, threads: config.threads });
     let defended: DefendedClassifier | undefined;
     try {
       if (config.defense) checkLayer(model.graph, config.defense.layer); // before any attack runs

@@ -2,10 +2,13 @@
  * A loaded classifier ready to run: the model file, its graph description, and an onnxruntime
  * session, with the input and output it is evaluated through.
  */
-import { UserError } from '../errors';
-import { buildModelGraph, type ModelGraph } from '../model/graph';
+import { buildModelGraph, modelInput, type ModelGraph } from '../model/graph';
 import { inferShapes } from '../runtime/shapes';
 import { assertFloatInputs, checkClassifierOutput, loadModel, type LoadedModel, type LoadModelOptions } from '../model/load';
+import type { DefendedParts } from '../defenses/threats';
+import type { DefenseStage } from '../defenses/types';
+import type { LaneInit } from '../runtime/lanes';
+import { OnnxClassifier } from '../runtime/onnx-classifier';
 import { createSession, runBatched, type Session, type SessionOptions } from '../runtime/session';
 export { argmaxRows } from '../tensor';
 
@@ -26,21 +29,6 @@ export async function inspectModel(modelPath: string, threads = 1, load: LoadMod
   const loaded = loadModel(modelPath, load);
   const shapes = await inferShapes(loaded, threads);
   return { loaded, graph: buildModelGraph(loaded, shapes) };
-}
-
-/** Input name, per-sample dims and fixed batch (if any) of a single-input image classifier. */
-export function modelInput(graph: ModelGraph): { name: string; sampleDims: number[]; fixedBatch?: number } {
-  if (graph.inputs.length !== 1) {
-    throw new UserError(`'${graph.path}' has ${graph.inputs.length} inputs (${graph.inputs.map((i) => i.name).join(', ')}); an image classifier has one.`);
-  }
-  const { name, shape: dims } = graph.inputs[0];
-  if (dims.length < 2 || dims.slice(1).some((d) => typeof d !== 'number' || d <= 0)) {
-    throw new UserError(
-      `Input '${name}' of '${graph.path}' has shape [${dims.join(', ')}]; every dimension but the batch must be fixed.`,
-      'Re-export the model with fixed image dimensions.',
-    );
-  }
-  return { name, sampleDims: dims.slice(1) as number[], fixedBatch: typeof dims[0] === 'number' && dims[0] > 0 ? dims[0] : undefined };
 }
 
 export async function openClassifier(modelPath: string, options: SessionOptions, load: LoadModelOptions = {}): Promise<ClassifierModel> {
@@ -79,4 +67,35 @@ export async function classifierLogits(
     onBatch,
   );
   return data;
+}
+
+/**
+ * The one model handle, seen by each consumer: the ONNX classifier over the model's own session,
+ * a lane's start message (the bytes the session was built from, not re-encoded) and the parts of
+ * the defended classifier. Built here so that no caller copies the model's fields by hand.
+ */
+export function onnxClassifier(m: ClassifierModel, sessionOptions: SessionOptions): OnnxClassifier {
+  return new OnnxClassifier({ ...classifierFields(m), session: m.session, sessionOptions });
+}
+
+export function laneInit(m: ClassifierModel, sessionOptions: SessionOptions): LaneInit {
+  const { model: _model, shapes, sampleDims, ...rest } = classifierFields(m);
+  return { ...rest, model: m.loaded.bytes, shapes: [...shapes], sampleDims: [...sampleDims], sessionOptions };
+}
+
+export function defendedParts(m: ClassifierModel, stage: DefenseStage, sessionOptions: SessionOptions, undefended: OnnxClassifier): DefendedParts {
+  const { output: _output, fixedBatch: _fixedBatch, ...rest } = classifierFields(m);
+  return { ...rest, stage, sessionOptions, undefended };
+}
+
+function classifierFields(m: ClassifierModel) {
+  return {
+    model: m.loaded.model,
+    shapes: m.graph.shapes,
+    input: m.input,
+    output: m.output,
+    sampleDims: m.sampleDims,
+    numClasses: m.numClasses,
+    fixedBatch: m.fixedBatch,
+  };
 }

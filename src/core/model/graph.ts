@@ -2,6 +2,7 @@
  * ModelGraph: what the inspector, the CLI and the defenses need to know about a model: its inputs
  * and outputs, every layer with op, output shapes and parameter count, and the insertion points.
  */
+import { UserError } from '../errors';
 import { dataInputs } from '../onnx/graph-utils';
 import type { LoadedModel } from './load';
 import { opsetVersion, type NodeProto, type ValueInfoProto } from '../onnx/proto';
@@ -66,4 +67,19 @@ export function buildModelGraph(loaded: LoadedModel, shapes: Map<string, Dim[]>)
     shapes,
     totalParams: layers.reduce((s, l) => s + l.params, 0),
   };
+}
+
+/** Input name, per-sample dims and fixed batch (if any) of a single-input image classifier. */
+export function modelInput(graph: ModelGraph): { name: string; sampleDims: number[]; fixedBatch?: number } {
+  if (graph.inputs.length !== 1) {
+    throw new UserError(`'${graph.path}' has ${graph.inputs.length} inputs (${graph.inputs.map((i) => i.name).join(', ')}); an image classifier has one.`);
+  }
+  const { name, shape: dims } = graph.inputs[0];
+  if (dims.length < 2 || dims.slice(1).some((d) => typeof d !== 'number' || d <= 0)) {
+    throw new UserError(
+      `Input '${name}' of '${graph.path}' has shape [${dims.join(', ')}]; every dimension but the batch must be fixed.`,
+      'Re-export the model with fixed image dimensions.',
+    );
+  }
+  return { name, sampleDims: dims.slice(1) as number[], fixedBatch: typeof dims[0] === 'number' && dims[0] > 0 ? dims[0] : undefined };
 }

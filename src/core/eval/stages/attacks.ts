@@ -8,14 +8,13 @@ import { parseAttackList, runAttack, type AttackConfig } from '../../attacks/run
 import { ATTACKS, type AttackName } from '../../attacks/registry';
 import type { Classifier, Norm } from '../../attacks/types';
 import { UserError } from '../../errors';
-import { encodeModel } from '../../onnx/proto';
 import { OnnxLanes } from '../../runtime/lanes';
 import { encodeBits } from '../../../protocol/bitset';
 import type { AttackPlan, EvaluationConfig } from '../../../protocol/experiment';
 import type { AttackResult, ExampleImage, RunResult } from '../../../protocol/run-result';
 import { isCancelled, CancelledError, type RunHooks } from '../context';
 import type { PreparedData } from '../data';
-import type { ClassifierModel } from '../model-session';
+import { laneInit, type ClassifierModel } from '../model-session';
 
 /** Input/adversarial pairs kept per attack at the largest epsilon, for the results view. */
 export const EXAMPLES_PER_RUN = 4;
@@ -200,17 +199,5 @@ export async function startLanes(
   const threads = Math.max(1, Math.floor((config.threads || availableParallelism()) / count));
   log(`Attacks run in ${count} lanes of ${threads} onnxruntime thread${threads === 1 ? '' : 's'} each.`);
   result.runtime.lanes = count;
-  return OnnxLanes.start(
-    {
-      model: encodeModel(model.loaded.model),
-      shapes: [...model.graph.shapes],
-      input: model.input,
-      output: model.output,
-      sampleDims: [...model.sampleDims],
-      numClasses: model.numClasses,
-      fixedBatch: model.fixedBatch,
-      sessionOptions: { ep: 'cpu', threads },
-    },
-    count,
-  );
+  return OnnxLanes.start(laneInit(model, { ep: 'cpu', threads }), count);
 }

@@ -14,7 +14,7 @@ import type { AttackResult, CheckResult, DefenseResult, RunResult, WorstCase } f
 import { throwIfCancelled, type RunHooks } from '../context';
 import { prepareData, type PreparedData } from '../data';
 import { accuracyAndConfusion, correctFlags } from '../metrics';
-import { argmaxRows, type ClassifierModel } from '../model-session';
+import { argmaxRows, defendedParts, type ClassifierModel } from '../model-session';
 import { BROKEN_MARGIN, unionWorstCases } from '../worst-case';
 import { classifierChecks, forwardChecks, resultChecks } from './checks';
 import { runAttacks } from './attacks';
@@ -94,16 +94,7 @@ export async function runDefense(
     log,
   });
   throwIfCancelled(hooks.signal);
-  const defended = new DefendedClassifier({
-    model: model.loaded.model,
-    shapes: model.graph.shapes,
-    input: model.input,
-    sampleDims: model.sampleDims,
-    numClasses: model.numClasses,
-    stage: fit.stage,
-    sessionOptions: { ep: config.ep, threads: config.threads },
-    undefended,
-  });
+  const defended = new DefendedClassifier(defendedParts(model, fit.stage, { ep: config.ep, threads: config.threads }, undefended));
 
   hooks.onProgress?.({ phase: 'Clean accuracy of the defended model', done: 0, total: data.count });
   const clean = await defendedOutputs(defended, data.x, data.count, batchSize);

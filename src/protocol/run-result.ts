@@ -180,7 +180,17 @@ export interface RunResult {
   schemaVersion: number;
   tool: { name: 'robustness-lab'; version: string };
   createdAt: string;
-  model: { path: string; sha256: string; input: string; output: string; inputShape: (number | string)[]; opset: number };
+  model: {
+    path: string;
+    sha256: string;
+    input: string;
+    /** The tensor attacked as logits (for a model that ends in a Softmax, the Softmax's input). */
+    output: string;
+    /** Which tensor the logits are, in words (schema 2). */
+    logits?: string;
+    inputShape: (number | string)[];
+    opset: number;
+  };
   dataset: DatasetDescription;
   seed: number;
   runtime: { executionProvider: 'cpu' | 'cuda'; requested: string; fallbackReason?: string; threads: number; batchSize: number; lanes?: number };

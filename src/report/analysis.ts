@@ -509,6 +509,7 @@ export function confusionMatrices(r: RunResult): Matrix[] {
 export function summaryRows(r: RunResult): [string, string][] {
   const rows: [string, string][] = [
     ['model', `${r.model?.path ?? '?'}${r.model?.opset ? ` (opset ${r.model.opset})` : ''}`],
+    ...(typeof r.model?.logits === 'string' ? [['logits', r.model.logits] as [string, string]] : []),
     ['dataset', `${r.dataset?.path ?? '?'} (${r.dataset?.format ?? '?'}, ${formatNumber(r.dataset?.count)} samples)`],
     ['clean accuracy', `${percent(r.clean?.accuracy)} (${formatNumber(r.clean?.correct)} / ${formatNumber(r.clean?.count)})`],
   ];

@@ -57,6 +57,7 @@ export async function runEvaluation(requested: EvaluationConfig, hooks: RunHooks
         sha256: model.loaded.sha256,
         input: model.input,
         output: model.output,
+        logits: model.logits,
         inputShape: model.graph.inputs[0].shape,
         opset: model.graph.opset,
       },

@@ -3,6 +3,7 @@
  * session, with the input and output it is evaluated through.
  */
 import { buildModelGraph, modelInput, type ModelGraph } from '../model/graph';
+import { logitsOf } from '../model/logits';
 import { inferShapes } from '../runtime/shapes';
 import { assertFloatInputs, checkClassifierOutput, loadModel, type LoadedModel, type LoadModelOptions } from '../model/load';
 import type { DefendedParts } from '../defenses/threats';
@@ -23,6 +24,8 @@ export interface ClassifierModel {
   /** The batch size the model requires, when its batch dimension is fixed. */
   fixedBatch?: number;
   numClasses: number;
+  /** Which tensor the attacks read as logits, in words (a final Softmax is skipped). */
+  logits: string;
 }
 
 export async function inspectModel(modelPath: string, threads = 1, load: LoadModelOptions = {}): Promise<{ loaded: LoadedModel; graph: ModelGraph }> {
@@ -32,19 +35,20 @@ export async function inspectModel(modelPath: string, threads = 1, load: LoadMod
 }
 
 export async function openClassifier(modelPath: string, options: SessionOptions, load: LoadModelOptions = {}): Promise<ClassifierModel> {
-  const { loaded, graph } = await inspectModel(modelPath, options.threads, load);
-  assertFloatInputs(loaded);
+  const inspected = await inspectModel(modelPath, options.threads, load);
+  assertFloatInputs(inspected.loaded);
+  const { loaded, graph, output, note } = logitsOf(inspected.loaded, inspected.graph);
   const input = modelInput(graph);
-  const output = graph.outputs[0];
-  const outShape = graph.shapes.get(output.name) ?? output.shape;
-  const numClasses = checkClassifierOutput(outShape, output.name, modelPath);
+  const outShape = graph.shapes.get(output) ?? graph.outputs[0].shape;
+  const numClasses = checkClassifierOutput(outShape, output, modelPath);
   const session = await createSession(loaded.bytes, { ...options, label: modelPath });
   return {
     loaded,
     graph,
     session,
     input: input.name,
-    output: output.name,
+    output,
+    logits: note,
     sampleDims: input.sampleDims,
     fixedBatch: input.fixedBatch,
     numClasses,

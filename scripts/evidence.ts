@@ -115,8 +115,9 @@ async function main() {
   sections.push(`## 1. Robust accuracy under FGSM and iterative FGSM (the retrieval paper's Table 1 shape)
 
 Accuracy in % on the first ${limit} demo test images; L∞ eps on [0,1] pixels; I-FGSM = BIM, 10 steps of 2.5·eps/10.
-Reference set: the ${rows[0].result.defense!.reference.count} demo training images. *worst* is the lowest accuracy over
-every attack and threat model at each eps; the verdict compares it with the undefended model's worst case.
+Reference set: the ${rows[0].result.defense!.reference.count} demo training images. The worst case is the per-sample union over
+every attack and threat model at each eps (a sample counts as robust only if it survived all of them), with the strongest
+single attack in brackets; the verdict compares it with the undefended model's worst case and lists the checks that fired.
 
 ${table1(rows)}`);
 

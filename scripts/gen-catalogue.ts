@@ -1,5 +1,5 @@
 // Writes the files derived from the attack and defense registries: src/protocol/catalogue.ts and
-// media/experiment.schema.json. Run with `npm run gen`; test/unit/catalogue.test.ts fails when stale.
+// media/experiment.schema.json. Run with `npm run gen`; test/fast/catalogue.test.ts fails when stale.
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { buildCatalogue, catalogueSource } from '../src/core/catalogue';

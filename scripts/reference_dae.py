@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """The dAE's training (src/core/defenses/dae/fit.ts) written independently in plain numpy, with
-hand-written gradients and Adam, and in PyTorch: the reference for test/unit/train-dae.test.ts and
+hand-written gradients and Adam, and in PyTorch: the reference for test/slow/train-dae.test.ts and
 the other side of bench/train.ts.
 
     # the test fixture: identical data, initial weights, shuffling and noise (a port of

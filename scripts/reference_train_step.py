@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Reference training steps (PyTorch autograd + torch.optim, CPU, float32) for test/unit/train-step.test.ts.
+"""Reference training steps (PyTorch autograd + torch.optim, CPU, float32) for test/slow/train.test.ts.
 
     /usr/bin/python3 scripts/reference_train_step.py [--out test/fixtures/train-step-reference.json]
 

@@ -26,8 +26,8 @@ import * as ort from 'onnxruntime-node';
 import { PNG } from 'pngjs';
 import { loadDataset, preprocess } from '../../src/core/data';
 import { loadCachedDefense, saveDefense, type DefenseCacheKey } from '../../src/core/defenses/cache';
-import type { DefenseStage } from '../../src/core/defenses/types';
-import { makeModel } from '../../src/core/onnx/builder';
+import { DEFENSE_IO, type DefenseStage } from '../../src/core/defenses/types';
+import { GraphBuilder, makeModel } from '../../src/core/onnx/builder';
 import { tensorValueInfo } from '../../src/core/onnx/cut';
 import { assertFloatInputs, checkClassifierOutput, loadModel, nonFiniteInitializers } from '../../src/core/model/load';
 import { AttributeType, DataType, encodeModel, type GraphProto, type ModelProto, type NodeProto, type TensorProto } from '../../src/core/onnx/proto';
@@ -281,8 +281,13 @@ export const CACHE_KEY: DefenseCacheKey = {
   seed: 0,
   fitVersion: 1,
 };
-const stage = (): DefenseStage =>
-  ({ kind: 'lesci', layer: 'flat', placement: 'before-tail', scores: 'logits', model: plainModel(), params: { k: 3 } }) as DefenseStage;
+/** A fitted defense as the cache stores it: an identity stage from the defense's activation input to its output. */
+const stage = (): DefenseStage => {
+  const b = new GraphBuilder();
+  b.node('Identity', [DEFENSE_IO.activation], {}, [DEFENSE_IO.activationOut]);
+  const graph = b.graph('identity_defense', [tensorValueInfo(DEFENSE_IO.activation, ['N', 16])], [tensorValueInfo(DEFENSE_IO.activationOut, ['N', 16])]);
+  return { kind: 'lesci', layer: 'flat', placement: 'before-tail', scores: 'logits', model: makeModel(graph, 13), params: { k: 3 } };
+};
 
 function cacheEntryCase(id: string, dir: string, tamper: (entry: Record<string, unknown>) => void, reason: RegExp, why: string): BadCase {
   return {

@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { before, test } from 'node:test';
+import { deserializeDefense, serializeDefense } from '../../src/core/defenses/serialize';
 import * as ort from 'onnxruntime-node';
 import { loadDataset, preprocess } from '../../src/core/data';
 import {
@@ -16,10 +17,8 @@ import {
   daeLogConfidenceGradient,
   daeReconstruct,
   daeWeightsFromStage,
-  deserializeDae,
   fitDae,
   runDaeStage,
-  serializeDae,
   thresholdTable,
   type DaeParams,
   type DaeWeights,
@@ -244,7 +243,8 @@ test('the defense stage follows the contract and saves to one ONNX file', async 
   );
   const allowed = new Set(['Flatten', 'MatMul', 'Add', 'Sub', 'Mul', 'Sigmoid', 'Tanh', 'Sqrt', 'Exp', 'Relu', 'Softmax', 'Reshape']);
   for (const node of g.node!) assert.ok(allowed.has(node.opType!) && !node.domain, `plain ONNX op ${node.opType}`);
-  const back = deserializeDae(serializeDae(stage));
+  const saved = serializeDefense(stage); // the one on-disk format of every fitted defense
+  const back = deserializeDefense(saved.model, saved.meta);
   assert.deepEqual(back.params, stage.params);
   assert.equal(back.layer, stage.layer);
   const n = 50;

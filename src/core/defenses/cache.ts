@@ -13,8 +13,9 @@ import { existsSync, lstatSync } from 'node:fs';
 import path from 'node:path';
 import { writeFileAtomic, writeJsonAtomic } from '../fs-atomic';
 import { hasExternalData } from '../model/load';
-import { decodeModel, encodeModel } from '../onnx/proto';
+import { decodeModel } from '../onnx/proto';
 import { assertInsideRoots, readContainedSync } from '../paths';
+import { deserializeDefense, serializeDefense } from './serialize';
 import type { DefenseStage } from './types';
 
 export interface DefenseCacheKey {
@@ -29,9 +30,13 @@ export interface DefenseCacheKey {
   fitVersion: number;
 }
 
+/**
+ * A cache entry: the key it was fitted under, and the fitted defense in the one on-disk format of
+ * serialize.ts (the ONNX model in `modelFile`, its description with the model's SHA-256 in `defense`).
+ */
 interface CacheEntry {
   key: DefenseCacheKey;
-  stage: Omit<DefenseStage, 'model'>;
+  defense: unknown;
   modelFile: string;
   fitSeconds: number;
   createdAt: string;
@@ -102,16 +107,17 @@ export function loadCachedDefense(
   } catch (e) {
     return ignore(`unreadable (${firstLine(e)})`);
   }
-  if (!entry || typeof entry !== 'object' || !entry.stage || typeof entry.stage !== 'object') return ignore('not a cache entry');
+  if (!entry || typeof entry !== 'object' || !entry.defense || typeof entry.defense !== 'object') return ignore('not a cache entry of this version');
   if (canonical(entry.key) !== canonical(key)) return ignore('its key does not match its file name');
   if (!isPlainFileName(entry.modelFile))
     return ignore(`its modelFile ${JSON.stringify(String(entry.modelFile).slice(0, 80))} is not a plain file name inside the cache folder`);
   try {
     const { bytes } = readContainedSync(path.join(dir, entry.modelFile), { what: 'cached defense model', root: dir, maxBytes: MAX_MODEL_BYTES });
-    const model = decodeModel(bytes);
-    if (hasExternalData(model)) return ignore(`its model ${entry.modelFile} points at external data, which cached fits never do`);
+    if (hasExternalData(decodeModel(bytes))) return ignore(`its model ${entry.modelFile} points at external data, which cached fits never do`);
+    // The same checks as any fitted defense read back: description fields, the model's hash, its inputs and outputs.
+    const stage = deserializeDefense(bytes, JSON.stringify(entry.defense));
     const fitSeconds = typeof entry.fitSeconds === 'number' && Number.isFinite(entry.fitSeconds) ? entry.fitSeconds : 0;
-    return { stage: { ...entry.stage, model } as DefenseStage, fitSeconds, file: jsonFile };
+    return { stage, fitSeconds, file: jsonFile };
   } catch (e) {
     return ignore(`its model ${entry.modelFile} is unreadable (${firstLine(e)})`);
   }
@@ -139,9 +145,9 @@ function firstLine(e: unknown): string {
 export function saveDefense(dir: string, key: DefenseCacheKey, stage: DefenseStage, fitSeconds: number): string {
   assertInsideRoots(dir, 'defense cache folder');
   const base = path.join(dir, `${key.kind}-${cacheKeyHash(key)}`);
-  const { model, ...rest } = stage;
-  writeFileAtomic(`${base}.onnx`, encodeModel(model));
-  const entry: CacheEntry = { key, stage: rest, modelFile: path.basename(`${base}.onnx`), fitSeconds, createdAt: new Date().toISOString() };
+  const { model, meta } = serializeDefense(stage);
+  writeFileAtomic(`${base}.onnx`, model);
+  const entry: CacheEntry = { key, defense: JSON.parse(meta), modelFile: path.basename(`${base}.onnx`), fitSeconds, createdAt: new Date().toISOString() };
   writeJsonAtomic(`${base}.json`, entry);
   return `${base}.json`;
 }

@@ -7,7 +7,8 @@
 import { UserError } from '../errors';
 import { sha256Hex } from '../model/load';
 import { decodeModel, encodeModel } from '../onnx/proto';
-import { DEFENSE_IO, type DefenseKind, type DefenseStage } from './types';
+import { DEFENSE_KINDS } from './registry';
+import { DEFENSE_IO, type DefenseStage } from './types';
 
 export const DEFENSE_FORMAT = 'robustness-lab/defense-stage';
 export const DEFENSE_FORMAT_VERSION = 1;
@@ -22,7 +23,7 @@ export interface SerializedDefense {
 interface Meta {
   format: string;
   version: number;
-  kind: DefenseKind;
+  kind: string;
   layer: string;
   placement: DefenseStage['placement'];
   scores: DefenseStage['scores'];
@@ -62,7 +63,7 @@ export function deserializeDefense(model: Uint8Array, meta: string): DefenseStag
     );
   }
   if (
-    !['lesci', 'dae', 'retrieval'].includes(m.kind) ||
+    !(DEFENSE_KINDS as readonly string[]).includes(m.kind) ||
     !['before-tail', 'after-tail'].includes(m.placement) ||
     !['logits', 'probabilities'].includes(m.scores) ||
     typeof m.layer !== 'string'

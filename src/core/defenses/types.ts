@@ -6,8 +6,6 @@
  */
 import type { ModelProto } from '../onnx/proto';
 
-export type DefenseKind = 'lesci' | 'dae' | 'retrieval';
-
 /** Tensor names a defense model uses for its inputs and outputs. */
 export const DEFENSE_IO = {
   /** Input: the activation at the insertion point T, [N, ...shape of T]. */
@@ -25,7 +23,8 @@ export const DEFENSE_IO = {
 } as const;
 
 export interface DefenseStage {
-  kind: DefenseKind;
+  /** A kind of the defense registry (registry.ts). */
+  kind: string;
   /** The tensor T of the undefended model the defense sits on. */
   layer: string;
   /**

@@ -38,5 +38,4 @@ export { fitDae } from './fit';
 export { buildDaeModel, daeWeightsFromStage, traceWeights } from './model';
 export { daeEvaluate, daeJacobianDiagonal, daeLogConfidenceGradient, daeReconstruct, type DaeEvaluation } from './reference';
 export { daeAcceptance, runDaeStage, thresholdTable, type ThresholdRow } from './run';
-export { deserializeDae, serializeDae } from './serialize';
 export { quantile } from './stats';

@@ -22,7 +22,7 @@ const fired = (r: RunResult, id: string, target: CheckResult['target'], threat?:
  * A nearest-class-mean classifier on inputs quantised to quarters through an integer cast: the
  * quantisation is piecewise constant, so the input gradient is exactly zero everywhere.
  */
-async function maskedModel(): Promise<string> {
+async function maskedModel(quantise: 'cast' | 'round' = 'cast'): Promise<string> {
   const { x, labels } = await demoImages(DEMO_TRAIN_IMAGES, DEMO_TRAIN_LABELS, 2000);
   const d = 784,
     classes = 10;
@@ -43,10 +43,11 @@ async function maskedModel(): Promise<string> {
   }
   const b = new GraphBuilder();
   const flat = b.op('Flatten', ['x'], { axis: 1 });
-  const quarters = b.op('Cast', [b.op('Mul', [flat, b.scalar(4)])], { to: DataType.INT32 });
-  const q = b.op('Div', [b.op('Cast', [quarters], { to: DataType.FLOAT }), b.scalar(4)]);
+  const scaled = b.op('Mul', [flat, b.scalar(4)]);
+  const rounded = quantise === 'cast' ? b.op('Cast', [b.op('Cast', [scaled], { to: DataType.INT32 })], { to: DataType.FLOAT }) : b.op('Round', [scaled]);
+  const q = b.op('Div', [rounded, b.scalar(4)]);
   b.node('Add', [b.op('MatMul', [q, b.floatConst('w', [d, classes], w)]), b.floatConst('b', [classes], bias)], {}, ['logits']);
-  const file = path.join(dir, 'masked.onnx');
+  const file = path.join(dir, `masked-${quantise}.onnx`);
   writeFileSync(file, encodeModel(makeModel(b.graph('masked', [tensorValueInfo('x', ['N', 1, 28, 28])], [tensorValueInfo('logits', ['N', classes])]), 13)));
   return file;
 }
@@ -65,6 +66,13 @@ test('a model that masks its gradient: the zero-gradient check fires, and Square
   assert.equal(zero.fired, true);
   assert.equal(zero.value, 1);
   assert.ok(fired(r, 'weaker-whitebox', 'baseline'), JSON.stringify(r.checks));
+});
+
+test('a Round before the logits is piecewise constant: a zero gradient, and the check says so', async () => {
+  const r = await runEvaluation({ ...common, model: await maskedModel('round'), limit: 50, attacks: { names: ['pgd'], eps: [0.1], norm: 'linf', steps: 5 } });
+  const zero = r.checks!.find((c) => c.id === 'zero-gradient' && c.target === 'baseline')!;
+  assert.equal(zero.fired, true);
+  assert.equal(zero.value, 1);
 });
 
 test('the undefended demo model: no check fires', async () => {

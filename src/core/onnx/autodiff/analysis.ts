@@ -18,8 +18,16 @@ import type { CheckInfo, GradientOptions, GradRule, State, UnsupportedOp } from 
 /** Ops whose output depends on the input's shape only: the gradient stops there. */
 const SHAPE_ONLY = new Set(['Shape', 'Size', 'ConstantOfShape', 'EyeLike', 'RandomNormalLike', 'RandomUniformLike']);
 
-/** Ops whose outputs are piecewise constant in their inputs (booleans, indices). */
+/**
+ * Ops whose outputs are piecewise constant in their inputs (booleans, indices, and the rounding
+ * ops: their true gradient is zero almost everywhere, which is what a gradient-masking defense
+ * built on them presents; the evaluation's zero-gradient check reports it).
+ */
 const PIECEWISE_CONSTANT = new Set([
+  'Round',
+  'Floor',
+  'Ceil',
+  'Sign',
   'ArgMax',
   'ArgMin',
   'Equal',

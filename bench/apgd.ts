@@ -16,10 +16,9 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { apgdCe } from '../src/core/attacks/apgd';
 import type { Classifier } from '../src/core/attacks/types';
-import { argmaxRows, openClassifier } from '../src/core/eval/model-session';
+import { argmaxRows, openClassifier, onnxClassifier } from '../src/core/eval/model-session';
 import { encodeModel } from '../src/core/onnx/proto';
 import { OnnxLanes } from '../src/core/runtime/lanes';
-import { OnnxClassifier } from '../src/core/runtime/onnx-classifier';
 import { DEMO, ROOT, demoData, flag, median } from './common';
 
 interface TorchApgd {
@@ -81,18 +80,7 @@ async function main() {
           laneCount,
         )
       : undefined;
-  const classifier = pool
-    ? undefined
-    : new OnnxClassifier({
-        model: m.loaded.model,
-        shapes: m.graph.shapes,
-        session: m.session,
-        input: m.input,
-        output: m.output,
-        sampleDims: m.sampleDims,
-        numClasses: m.numClasses,
-        sessionOptions: { ep: 'cpu', threads },
-      });
+  const classifier = pool ? undefined : onnxClassifier(m, { ep: 'cpu', threads });
   const engines: Classifier[] = pool ? [...pool.lanes] : [classifier!];
   const warm = data.x.subarray(0, batch * d);
   for (const engine of engines) await engine.lossGradient!(warm, batch, data.labels.subarray(0, batch), 'ce-sum'); // builds the sessions

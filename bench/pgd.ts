@@ -12,12 +12,11 @@
 import { cpus } from 'node:os';
 import { readFileSync } from 'node:fs';
 import { runAttack } from '../src/core/attacks/run';
-import { openClassifier, argmaxRows } from '../src/core/eval/model-session';
+import { openClassifier, argmaxRows, onnxClassifier } from '../src/core/eval/model-session';
 import { buildGradientModel } from '../src/core/onnx/autodiff';
 import type { Classifier } from '../src/core/attacks/types';
 import { encodeModel } from '../src/core/onnx/proto';
 import { OnnxLanes } from '../src/core/runtime/lanes';
-import { OnnxClassifier } from '../src/core/runtime/onnx-classifier';
 import { Rng } from '../src/core/random';
 import { DEMO, demoData, flag, median, TorchPgdServer } from './common';
 import { flopsPerSample } from './flops';
@@ -31,16 +30,7 @@ async function main() {
   const alpha = (2.5 * eps) / steps;
   const data = await demoData(limit);
   const m = await openClassifier(DEMO.model, { ep: 'cpu', threads });
-  const classifier = new OnnxClassifier({
-    model: m.loaded.model,
-    shapes: m.graph.shapes,
-    session: m.session,
-    input: m.input,
-    output: m.output,
-    sampleDims: m.sampleDims,
-    numClasses: m.numClasses,
-    sessionOptions: { ep: 'cpu', threads },
-  });
+  const classifier = onnxClassifier(m, { ep: 'cpu', threads });
   const d = 784;
   // Our side runs in lanes (worker threads with their own single-threaded sessions, as
   // `evaluate --lanes` does), each taking the next batch when free; --lanes 1 is one session on all threads.

@@ -13,9 +13,8 @@ import { test } from 'node:test';
 import { apgd, apgdCe, apgdCheckpoints, apgdT, type ApgdOptions } from '../../src/core/attacks/apgd';
 import { APGD_DEFAULTS } from '../../src/core/attacks/apgd-defaults';
 import type { AttackOutcome, Classifier, LossKind } from '../../src/core/attacks/types';
-import { openClassifier } from '../../src/core/eval/model-session';
+import { openClassifier, onnxClassifier } from '../../src/core/eval/model-session';
 import { Rng } from '../../src/core/random';
-import { OnnxClassifier } from '../../src/core/runtime/onnx-classifier';
 import { demoImages, relativeL2 } from '../helpers/demo-data';
 import { DEMO_MODEL, DEMO_TEST_IMAGES, DEMO_TEST_LABELS, ROOT } from '../helpers/cli';
 
@@ -395,16 +394,7 @@ test('APGD-CE and APGD-T on the demo model: robust accuracy equals the PyTorch r
     'the fixture was written for another demo model: rerun scripts/reference_apgd.py',
   );
   const m = await openClassifier(DEMO_MODEL, { ep: 'cpu', threads: 2 });
-  const c = new OnnxClassifier({
-    model: m.loaded.model,
-    shapes: m.graph.shapes,
-    session: m.session,
-    input: m.input,
-    output: m.output,
-    sampleDims: m.sampleDims,
-    numClasses: m.numClasses,
-    sessionOptions: { ep: 'cpu', threads: 2 },
-  });
+  const c = onnxClassifier(m, { ep: 'cpu', threads: 2 });
   try {
     const n = ref.count;
     const { x, labels } = await demoImages(DEMO_TEST_IMAGES, DEMO_TEST_LABELS, n);

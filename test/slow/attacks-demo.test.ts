@@ -8,9 +8,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { runEvaluation } from '../../src/core/eval/evaluate';
-import { openClassifier } from '../../src/core/eval/model-session';
+import { openClassifier, onnxClassifier } from '../../src/core/eval/model-session';
 import { ATTACK_NAMES, bim } from '../../src/core/attacks';
-import { OnnxClassifier } from '../../src/core/runtime/onnx-classifier';
 import { demoImages, relativeL2 } from '../helpers/demo-data';
 import { cli, DEMO_MODEL, DEMO_TEST_IMAGES, DEMO_TEST_LABELS, ROOT } from '../helpers/cli';
 
@@ -38,16 +37,7 @@ function refAccuracy(curve: Curve, n: number): number {
 
 test('input gradients of cross-entropy and CW margin equal PyTorch autograd on the demo model', async () => {
   const m = await openClassifier(DEMO_MODEL, { ep: 'cpu', threads: 1 });
-  const c = new OnnxClassifier({
-    model: m.loaded.model,
-    shapes: m.graph.shapes,
-    session: m.session,
-    input: m.input,
-    output: m.output,
-    sampleDims: m.sampleDims,
-    numClasses: m.numClasses,
-    sessionOptions: { ep: 'cpu', threads: 1 },
-  });
+  const c = onnxClassifier(m, { ep: 'cpu', threads: 1 });
   try {
     const { x } = await demoImages(DEMO_TEST_IMAGES, DEMO_TEST_LABELS, 4);
     const labels = Int32Array.from(ref.gradLabels);
@@ -118,16 +108,7 @@ test('FGSM (L∞ and L2) and BIM robust accuracy equal a PyTorch run on the same
 
 test('the fused L∞ step equals x + α·sign(gradient) clipped to the ball and the range, and BIM through it matches BIM through the JavaScript step', async () => {
   const m = await openClassifier(DEMO_MODEL, { ep: 'cpu', threads: 2 });
-  const c = new OnnxClassifier({
-    model: m.loaded.model,
-    shapes: m.graph.shapes,
-    session: m.session,
-    input: m.input,
-    output: m.output,
-    sampleDims: m.sampleDims,
-    numClasses: m.numClasses,
-    sessionOptions: { ep: 'cpu', threads: 2 },
-  });
+  const c = onnxClassifier(m, { ep: 'cpu', threads: 2 });
   try {
     const n = 50;
     const { x, labels } = await demoImages(DEMO_TEST_IMAGES, DEMO_TEST_LABELS, n);

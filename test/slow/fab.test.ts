@@ -11,9 +11,8 @@ import { test } from 'node:test';
 import { FAB_T, fabT, HyperplaneProjector, logitDifferenceGradient } from '../../src/core/attacks/fab';
 import type { AttackOutcome, Classifier, LossKind, Norm } from '../../src/core/attacks/types';
 import { CancelledError } from '../../src/core/cancel';
-import { openClassifier } from '../../src/core/eval/model-session';
+import { openClassifier, onnxClassifier } from '../../src/core/eval/model-session';
 import { Rng } from '../../src/core/random';
-import { OnnxClassifier } from '../../src/core/runtime/onnx-classifier';
 import { demoImages } from '../helpers/demo-data';
 import { DEMO_MODEL, DEMO_TEST_IMAGES, DEMO_TEST_LABELS, ROOT } from '../helpers/cli';
 
@@ -416,16 +415,7 @@ const ref = JSON.parse(readFileSync(path.join(ROOT, 'test', 'fixtures', 'fab-ref
 test('FAB-T robust accuracy on the demo model (100 images; L∞ eps 0.03, L2 eps 1.0) is within 2 points of PyTorch', async () => {
   const threads = 1;
   const m = await openClassifier(DEMO_MODEL, { ep: 'cpu', threads });
-  const c = new OnnxClassifier({
-    model: m.loaded.model,
-    shapes: m.graph.shapes,
-    session: m.session,
-    input: m.input,
-    output: m.output,
-    sampleDims: m.sampleDims,
-    numClasses: m.numClasses,
-    sessionOptions: { ep: 'cpu', threads },
-  });
+  const c = onnxClassifier(m, { ep: 'cpu', threads });
   try {
     assert.equal(ref.count, 100);
     const { x, labels } = await demoImages(DEMO_TEST_IMAGES, DEMO_TEST_LABELS, ref.count);

@@ -13,10 +13,9 @@ import { runAttack, type AttackConfig } from '../../src/core/attacks/run';
 import { UserError } from '../../src/core/errors';
 import { GraphBuilder, makeModel } from '../../src/core/onnx/builder';
 import { tensorValueInfo } from '../../src/core/onnx/cut';
-import { openClassifier } from '../../src/core/eval/model-session';
+import { openClassifier, onnxClassifier } from '../../src/core/eval/model-session';
 import { encodeModel } from '../../src/core/onnx/proto';
 import { OnnxLanes, type LaneInit } from '../../src/core/runtime/lanes';
-import { OnnxClassifier } from '../../src/core/runtime/onnx-classifier';
 import type { RunResult } from '../../src/protocol/run-result';
 import { cli, DEMO_MODEL, DEMO_TEST_IMAGES, DEMO_TEST_LABELS } from '../helpers/cli';
 import { demoImages } from '../helpers/demo-data';
@@ -25,16 +24,7 @@ import { seededValues } from '../helpers/models';
 
 async function demoSetup() {
   const m = await openClassifier(DEMO_MODEL, { ep: 'cpu', threads: 2 });
-  const classifier = new OnnxClassifier({
-    model: m.loaded.model,
-    shapes: m.graph.shapes,
-    session: m.session,
-    input: m.input,
-    output: m.output,
-    sampleDims: m.sampleDims,
-    numClasses: m.numClasses,
-    sessionOptions: { ep: 'cpu', threads: 2 },
-  });
+  const classifier = onnxClassifier(m, { ep: 'cpu', threads: 2 });
   const init: LaneInit = {
     model: encodeModel(m.loaded.model),
     shapes: [...m.graph.shapes],

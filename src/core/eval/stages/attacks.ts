@@ -148,8 +148,6 @@ export function effectiveParams(attack: AttackName, config: AttackConfig): Recor
   const reads = (k: string) => (spec.uses as readonly string[]).includes(k) || k in spec.defaults;
   const set = Object.fromEntries(Object.entries(config).filter(([k, v]) => v !== undefined && reads(k)));
   const out: Record<string, unknown> = { ...spec.defaults, ...set };
-  if (config.norm === 'linf') delete out.pInitL2;
-  else delete out.pInitLinf;
   const factor = out.stepSizeFactor;
   if (config.stepSize === undefined && typeof factor === 'number' && typeof out.steps === 'number') out.stepSize = (factor * config.eps) / out.steps;
   if (config.stepSize !== undefined) delete out.stepSizeFactor;

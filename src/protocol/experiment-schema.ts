@@ -101,7 +101,7 @@ export function experimentSchema(c: Catalogue): Record<string, unknown> {
         properties: {
           names: {
             type: 'array',
-            minItems: 1,
+            // Empty when a strength preset names the attacks (the parser requires one or the other).
             uniqueItems: true,
             items: {
               enum: [...c.attacks.map((a) => a.name), ...c.attackGroups.map((g) => g.name)],

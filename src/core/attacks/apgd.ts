@@ -46,12 +46,12 @@ import type { Rng } from '../random';
 import { APGD_DEFAULTS } from './apgd-defaults';
 import {
   argmaxRow,
+  BestTracker,
   checkInteger,
   checkPositive,
   gatherRows,
   keptRows,
   logitsChunked,
-  perturbationNorms,
   project,
   randomStart,
   resolveContext,
@@ -122,7 +122,8 @@ export async function apgd(classifier: Classifier, x: Float32Array, labels: Int3
     );
   }
   const gradient = classifier.lossGradient.bind(classifier);
-  const state = new Outcome(ctx, x);
+  // Per sample over all runs: the first adversarial iterate, else the highest-loss one.
+  const state = new BestTracker(ctx, x);
   throwIfAborted(ctx.signal);
 
   if (p.loss === 'dlr-targeted' && !ctx.targets) {
@@ -187,54 +188,6 @@ function plan(options: ApgdOptions, k: number): Plan {
   };
 }
 
-/** Per-sample outcome over all runs: the first adversarial iterate, else the highest-loss one. */
-class Outcome {
-  readonly x: Float32Array;
-  readonly bestLoss: Float64Array;
-  readonly fooled: Uint8Array;
-  readonly predictions: Int32Array;
-  readonly gradientEvaluations: Int32Array;
-  readonly queries: Int32Array;
-
-  constructor(
-    private readonly ctx: AttackContext,
-    private readonly clean: Float32Array,
-  ) {
-    this.x = Float32Array.from(clean);
-    this.bestLoss = new Float64Array(ctx.n).fill(-Infinity);
-    this.fooled = new Uint8Array(ctx.n);
-    this.predictions = new Int32Array(ctx.n).fill(-1);
-    this.gradientEvaluations = new Int32Array(ctx.n);
-    this.queries = new Int32Array(ctx.n);
-  }
-
-  /** Records sample j's iterate (row r of xa) with loss f and prediction pred; true when it is adversarial. */
-  observe(j: number, xa: Float32Array, r: number, f: number, pred: number): boolean {
-    const { d } = this.ctx;
-    const success = this.ctx.targets ? pred === this.ctx.targets[j] : pred !== this.ctx.labels[j];
-    if (success || f > this.bestLoss[j] || this.predictions[j] === -1) {
-      this.x.set(xa.subarray(r * d, (r + 1) * d), j * d);
-      this.bestLoss[j] = f;
-      this.predictions[j] = pred;
-    }
-    if (success) this.fooled[j] = 1;
-    return success;
-  }
-
-  result(): AttackOutcome {
-    const { linf, l2 } = perturbationNorms(this.x, this.clean, this.ctx.n, this.ctx.d);
-    return {
-      x: this.x,
-      fooled: this.fooled,
-      predictions: this.predictions,
-      linf,
-      l2,
-      gradientEvaluations: this.gradientEvaluations,
-      queries: this.queries,
-    };
-  }
-}
-
 /** log Σ exp(z) − z_c (float64). */
 function crossEntropy(z: Float32Array, o: number, k: number, c: number): number {
   let mx = -Infinity;
@@ -282,7 +235,7 @@ async function runOnce(
   gradient: NonNullable<Classifier['lossGradient']>,
   ctx: AttackContext,
   p: Plan,
-  out: Outcome,
+  out: BestTracker,
   x: Float32Array,
   targets: Int32Array | undefined,
 ): Promise<void> {
@@ -323,7 +276,7 @@ async function runOnce(
       const logits = await logitsChunked(classifier, xa, m, ctx);
       for (let r = 0; r < m; r++) {
         out.queries[idx[r]]++;
-        out.observe(idx[r], xa, r, f(logits, r), argmaxRow(logits, r, k));
+        out.record(idx[r], xa, r, f(logits, r), argmaxRow(logits, r, k));
       }
       break;
     }
@@ -342,7 +295,7 @@ async function runOnce(
       const j = idx[r];
       out.gradientEvaluations[j]++;
       const fr = f(logits, r);
-      if (out.observe(j, xa, r, fr, argmaxRow(logits, r, k))) {
+      if (out.record(j, xa, r, fr, argmaxRow(logits, r, k))) {
         done[r] = 1;
         continue;
       }

@@ -333,7 +333,7 @@ export class BestTracker {
    * the margin (to drive random search) and whether the sample is now fooled.
    */
   observe(idx: Int32Array, xa: Float32Array, logits: Float32Array): { margins: Float64Array; done: Uint8Array } {
-    const { d, k } = this.ctx;
+    const { k } = this.ctx;
     const margins = new Float64Array(idx.length);
     const done = new Uint8Array(idx.length);
     for (let r = 0; r < idx.length; r++) {
@@ -341,19 +341,26 @@ export class BestTracker {
       const pred = argmaxRow(logits, r, k);
       const mg = margin(logits, r, k, (this.ctx.targets ?? this.ctx.labels)[j], !!this.ctx.targets);
       margins[r] = mg;
-      if (this.fooled[j]) {
-        done[r] = 1;
-        continue;
-      }
-      const success = succeeded(this.ctx, j, pred);
-      if (success || mg > this.bestMargin[j] || this.predictions[j] === -1) {
-        this.best.set(xa.subarray(r * d, (r + 1) * d), j * d);
-        this.bestMargin[j] = mg;
-        this.predictions[j] = pred;
-      }
-      if (success) this.fooled[j] = done[r] = 1;
+      done[r] = this.record(j, xa, r, mg, pred) ? 1 : 0;
     }
     return { margins, done };
+  }
+
+  /**
+   * Records sample j's input (row r of xa) with a score to maximise (a margin, or an attack's loss)
+   * and its prediction: kept if it is the first adversarial one or, while there is none, the
+   * best-scoring one. Returns whether the sample is fooled.
+   */
+  record(j: number, xa: Float32Array, r: number, score: number, pred: number): boolean {
+    if (this.fooled[j]) return true;
+    const success = succeeded(this.ctx, j, pred);
+    if (success || score > this.bestMargin[j] || this.predictions[j] === -1) {
+      this.best.set(xa.subarray(r * this.ctx.d, (r + 1) * this.ctx.d), j * this.ctx.d);
+      this.bestMargin[j] = score;
+      this.predictions[j] = pred;
+    }
+    if (success) this.fooled[j] = 1;
+    return success;
   }
 
   countGradients(idx: Int32Array): void {

@@ -53,6 +53,8 @@ export interface AttackResult {
    * attack (a sample misclassified clean is never set). Encoded by protocol/bitset.ts.
    */
   robust?: string;
+  /** Iterative attacks: samples first broken at or after step `fromStep` of runs of `steps` (schema 2). */
+  convergence?: { steps: number; fromStep: number; lateBroken: number };
 }
 
 export interface ThresholdRow {

@@ -75,6 +75,19 @@ test('a Round before the logits is piecewise constant: a zero gradient, and the 
   assert.equal(zero.value, 1);
 });
 
+test('an iterative attack still breaking samples in its last steps is flagged as not converged', async () => {
+  // PGD with a step so small that it needs nearly all of its 20 steps to reach the ball's edge.
+  const r = await runEvaluation({
+    ...common,
+    model: DEMO_MODEL,
+    limit: 100,
+    attacks: { names: ['pgd'], eps: [0.05], norm: 'linf', steps: 20, stepSize: 0.05 / 20, randomStart: false },
+  });
+  const entry = r.attacks![0];
+  assert.ok(entry.convergence && entry.convergence.steps === 20 && entry.convergence.fromStep === 16);
+  assert.ok(fired(r, 'not-converged', 'baseline'), JSON.stringify(entry.convergence));
+});
+
 test('the undefended demo model: no check fires', async () => {
   const r = await runEvaluation({ ...common, model: DEMO_MODEL, limit: 100, attacks: { names: ['fgsm', 'pgd'], eps: [0.02, 0.05], norm: 'linf', steps: 10 } });
   const ids = new Set(r.checks!.map((c) => c.id));

@@ -264,8 +264,10 @@ async function runOnce(
   const kind: LossKind = p.loss === 'ce' ? 'ce-sum' : p.loss;
   const sign = p.loss === 'ce' && targeted ? -1 : 1;
 
+  out.steps = p.steps;
   for (let t = 0; idx.length > 0; t++) {
     throwIfAborted(ctx.signal);
+    out.step = t;
     const m = idx.length;
     const y = gatherRows(ctx.labels, idx, 1);
     const tg = targets && gatherRows(targets, idx, 1);

@@ -310,11 +310,17 @@ export class BestTracker {
   readonly predictions: Int32Array;
   readonly gradientEvaluations: Int32Array;
   readonly queries: Int32Array;
+  /** The step (of its run) at which each sample was first fooled; −1 when it was not. */
+  readonly fooledAtStep: Int32Array;
+  /** The iterative attack's current step and its steps per run, set by the attack (unset: no steps). */
+  step = -1;
+  steps = 0;
 
   constructor(
     private readonly ctx: AttackContext,
     private readonly x: Float32Array,
   ) {
+    this.fooledAtStep = new Int32Array(ctx.n).fill(-1);
     this.best = Float32Array.from(x);
     this.bestMargin = new Float64Array(ctx.n).fill(-Infinity);
     this.fooled = new Uint8Array(ctx.n);
@@ -359,7 +365,10 @@ export class BestTracker {
       this.bestMargin[j] = score;
       this.predictions[j] = pred;
     }
-    if (success) this.fooled[j] = 1;
+    if (success) {
+      this.fooled[j] = 1;
+      this.fooledAtStep[j] = this.step;
+    }
     return success;
   }
 
@@ -381,6 +390,7 @@ export class BestTracker {
       l2,
       gradientEvaluations: this.gradientEvaluations,
       queries: this.queries,
+      ...(this.steps > 0 && { fooledAtStep: this.fooledAtStep, steps: this.steps }),
     };
   }
 }

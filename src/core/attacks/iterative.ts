@@ -168,8 +168,10 @@ async function iterate(
     if (p.randomStart) randomStart(xa, idx, ctx);
     let g = p.momentum === undefined ? undefined : new Float32Array(xa.length);
 
+    tracker.steps = p.steps;
     for (let t = 0; idx.length > 0; t++) {
       throwIfAborted(ctx.signal);
+      tracker.step = t;
       if (t === p.steps) {
         // The last iterate has no gradient step after it: evaluate it with a forward pass.
         tracker.countQueries(idx);

@@ -93,6 +93,11 @@ export interface AttackMetrics {
   predictions: Int32Array;
   /** 1 where the sample is still classified correctly after the attack (0 for samples misclassified clean). */
   robust: Uint8Array;
+  /**
+   * Iterative attacks: how many samples were first broken at or after step `fromStep` of a run of
+   * `steps` (the last fifth). Many late breaks mean the attack had not converged.
+   */
+  convergence?: { steps: number; fromStep: number; lateBroken: number };
   /** The target label per sample, when targeted. */
   targets?: Int32Array;
   /** keepExamples × sample size values, when asked. */
@@ -156,6 +161,9 @@ export async function runAttack(classifier: Classifier, dataset: AttackDataset, 
   const gradients = new Float64Array(count);
   const queryCounts = new Float64Array(count);
   const skipped = new Uint8Array(count);
+  // Iterative attacks: samples first broken in the last fifth of a run's steps.
+  const late = new Uint8Array(count);
+  let stepsPerRun = 0;
 
   const attackBatch = async (engine: Classifier, start: number) => {
     const end = Math.min(count, start + batchSize);
@@ -201,6 +209,10 @@ export async function runAttack(classifier: Classifier, dataset: AttackDataset, 
         fooled[i] = res.fooled[r];
         perturbation[i] = norms[r];
         gradients[i] = res.gradientEvaluations[r];
+        if (res.steps) {
+          stepsPerRun = res.steps;
+          if (res.fooledAtStep![r] >= lateFrom(res.steps)) late[i] = 1;
+        }
         queryCounts[i] = res.queries[r];
         if (examples && i < keep) examples.set(res.x.subarray(r * d, (r + 1) * d), i * d);
       }
@@ -268,6 +280,7 @@ export async function runAttack(classifier: Classifier, dataset: AttackDataset, 
     seconds: (performance.now() - started) / 1000,
     predictions,
     robust,
+    ...(stepsPerRun > 0 && { convergence: { steps: stepsPerRun, fromStep: lateFrom(stepsPerRun), lateBroken: late.reduce((a, b) => a + b, 0) } }),
     targets,
     adversarialExamples: examples,
   };
@@ -303,4 +316,9 @@ function resolveTargets(targeted: AttackConfig['targeted'], labels: Int32Array, 
     }
   }
   return t;
+}
+
+/** The first step of the last fifth of a run (the final evaluation, at step `steps`, included). */
+function lateFrom(steps: number): number {
+  return Math.ceil(0.8 * steps);
 }

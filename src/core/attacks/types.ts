@@ -83,4 +83,7 @@ export interface AttackOutcome {
   gradientEvaluations: Int32Array;
   /** Forward passes (logits-only) per sample. */
   queries: Int32Array;
+  /** Iterative attacks: the step of its run at which each sample was first fooled (−1: not fooled), and the steps per run. */
+  fooledAtStep?: Int32Array;
+  steps?: number;
 }

@@ -12,7 +12,9 @@
  * - unbounded: an attack whose ball covers the whole input range leaves samples correctly
  *   classified (any image is reachable, so a real attack must reach ~0%);
  * - nondeterministic: two forward passes of the same inputs disagree (randomness in the model
- *   needs expectation-over-transformation attacks, which did not run).
+ *   needs expectation-over-transformation attacks, which did not run);
+ * - not-converged: an iterative attack still broke many samples in the last fifth of its steps
+ *   (its loss was still moving: more steps or restarts would likely break more).
  */
 import type { Classifier, LossKind } from '../attacks/types';
 import { argmaxRows } from '../tensor';
@@ -168,6 +170,32 @@ export function flatCurveChecks(entries: readonly AttackResult[], target: Target
         fired: true,
         value: last.accuracy - first.accuracy,
         message: `${last.attack} under ${last.threat}: robust accuracy does not fall from eps ${first.eps} (${(100 * first.accuracy).toFixed(1)}%) to eps ${last.eps} (${(100 * last.accuracy).toFixed(1)}%): the attack is not making progress (a masked gradient looks like this).`,
+      });
+    }
+  }
+  return out;
+}
+
+/** Share of an attack's broken samples that may fall in the last fifth of its steps. */
+export const LATE_BREAK_SHARE = 0.05;
+
+/** Per iterative attack entry: were many of its breaks late? */
+export function convergenceChecks(entries: readonly AttackResult[], count: number, cleanAccuracy: number, target: Target): CheckResult[] {
+  const out: CheckResult[] = [];
+  for (const a of entries) {
+    const c = a.convergence;
+    if (!c) continue;
+    const broken = Math.max(1, Math.round((cleanAccuracy - a.accuracy) * count));
+    const share = c.lateBroken / broken;
+    if (c.lateBroken >= 3 && share >= LATE_BREAK_SHARE) {
+      out.push({
+        id: 'not-converged',
+        target,
+        threat: a.threat,
+        eps: a.eps,
+        fired: true,
+        value: share,
+        message: `${a.attack} under ${a.threat} at eps ${a.eps}: ${c.lateBroken} of the ${broken} samples it broke were first broken at step ${c.fromStep} or later of ${c.steps}: the attack had not converged, so more steps or restarts would likely break more.`,
       });
     }
   }

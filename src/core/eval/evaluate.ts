@@ -109,7 +109,7 @@ export async function runEvaluation(requested: EvaluationConfig, hooks: RunHooks
             trueGradient: true,
             signal: hooks.signal,
           })),
-          ...resultChecks(result.attacks, 'baseline'),
+          ...resultChecks(result.attacks, 'baseline', { count: data.count, cleanAccuracy: result.clean.accuracy }),
         ];
         result.examples = examples;
       }

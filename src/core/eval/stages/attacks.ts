@@ -115,6 +115,7 @@ export async function runAttacks(
         seconds: metrics.seconds,
         params,
         robust: encodeBits(metrics.robust),
+        ...(metrics.convergence && { convergence: metrics.convergence }),
       };
       if (options.inspect && metrics.adversarialExamples) await options.inspect(entry, metrics.adversarialExamples, metrics.predictions);
       if (wantExamples && metrics.adversarialExamples) {

@@ -5,7 +5,7 @@
 import { runAttack } from '../../attacks/run';
 import type { Classifier } from '../../attacks/types';
 import type { AttackResult, CheckResult } from '../../../protocol/run-result';
-import { determinismCheck, flatCurveChecks, unboundedCheck, weakerWhiteboxChecks, zeroGradientCheck } from '../checks';
+import { convergenceChecks, determinismCheck, flatCurveChecks, unboundedCheck, weakerWhiteboxChecks, zeroGradientCheck } from '../checks';
 import type { PreparedData } from '../data';
 import { ATTACKS, type AttackName } from '../../attacks/registry';
 
@@ -18,8 +18,16 @@ const UNBOUNDED_STEPS = 20;
 const gradientFree = (name: string) => ATTACKS[name as AttackName]?.gradientFree ?? false;
 
 /** Checks that need only the attack results. */
-export function resultChecks(entries: readonly AttackResult[], target: CheckResult['target']): CheckResult[] {
-  return [...weakerWhiteboxChecks(entries, gradientFree, target), ...flatCurveChecks(entries, target)];
+export function resultChecks(
+  entries: readonly AttackResult[],
+  target: CheckResult['target'],
+  samples: { count: number; cleanAccuracy: number },
+): CheckResult[] {
+  return [
+    ...weakerWhiteboxChecks(entries, gradientFree, target),
+    ...flatCurveChecks(entries, target),
+    ...convergenceChecks(entries, samples.count, samples.cleanAccuracy, target),
+  ];
 }
 
 /**

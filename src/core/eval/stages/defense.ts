@@ -182,7 +182,7 @@ export async function runDefense(
     }
     result.attacks = [...(result.attacks ?? []), ...defendedEntries];
     section.worstCase = unionWorstCases(defendedEntries, correctFlags(clean.predictions, data.labels), result.worstCase);
-    checks.push(...resultChecks(defendedEntries, 'defended'));
+    checks.push(...resultChecks(defendedEntries, 'defended', { count: data.count, cleanAccuracy: section.clean.accuracy }));
     result.checks = [...(result.checks ?? []), ...checks];
     Object.assign(section, verdict(section.worstCase, checks, threats));
   }

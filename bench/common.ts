@@ -10,6 +10,8 @@ export const DEMO = {
   model: path.join(ROOT, 'demo', 'fashion-cnn.onnx'),
   images: path.join(ROOT, 'demo', 'data', 't10k-images-idx3-ubyte.gz'),
   labels: path.join(ROOT, 'demo', 'data', 't10k-labels-idx1-ubyte.gz'),
+  trainImages: path.join(ROOT, 'demo', 'data', 'train-images-idx3-ubyte.gz'),
+  trainLabels: path.join(ROOT, 'demo', 'data', 'train-labels-idx1-ubyte.gz'),
 };
 
 export function flag(name: string, fallback: number): number {

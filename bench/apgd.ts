@@ -16,8 +16,7 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { apgdCe } from '../src/core/attacks/apgd';
 import type { Classifier } from '../src/core/attacks/types';
-import { argmaxRows, openClassifier, onnxClassifier } from '../src/core/eval/model-session';
-import { encodeModel } from '../src/core/onnx/proto';
+import { argmaxRows, openClassifier, onnxClassifier, laneInit } from '../src/core/eval/model-session';
 import { OnnxLanes } from '../src/core/runtime/lanes';
 import { DEMO, ROOT, demoData, flag, median } from './common';
 
@@ -65,21 +64,7 @@ async function main() {
   const d = 784;
   const m = await openClassifier(DEMO.model, { ep: 'cpu', threads });
   const laneCount = flag('lanes', 2);
-  const pool =
-    laneCount > 1
-      ? await OnnxLanes.start(
-          {
-            model: encodeModel(m.loaded.model),
-            shapes: [...m.graph.shapes],
-            input: m.input,
-            output: m.output,
-            sampleDims: [...m.sampleDims],
-            numClasses: m.numClasses,
-            sessionOptions: { ep: 'cpu', threads: Math.max(1, Math.floor(threads / laneCount)) },
-          },
-          laneCount,
-        )
-      : undefined;
+  const pool = laneCount > 1 ? await OnnxLanes.start(laneInit(m, { ep: 'cpu', threads: Math.max(1, Math.floor(threads / laneCount)) }), laneCount) : undefined;
   const classifier = pool ? undefined : onnxClassifier(m, { ep: 'cpu', threads });
   const engines: Classifier[] = pool ? [...pool.lanes] : [classifier!];
   const warm = data.x.subarray(0, batch * d);

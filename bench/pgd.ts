@@ -12,10 +12,9 @@
 import { cpus } from 'node:os';
 import { readFileSync } from 'node:fs';
 import { runAttack } from '../src/core/attacks/run';
-import { openClassifier, argmaxRows, onnxClassifier } from '../src/core/eval/model-session';
+import { openClassifier, argmaxRows, onnxClassifier, laneInit } from '../src/core/eval/model-session';
 import { buildGradientModel } from '../src/core/onnx/autodiff';
 import type { Classifier } from '../src/core/attacks/types';
-import { encodeModel } from '../src/core/onnx/proto';
 import { OnnxLanes } from '../src/core/runtime/lanes';
 import { Rng } from '../src/core/random';
 import { DEMO, demoData, flag, median, TorchPgdServer } from './common';
@@ -35,21 +34,7 @@ async function main() {
   // Our side runs in lanes (worker threads with their own single-threaded sessions, as
   // `evaluate --lanes` does), each taking the next batch when free; --lanes 1 is one session on all threads.
   const laneCount = flag('lanes', 2);
-  const pool =
-    laneCount > 1
-      ? await OnnxLanes.start(
-          {
-            model: encodeModel(m.loaded.model),
-            shapes: [...m.graph.shapes],
-            input: m.input,
-            output: m.output,
-            sampleDims: [...m.sampleDims],
-            numClasses: m.numClasses,
-            sessionOptions: { ep: 'cpu', threads: Math.max(1, Math.floor(threads / laneCount)) },
-          },
-          laneCount,
-        )
-      : undefined;
+  const pool = laneCount > 1 ? await OnnxLanes.start(laneInit(m, { ep: 'cpu', threads: Math.max(1, Math.floor(threads / laneCount)) }), laneCount) : undefined;
   const engines: Classifier[] = pool ? [...pool.lanes] : [classifier];
   const warm = data.x.subarray(0, batch * d);
   for (const engine of engines) await engine.linfStep!(warm, warm, batch, data.labels.subarray(0, batch), 'ce-sum', { alpha, eps, range: [0, 1] }); // builds the sessions

@@ -13,7 +13,7 @@ import { runAttack, type AttackConfig } from '../../src/core/attacks/run';
 import { UserError } from '../../src/core/errors';
 import { GraphBuilder, makeModel } from '../../src/core/onnx/builder';
 import { tensorValueInfo } from '../../src/core/onnx/cut';
-import { openClassifier, onnxClassifier } from '../../src/core/eval/model-session';
+import { openClassifier, onnxClassifier, laneInit } from '../../src/core/eval/model-session';
 import { encodeModel } from '../../src/core/onnx/proto';
 import { OnnxLanes, type LaneInit } from '../../src/core/runtime/lanes';
 import type { RunResult } from '../../src/protocol/run-result';
@@ -25,15 +25,7 @@ import { seededValues } from '../helpers/models';
 async function demoSetup() {
   const m = await openClassifier(DEMO_MODEL, { ep: 'cpu', threads: 2 });
   const classifier = onnxClassifier(m, { ep: 'cpu', threads: 2 });
-  const init: LaneInit = {
-    model: encodeModel(m.loaded.model),
-    shapes: [...m.graph.shapes],
-    input: m.input,
-    output: m.output,
-    sampleDims: [...m.sampleDims],
-    numClasses: m.numClasses,
-    sessionOptions: { ep: 'cpu', threads: 1 },
-  };
+  const init: LaneInit = laneInit(m, { ep: 'cpu', threads: 1 });
   return { m, classifier, init };
 }
 

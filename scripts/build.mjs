@@ -22,9 +22,10 @@ const builds = [
   { ...common, entryPoints: { worker: 'src/worker/worker.ts' }, outdir: 'dist' },
   // Worker threads of OnnxLanes (src/core/runtime/lanes.ts), next to the bundles that start them.
   { ...common, entryPoints: { 'lane-worker': 'src/core/runtime/lane-worker.ts' }, outdir: 'dist' },
-  // The results webview: a browser bundle (chart.js, @vscode-elements) plus its CSS, in dist/webview/.
+  // The webviews: browser bundles plus their CSS, in dist/webview/: the results panel (chart.js,
+  // @vscode-elements) and the model graph editor (dagre lays the graph out).
   {
-    entryPoints: { main: 'webview-ui/src/main.ts' },
+    entryPoints: { main: 'webview-ui/src/main.ts', graph: 'webview-ui/src/graph.ts' },
     outdir: 'dist/webview',
     bundle: true,
     platform: 'browser',

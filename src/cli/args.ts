@@ -34,6 +34,15 @@ export function integer(values: Values, flag: string, fallback: number, min = 0,
   return n;
 }
 
+/** --lanes: 'auto' (the default) or a whole number ≥ 1. */
+export function lanesFlag(values: Values): number | 'auto' {
+  const value = str(values, 'lanes')?.trim();
+  if (value === undefined || value === 'auto') return 'auto';
+  if (!INTEGER.test(value) || Number(value) < 1)
+    throw new UserError(`--lanes must be 'auto' or a whole number ≥ 1, got '${value}'.`, 'e.g. --lanes auto, or --lanes 1 for one session on every thread.');
+  return Number(value);
+}
+
 export function optionalInteger(values: Values, flag: string, min = 0, max = Number.MAX_SAFE_INTEGER): number | undefined {
   return str(values, flag) === undefined ? undefined : integer(values, flag, 0, min, max);
 }

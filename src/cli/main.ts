@@ -11,7 +11,9 @@ import { EVALUATE_USAGE, evaluateCommand } from './commands/evaluate';
 import { EXPORT_USAGE, exportCommand } from './commands/export';
 import { GRADCHECK_USAGE, GRADIENT_USAGE, gradcheckCommand, gradientCommand } from './commands/gradient';
 import { INSPECT_USAGE, inspectCommand } from './commands/inspect';
+import { ISOMETRY_USAGE, isometryCommand } from './commands/isometry';
 import { RUN_USAGE, runCommand } from './commands/run';
+import { SWEEP_USAGE, sweepCommand } from './commands/sweep';
 
 const USAGE = `robustness-lab ${TOOL_VERSION}: adversarial robustness of ONNX image classifiers
 
@@ -22,6 +24,8 @@ Usage:
   ${GRADIENT_USAGE}
   ${GRADCHECK_USAGE}
   ${EXPORT_USAGE}
+  ${ISOMETRY_USAGE}
+  ${SWEEP_USAGE}
   robustness-lab fool --model <model.onnx> --data <images> --labels <file> [--defense dae ...] [--fool-targets ...]
 
 Datasets: IDX (raw or .gz), .npy, .npz, or a folder with one sub-folder of PNG/JPEG images per class.
@@ -34,6 +38,8 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   gradient: gradientCommand,
   gradcheck: gradcheckCommand,
   export: exportCommand,
+  isometry: isometryCommand,
+  sweep: sweepCommand,
   // The fooling generator of the dAE paper: an evaluation with --fool and no attacks.
   fool: (argv) => evaluateCommand([...argv, '--fool']),
 };

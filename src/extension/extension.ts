@@ -7,14 +7,18 @@
  * each under commands/.
  */
 import type * as vscode from 'vscode';
+import { cacheCommands } from './commands/cache';
 import { demoCommands } from './commands/demo';
 import { evaluateModelCommands } from './commands/evaluate-model';
 import { exportDefendedModelCommands } from './commands/export-defended-model';
 import { insertDefenseCommands } from './commands/insert-defense';
+import { isometryCommands } from './commands/isometry';
 import { miscCommands } from './commands/misc';
 import { openModelCommands } from './commands/open-model';
 import { resultsCommands } from './commands/results';
 import { runExperimentCommands } from './commands/run-experiment';
+import { sweepCommands } from './commands/sweep';
+import { registerGraphEditor } from './graph-editor';
 import { createServices, refreshViewsOnChanges, registerCommands } from './services';
 
 export function activate(context: vscode.ExtensionContext): void {
@@ -24,14 +28,18 @@ export function activate(context: vscode.ExtensionContext): void {
     openModelCommands,
     insertDefenseCommands,
     evaluateModelCommands,
+    isometryCommands,
+    sweepCommands,
     runExperimentCommands,
     exportDefendedModelCommands,
     resultsCommands,
     miscCommands,
+    cacheCommands,
     demoCommands,
   ]) {
     registerCommands(services, family(services));
   }
+  registerGraphEditor(services);
 }
 
 export function deactivate(): void {}

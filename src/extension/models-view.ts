@@ -1,8 +1,10 @@
 /**
  * The Models view: every *.onnx in the workspace (and models opened from elsewhere), each
- * expanding to its inputs, outputs and layers as the compute process inspects them.
+ * expanding to its inputs, outputs and layers as the compute process inspects them. Layers are
+ * grouped by module path, Constant nodes are left out, and a toggle shows insertion points only.
  */
 import * as vscode from 'vscode';
+import { groupByModule, listedLayers, type LayerGroup, type LayerTreeEntry, type NodeAttributes } from '../protocol/graph-view';
 import type { GraphIO, Layer } from '../protocol/model';
 import type { ModelSummary } from '../protocol/worker-messages';
 import { basename } from '../report/analysis';
@@ -18,11 +20,19 @@ export interface GroupNode {
   group: 'inputs' | 'outputs' | 'layers';
   summary: ModelSummary;
 }
+/** A module of the model (`features`, `layer1/layer1.0`): the layers whose names lie inside its path. */
+export interface ModuleNode {
+  kind: 'module';
+  model: ModelNode;
+  group: LayerGroup<Layer>;
+}
 /** A tensor a defense can be inserted after: a layer's output, or a model input. */
 export interface LayerNode {
   kind: 'layer';
   model: ModelNode;
   layer: Layer;
+  /** The name relative to its module (`features.0/Conv` inside `features`); the full name when absent. */
+  label?: string;
 }
 export interface IoNode {
   kind: 'io';
@@ -37,7 +47,7 @@ export interface MessageNode {
   text: string;
   detail: string;
 }
-export type ModelTreeNode = ModelNode | GroupNode | LayerNode | IoNode | MessageNode;
+export type ModelTreeNode = ModelNode | GroupNode | ModuleNode | LayerNode | IoNode | MessageNode;
 
 /** What the defense commands need from a tree node. */
 export interface InsertionTarget {
@@ -85,6 +95,8 @@ export function modelLabel(uri: vscode.Uri): string {
   return isTfjsUri(uri) ? `${basename(uri.fsPath.slice(0, -name.length - 1))}/${name}` : name;
 }
 const OPENED_KEY = 'robustnessLab.openedModels';
+/** Context key of the view title's filter toggle. */
+export const INSERTION_POINTS_ONLY_KEY = 'robustnessLab.insertionPointsOnly';
 
 function shape(dims: (number | string)[] | undefined): string {
   return dims ? `[${dims.join(', ')}]` : '[?]';
@@ -96,6 +108,7 @@ export class ModelsProvider implements vscode.TreeDataProvider<ModelTreeNode>, v
   private readonly models = new Map<string, ModelNode>();
   private readonly inspections = new Map<string, { mtime: number; summary: Promise<ModelSummary> }>();
   private readonly disposables: vscode.Disposable[] = [];
+  private onlyInsertionPoints = false;
 
   constructor(
     private readonly context: vscode.ExtensionContext,
@@ -119,6 +132,17 @@ export class ModelsProvider implements vscode.TreeDataProvider<ModelTreeNode>, v
 
   refresh(): void {
     this.inspections.clear();
+    this.changed.fire(undefined);
+  }
+
+  get insertionPointsOnly(): boolean {
+    return this.onlyInsertionPoints;
+  }
+
+  /** Shows only the layers a defense can go after (or every layer again); the view title's toggle follows. */
+  setInsertionPointsOnly(on: boolean): void {
+    this.onlyInsertionPoints = on;
+    void vscode.commands.executeCommand('setContext', INSERTION_POINTS_ONLY_KEY, on);
     this.changed.fire(undefined);
   }
 
@@ -154,6 +178,11 @@ export class ModelsProvider implements vscode.TreeDataProvider<ModelTreeNode>, v
     return summary;
   }
 
+  /** Every node's attributes, formatted for display (read from the model file, not cached). */
+  nodeAttributes(uri: vscode.Uri): Promise<NodeAttributes[]> {
+    return this.inspector.nodeAttributes(uri.fsPath);
+  }
+
   modelNode(uri: vscode.Uri): ModelNode {
     const key = uri.toString();
     let node = this.models.get(key);
@@ -181,14 +210,25 @@ export class ModelsProvider implements vscode.TreeDataProvider<ModelTreeNode>, v
       case 'group': {
         const { summary, model } = node;
         const insertable = new Set(summary.insertionTensors);
-        if (node.group === 'layers') return summary.layers.map((layer) => ({ kind: 'layer', model, layer }));
+        if (node.group === 'layers') {
+          return this.entries(
+            model,
+            groupByModule(listedLayers(summary.layers, this.onlyInsertionPoints), (l) => l.name),
+          );
+        }
         const list = node.group === 'inputs' ? summary.inputs : summary.outputs;
         const role = node.group === 'inputs' ? 'input' : 'output';
         return list.map((io) => ({ kind: 'io', model, role, io, insertionPoint: role === 'input' && insertable.has(io.name) }));
       }
+      case 'module':
+        return this.entries(node.model, node.group.children);
       default:
         return [];
     }
+  }
+
+  private entries(model: ModelNode, entries: LayerTreeEntry<Layer>[]): ModelTreeNode[] {
+    return entries.map((e) => (e.kind === 'group' ? { kind: 'module', model, group: e } : { kind: 'layer', model, layer: e.item, label: e.label }));
   }
 
   getParent(node: ModelTreeNode): ModelTreeNode | undefined {
@@ -219,16 +259,31 @@ export class ModelsProvider implements vscode.TreeDataProvider<ModelTreeNode>, v
       }
       case 'group': {
         const s = node.summary;
-        const count = node.group === 'layers' ? s.layers.length : node.group === 'inputs' ? s.inputs.length : s.outputs.length;
+        const layers = listedLayers(s.layers, false).length;
+        const count = node.group === 'layers' ? layers : node.group === 'inputs' ? s.inputs.length : s.outputs.length;
         const title = { inputs: 'Inputs', outputs: 'Outputs', layers: 'Layers' }[node.group];
         const item = new vscode.TreeItem(title, node.group === 'layers' ? C.Expanded : C.Collapsed);
         item.id = `group:${node.model.uri.toString()}:${node.group}`;
+        const constants = s.layers.length - layers;
         item.description =
           node.group === 'layers'
-            ? `${count} · ${s.totalParams.toLocaleString('en-US')} params · ${s.insertionTensors.length} insertion points`
+            ? `${count} · ${s.totalParams.toLocaleString('en-US')} params · ${s.insertionTensors.length} insertion points${this.onlyInsertionPoints ? ' (shown alone)' : ''}`
             : String(count);
+        if (node.group === 'layers' && constants) item.tooltip = `${constants} Constant node${constants > 1 ? 's' : ''} not listed.`;
         item.iconPath = new vscode.ThemeIcon({ inputs: 'sign-in', outputs: 'sign-out', layers: 'layers' }[node.group]);
         item.contextValue = `group.${node.group}`;
+        return item;
+      }
+      case 'module': {
+        const g = node.group;
+        // Expanded: the layers stay one click away, as in the flat list this replaces.
+        const item = new vscode.TreeItem(g.label, C.Expanded);
+        item.id = `module:${node.model.uri.toString()}:${g.path}`;
+        item.description = `${g.count} layers`;
+        item.tooltip = `Module ${g.path}: ${g.count} layers whose names lie inside it.`;
+        item.accessibilityInformation = { label: `${g.label}, module, ${g.count} layers` };
+        item.iconPath = new vscode.ThemeIcon('symbol-namespace');
+        item.contextValue = 'module';
         return item;
       }
       case 'layer':
@@ -259,9 +314,11 @@ export class ModelsProvider implements vscode.TreeDataProvider<ModelTreeNode>, v
 
   private layerItem(node: LayerNode): vscode.TreeItem {
     const l = node.layer;
-    const item = new vscode.TreeItem(l.name, vscode.TreeItemCollapsibleState.None);
+    const item = new vscode.TreeItem(node.label ?? l.name, vscode.TreeItemCollapsibleState.None);
     item.id = `layer:${node.model.uri.toString()}:${l.index}`;
     item.description = `${l.op} ${shape(l.shape)}${l.params ? ` · ${l.params.toLocaleString('en-US')} params` : ''}`;
+    // Screen readers (and searches by name) get the full node name, not the part under the module.
+    item.accessibilityInformation = { label: `${l.name} ${item.description}${l.insertionPoint ? ', insertion point' : ''}` };
     const tip = new vscode.MarkdownString('', true);
     tip.appendMarkdown(`**${l.name}** · ${l.op} (node ${l.index})\n\n`);
     tip.appendMarkdown(`- inputs: ${l.inputs.map((i) => `\`${i}\``).join(', ') || '–'}\n`);

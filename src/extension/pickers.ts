@@ -5,6 +5,7 @@
 import path from 'node:path';
 import * as vscode from 'vscode';
 import { CATALOGUE } from '../protocol/catalogue';
+import { parseEpsList, type EpsRange } from '../protocol/eps';
 import type { AttackPlan } from '../protocol/experiment';
 import { basename } from '../report/analysis';
 
@@ -22,13 +23,13 @@ function stepTitle(s: Step): string {
   return `${s.title} (${s.step}/${s.totalSteps})`;
 }
 
-type FileItem = vscode.QuickPickItem & { uri?: vscode.Uri; action?: 'browse' | 'none' };
+export type FileItem = vscode.QuickPickItem & { uri?: vscode.Uri; action?: 'browse' | 'none' };
 
-function fileItem(uri: vscode.Uri): FileItem {
+export function fileItem(uri: vscode.Uri): FileItem {
   return { label: basename(uri.fsPath), description: vscode.workspace.asRelativePath(path.dirname(uri.fsPath)), uri };
 }
 
-async function browse(title: string, folders: boolean, filters?: Record<string, string[]>): Promise<vscode.Uri | undefined> {
+export async function browse(title: string, folders: boolean, filters?: Record<string, string[]>): Promise<vscode.Uri | undefined> {
   const picked = await vscode.window.showOpenDialog({ title, canSelectFiles: true, canSelectFolders: folders, canSelectMany: false, filters });
   return picked?.[0];
 }
@@ -41,11 +42,52 @@ export async function pickModel(models: vscode.Uri[], title: string): Promise<vs
   return choice?.uri;
 }
 
+/** Test-like file names, offered first for the data to evaluate on (t10k, test, x_test.npy …). */
+export const TEST_LIKE = /t10k|test|val|(^|[_-])x([_.-]|$)/i;
+/** Training-like names, offered first for a defense's reference set. */
+export const TRAIN_LIKE = /train/i;
+
+/** Dataset files of the workspace (labels files left out), those whose name matches `prefer` first. */
+export async function datasetFiles(prefer?: RegExp): Promise<vscode.Uri[]> {
+  const files = (await vscode.workspace.findFiles(DATA_GLOB, EXCLUDE, 500)).filter((u) => !isLabelsName(basename(u.fsPath)));
+  const score = (u: vscode.Uri) => (prefer?.test(basename(u.fsPath)) ? 0 : 1);
+  return files.sort((a, b) => score(a) - score(b) || vscode.workspace.asRelativePath(a).localeCompare(vscode.workspace.asRelativePath(b)));
+}
+
+/** Labels files by name: "labels" in it, or y / y_test / y-train as NumPy files. */
+function isLabelsName(name: string): boolean {
+  return /label/i.test(name) || /^y([_-][^.]*)?\.npy$/i.test(name);
+}
+
+/** The labels file name that goes with a data file: train-images-idx3 → train-labels-idx1, x_test.npy → y_test.npy. */
+export function labelsCounterpart(name: string): string {
+  return name
+    .replace(/images/i, (m) => (m === 'IMAGES' ? 'LABELS' : m[0] === 'I' ? 'Labels' : 'labels'))
+    .replace(/idx3/, 'idx1')
+    .replace(/^x(?=[_.-])/i, 'y');
+}
+
+/** Labels files of the workspace for `data`: its counterpart first, then the others in its folder, then the rest. */
+export async function labelFiles(data: vscode.Uri): Promise<vscode.Uri[]> {
+  const counterpart = labelsCounterpart(basename(data.fsPath));
+  const files = (await vscode.workspace.findFiles(DATA_GLOB, EXCLUDE, 500)).filter((u) => isLabelsName(basename(u.fsPath)));
+  const sameFolder = (u: vscode.Uri) => path.dirname(u.fsPath) === path.dirname(data.fsPath);
+  const score = (u: vscode.Uri) => (basename(u.fsPath) === counterpart && sameFolder(u) ? 0 : sameFolder(u) ? 1 : 2);
+  return files.sort((a, b) => score(a) - score(b) || vscode.workspace.asRelativePath(a).localeCompare(vscode.workspace.asRelativePath(b)));
+}
+
+/** Whether the dataset carries its own labels: an NPZ file or an image folder. */
+export async function holdsLabels(data: vscode.Uri): Promise<boolean> {
+  if (/\.npz$/i.test(data.fsPath)) return true;
+  return vscode.workspace.fs.stat(data).then(
+    (s) => s.type === vscode.FileType.Directory,
+    () => false,
+  );
+}
+
 /** A dataset file (or image folder, through Browse…); `prefer` sorts matching names first. */
 export async function pickDataset(step: Step, prompt: string, prefer?: RegExp): Promise<vscode.Uri | undefined> {
-  const files = (await vscode.workspace.findFiles(DATA_GLOB, EXCLUDE, 500)).filter((u) => !/label/i.test(basename(u.fsPath)));
-  const score = (u: vscode.Uri) => (prefer?.test(basename(u.fsPath)) ? 0 : 1);
-  files.sort((a, b) => score(a) - score(b) || vscode.workspace.asRelativePath(a).localeCompare(vscode.workspace.asRelativePath(b)));
+  const files = await datasetFiles(prefer);
   const items: FileItem[] = [
     ...files.map(fileItem),
     { label: '$(folder-opened) Browse…', description: 'a file, or a folder of images with one sub-folder per class', action: 'browse', alwaysShow: true },
@@ -58,17 +100,7 @@ export async function pickDataset(step: Step, prompt: string, prefer?: RegExp): 
 /** The labels for a dataset: `{}` when the dataset holds them (NPZ, image folders), undefined on cancel. */
 export async function pickLabels(step: Step, data: vscode.Uri): Promise<{ uri?: vscode.Uri } | undefined> {
   const name = basename(data.fsPath);
-  const counterpart = name.replace(/images/i, (m) => (m === 'IMAGES' ? 'LABELS' : m[0] === 'I' ? 'Labels' : 'labels')).replace(/idx3/, 'idx1');
-  const files = (await vscode.workspace.findFiles(DATA_GLOB, EXCLUDE, 500)).filter((u) => /label/i.test(basename(u.fsPath)));
-  const sameFolder = (u: vscode.Uri) => path.dirname(u.fsPath) === path.dirname(data.fsPath);
-  const score = (u: vscode.Uri) => (basename(u.fsPath) === counterpart && sameFolder(u) ? 0 : sameFolder(u) ? 1 : 2);
-  files.sort((a, b) => score(a) - score(b));
-  const holdsLabels =
-    /\.npz$/i.test(name) ||
-    (await vscode.workspace.fs.stat(data).then(
-      (s) => s.type === vscode.FileType.Directory,
-      () => false,
-    ));
+  const files = await labelFiles(data);
   const none: FileItem = {
     label: '$(circle-slash) No labels file',
     description: 'the dataset holds its labels (NPZ, image folder)',
@@ -76,7 +108,7 @@ export async function pickLabels(step: Step, data: vscode.Uri): Promise<{ uri?: 
     alwaysShow: true,
   };
   const browseItem: FileItem = { label: '$(folder-opened) Browse…', action: 'browse', alwaysShow: true };
-  const items = holdsLabels ? [none, ...files.map(fileItem), browseItem] : [...files.map(fileItem), none, browseItem];
+  const items = (await holdsLabels(data)) ? [none, ...files.map(fileItem), browseItem] : [...files.map(fileItem), none, browseItem];
   const choice = await vscode.window.showQuickPick(items, {
     title: stepTitle(step),
     placeHolder: `Labels for ${name}`,
@@ -128,11 +160,10 @@ export async function inputNumber(step: Step, o: NumberInput): Promise<number | 
   return text.trim() === '' ? null : Number(text);
 }
 
-export function epsListProblem(text: string): string | undefined {
-  const parts = text.split(/[\s,]+/).filter(Boolean);
-  if (parts.length === 0) return 'Enter one or more epsilons, e.g. 0.05, 0.1';
-  const bad = parts.find((p) => !(Number(p) >= 0) || !Number.isFinite(Number(p)));
-  return bad ? `'${bad}' is not a non-negative number.` : undefined;
+/** The problem with an epsilon list (decimals or fractions like 8/255, within the input range), if any. */
+export function epsListProblem(text: string, range?: EpsRange): string | undefined {
+  const parsed = parseEpsList(text, range);
+  return 'problem' in parsed ? parsed.problem : undefined;
 }
 
 /** Attacks (a strength preset, or chosen one by one) and epsilons; `{}` for a clean evaluation only, undefined on cancel. */
@@ -170,17 +201,15 @@ export async function pickAttacks(first: Step): Promise<{ plan?: AttackPlan } | 
     prompt: `Epsilons (${norm.label}, on inputs scaled to [0, 1]), comma-separated`,
     value: norm.label === 'linf' ? '0.05, 0.1' : '0.5, 1, 2',
     ignoreFocusOut: true,
-    validateInput: epsListProblem,
+    validateInput: (t) => epsListProblem(t, { norm: norm.label as AttackPlan['norm'] }),
   });
   if (eps === undefined) return undefined;
+  const epsValues = parseEpsList(eps);
   return {
     plan: {
       names,
       ...(mode.strength && { strength: mode.strength }),
-      eps: eps
-        .split(/[\s,]+/)
-        .filter(Boolean)
-        .map(Number),
+      eps: 'values' in epsValues ? epsValues.values : [],
       norm: norm.label as AttackPlan['norm'],
     },
   };

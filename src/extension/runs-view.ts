@@ -2,7 +2,7 @@
 import * as vscode from 'vscode';
 import type { PanelRun } from '../protocol/webview-messages';
 import { validateRunResult, type RunResult } from '../protocol/run-result';
-import { basename, percent, runLabel, summaryRows } from '../report/analysis';
+import { basename, percent, runHeadline, runLabel, summaryRows } from '../report/analysis';
 import { panelRun } from './results-panel';
 import { allResultsFolders } from './settings';
 
@@ -115,14 +115,17 @@ export class RunsProvider implements vscode.TreeDataProvider<RunNode>, vscode.Di
       return item;
     }
     const r = node.result;
-    const worst = (r.attacks ?? []).reduce((m, a) => Math.min(m, a.accuracy), Infinity);
+    const headline = runHeadline(r);
     const item = new vscode.TreeItem(runLabel(r));
     item.id = node.uri.toString();
     const when = new Date(r.createdAt);
+    // A defended run shows the defended model's numbers, never the undefended model's.
     item.description = [
+      headline.setup,
       when.toLocaleString(undefined, { month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', second: '2-digit' }),
-      `clean ${percent(r.clean.accuracy, 1)}`,
-      Number.isFinite(worst) ? `worst ${percent(worst, 1)}` : undefined,
+      headline.clean !== undefined ? `${r.defense ? 'defended ' : ''}clean ${percent(headline.clean, 1)}` : undefined,
+      headline.worst !== undefined ? `worst ${percent(headline.worst, 1)}` : undefined,
+      headline.verdict,
     ]
       .filter(Boolean)
       .join(' · ');

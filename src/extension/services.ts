@@ -14,6 +14,7 @@ import { Runner } from './runner';
 import { RunsProvider, type RunNode } from './runs-view';
 import { resultsFolder } from './settings';
 import { explainRestrictedMode, requireTrust, RESTRICTED_MESSAGE } from './trust';
+import { completeStep } from './walkthrough';
 import { Inspector } from './worker-client';
 
 export interface Services {
@@ -22,6 +23,8 @@ export interface Services {
   readonly output: vscode.LogOutputChannel;
   /** Runs evaluations and exports in their own compute process. */
   readonly runner: Runner;
+  /** Model inspection and dataset checks in a shared compute process (allowed in Restricted Mode). */
+  readonly inspector: Inspector;
   readonly models: ModelsProvider;
   readonly experiments: ExperimentsProvider;
   readonly runs: RunsProvider;
@@ -63,6 +66,7 @@ export function createServices(context: vscode.ExtensionContext): Services {
     explainRestrictedMode(runsView, 'Restricted Mode: past runs can be read; running needs a trusted workspace.'),
   );
   context.subscriptions.push(output, inspector, runner, models, experiments, runs, modelsView, experimentsView, runsView);
+  showResultsFolder(context, runsView);
 
   const panelActions: PanelActions = {
     exportReport: async (shown, format) => void (await exportReport(shown, format, reportFolder(context, shown))),
@@ -70,9 +74,12 @@ export function createServices(context: vscode.ExtensionContext): Services {
     log: (message) => output.warn(message),
   };
   context.subscriptions.push(ResultsPanel.register(context.extensionUri, panelActions));
-  const showRuns = (shown: PanelRun[]) => void ResultsPanel.show(context.extensionUri, panelActions, shown);
+  const showRuns = (shown: PanelRun[]) => {
+    completeStep('resultsShown');
+    void ResultsPanel.show(context.extensionUri, panelActions, shown);
+  };
 
-  return { context, output, runner, models, experiments, runs, modelsView, experimentsView, runsView, showRuns, requireTrust };
+  return { context, output, runner, inspector, models, experiments, runs, modelsView, experimentsView, runsView, showRuns, requireTrust };
 }
 
 /** Where a report of these runs is saved by default: the results folder of the first run's file. */
@@ -83,7 +90,12 @@ export function reportFolder(context: vscode.ExtensionContext, shown: readonly P
 
 /** Keeps the views current: new runs, the results folder setting, workspace folders, trust. */
 export function refreshViewsOnChanges(s: Services): void {
-  s.context.subscriptions.push(s.runner.onDidFinish(() => s.runs.refresh()));
+  s.context.subscriptions.push(
+    s.runner.onDidFinish(() => {
+      completeStep('runFinished');
+      s.runs.refresh();
+    }),
+  );
   s.context.subscriptions.push(
     vscode.workspace.onDidChangeConfiguration((e) => e.affectsConfiguration('robustnessLab.resultsFolder') && s.runs.rewatch()),
     vscode.workspace.onDidChangeWorkspaceFolders(() => {
@@ -92,6 +104,16 @@ export function refreshViewsOnChanges(s: Services): void {
       s.experiments.refresh();
     }),
     vscode.workspace.onDidGrantWorkspaceTrust(() => s.runs.refresh()),
+  );
+}
+
+/** Where results go, beside the Runs view's title (and again when the setting changes). */
+function showResultsFolder(context: vscode.ExtensionContext, view: vscode.TreeView<RunNode>): void {
+  const update = () => (view.description = `→ ${vscode.workspace.asRelativePath(resultsFolder(context))}`);
+  update();
+  context.subscriptions.push(
+    vscode.workspace.onDidChangeConfiguration((e) => e.affectsConfiguration('robustnessLab.resultsFolder') && update()),
+    vscode.workspace.onDidChangeWorkspaceFolders(update),
   );
 }
 

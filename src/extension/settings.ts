@@ -6,7 +6,7 @@ import type { EvaluationConfig } from '../protocol/experiment';
 export interface RuntimeSettings {
   ep: EvaluationConfig['ep'];
   threads: number;
-  lanes: number;
+  lanes: number | 'auto';
   batchSize: number;
   /** 0: every sample. */
   sampleLimit: number;
@@ -22,7 +22,7 @@ export function runtimeSettings(scope?: vscode.Uri): RuntimeSettings {
   return {
     ep: ep === 'cpu' || ep === 'cuda' ? ep : 'auto',
     threads: int('threads', 0, 0),
-    lanes: int('lanes', 1, 1),
+    lanes: c.get<unknown>('lanes', 'auto') === 'auto' ? 'auto' : int('lanes', 1, 1),
     batchSize: int('batchSize', 100, 1),
     sampleLimit: int('sampleLimit', 0, 0),
   };

@@ -9,7 +9,8 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { statSync } from 'node:fs';
 import type { Progress } from '../protocol/experiment';
-import type { FromWorker, ModelSummary, ToWorker, WorkerAnswers } from '../protocol/worker-messages';
+import type { NodeAttributes } from '../protocol/graph-view';
+import type { DataDescription, FromWorker, ModelSummary, ToWorker, WorkerAnswers } from '../protocol/worker-messages';
 import { launchArgs, type WorkerLaunch } from '../worker/launch';
 
 export type { WorkerLaunch } from '../worker/launch';
@@ -195,8 +196,14 @@ export class WorkerProcess {
       case 'inspected':
         this.settle(m.id, () => p.resolve(m.model));
         return;
+      case 'nodeAttributes':
+        this.settle(m.id, () => p.resolve(m.attributes));
+        return;
       case 'exported':
         this.settle(m.id, () => p.resolve(m.path));
+        return;
+      case 'dataDescribed':
+        this.settle(m.id, () => p.resolve(m.description));
         return;
       case 'error': {
         const kind = m.cancelled ? 'cancelled' : m.userError ? 'user' : 'internal';
@@ -262,6 +269,16 @@ export class Inspector {
 
   inspect(modelPath: string): Promise<ModelSummary> {
     return this.worker.request({ type: 'inspect', model: modelPath }).result;
+  }
+
+  /** Every node's attributes, formatted for display. */
+  nodeAttributes(modelPath: string): Promise<NodeAttributes[]> {
+    return this.worker.request({ type: 'nodeAttributes', model: modelPath }).result;
+  }
+
+  /** What a dataset holds; rejects with the loader's message (e.g. labels that do not match the images' count). */
+  describeData(data: string, labels?: string): Promise<DataDescription> {
+    return this.worker.request({ type: 'describeData', data, labels }).result;
   }
 
   dispose(): void {

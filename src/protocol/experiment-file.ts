@@ -6,7 +6,7 @@
  */
 import path from 'node:path';
 import { CATALOGUE } from './catalogue';
-import { THREAT_MODELS, type DefensePlan, type EvaluationConfig, type ExperimentFile } from './experiment';
+import { THREAT_MODELS, type DefensePlan, type EvaluationConfig, type ExperimentFile, type UnknownPlan } from './experiment';
 import { paramProblems } from './params';
 
 export const EXPERIMENT_SUFFIX = '.rlab.json';
@@ -68,17 +68,34 @@ export function experimentProblems(value: unknown): string[] {
     if (typeof d?.reference !== 'string' || !d.reference) p.push('"defense.reference" (the images the defense is fitted on) is missing');
     if (d?.threats?.some((t) => !THREAT_MODELS.includes(t))) p.push(`"defense.threats" may hold ${THREAT_MODELS.join(', ')}`);
   }
+  if (e.unknown !== undefined) p.push(...unknownProblems(e.unknown));
+  return p;
+}
+
+function unknownProblems(u: unknown): string[] {
+  const p: string[] = [];
+  const v = u as Partial<UnknownPlan> | null;
+  if (!v || typeof v !== 'object' || Array.isArray(v)) return ['"unknown" must be an object with "data" (the images of classes the model never learnt)'];
+  if (typeof v.data !== 'string' || !v.data) p.push('"unknown.data" (the images of classes the model never learnt) is missing');
+  if (v.labels !== undefined && typeof v.labels !== 'string') p.push('"unknown.labels" must be a path');
+  if (v.limit !== undefined && !(Number.isInteger(v.limit) && v.limit > 0)) p.push('"unknown.limit" must be a positive integer');
+  if (v.thresholds !== undefined && (!Array.isArray(v.thresholds) || v.thresholds.some((t) => typeof t !== 'number' || !(t >= 0 && t <= 1))))
+    p.push('"unknown.thresholds" must list numbers from 0 to 1');
+  for (const k of Object.keys(v)) if (!['data', 'labels', 'limit', 'thresholds'].includes(k)) p.push(`"unknown.${k}" is not a setting of "unknown"`);
   return p;
 }
 
 /** The experiment as the worker's config, with paths made absolute. */
 /** The parts of an EvaluationConfig an experiment file defines (the seed defaults later). */
-export type ExperimentConfig = Pick<EvaluationConfig, 'model' | 'data' | 'labels' | 'limit' | 'attacks' | 'defense' | 'fooling'> & { seed?: number };
+export type ExperimentConfig = Pick<EvaluationConfig, 'experiment' | 'model' | 'data' | 'labels' | 'limit' | 'attacks' | 'defense' | 'fooling' | 'unknown'> & {
+  seed?: number;
+};
 
 export function experimentToConfig(e: ExperimentFile, file: string): ExperimentConfig {
   const dir = path.dirname(file);
   const abs = (p: string | undefined) => (p === undefined ? undefined : path.resolve(dir, p));
   return {
+    experiment: { name: e.name ?? path.basename(file).replace(/\.rlab\.json$/i, ''), file },
     model: abs(e.model)!,
     data: abs(e.data)!,
     labels: abs(e.labels),
@@ -87,6 +104,7 @@ export function experimentToConfig(e: ExperimentFile, file: string): ExperimentC
     attacks: e.attacks,
     defense: e.defense && { ...e.defense, reference: abs(e.defense.reference)!, referenceLabels: abs(e.defense.referenceLabels) },
     fooling: e.fooling,
+    ...(e.unknown && { unknown: { ...e.unknown, data: abs(e.unknown.data)!, labels: abs(e.unknown.labels) } }),
   };
 }
 
@@ -102,7 +120,7 @@ export function withDefense(e: ExperimentFile, defense: DefensePlan): Experiment
 }
 
 export function orderKeys(e: ExperimentFile): ExperimentFile {
-  const order: (keyof ExperimentFile)[] = ['name', 'model', 'data', 'labels', 'limit', 'seed', 'attacks', 'defense', 'fooling'];
+  const order: (keyof ExperimentFile)[] = ['name', 'model', 'data', 'labels', 'limit', 'seed', 'attacks', 'defense', 'fooling', 'unknown'];
   const out: Record<string, unknown> = {};
   for (const k of order) if (e[k] !== undefined) out[k] = e[k];
   for (const [k, v] of Object.entries(e)) if (!(k in out) && v !== undefined) out[k] = v;

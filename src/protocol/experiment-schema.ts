@@ -91,6 +91,9 @@ export function experimentSchema(c: Catalogue): Record<string, unknown> {
       fooling: {
         $ref: '#/definitions/fooling',
       },
+      unknown: {
+        $ref: '#/definitions/unknown',
+      },
     },
     additionalProperties: false,
     definitions: {
@@ -243,6 +246,33 @@ export function experimentSchema(c: Catalogue): Record<string, unknown> {
           learningRate: {
             type: 'number',
             exclusiveMinimum: 0,
+          },
+        },
+        additionalProperties: false,
+      },
+      unknown: {
+        type: 'object',
+        description:
+          'Open-set recognition (dAE paper): images of classes the model never learnt. Reports, for the undefended max softmax and the dAE confidence, the rejection rate of these images and the accuracy on accepted test images per threshold, AUROC and FPR at 95% TPR.',
+        required: ['data'],
+        properties: {
+          data: {
+            type: 'string',
+            description: 'The unknown images, relative to this file: IDX (raw or .gz), .npy, .npz, or an image folder. Labels are not needed.',
+          },
+          labels: {
+            type: 'string',
+            description: 'Labels of the unknown images, only to check the file pairs with them (they are not used).',
+          },
+          limit: {
+            type: 'integer',
+            minimum: 1,
+            description: 'Use only the first N unknown images.',
+          },
+          thresholds: {
+            type: 'array',
+            items: { type: 'number', minimum: 0, maximum: 1 },
+            description: "Thresholds on the top probability (default 0, 0.5, 0.9, 0.99, plus the dAE's own thresholds).",
           },
         },
         additionalProperties: false,

@@ -3,6 +3,8 @@
  * extension sends to its worker process, and experiment files (*.rlab.json) hold.
  */
 export interface EvaluationConfig {
+  /** The experiment this run comes from, when it comes from an experiment file (recorded in the RunResult). */
+  experiment?: { name: string; file: string };
   model: string;
   data: string;
   labels?: string;
@@ -12,9 +14,10 @@ export interface EvaluationConfig {
   threads: number;
   /**
    * Copies of the model in worker threads that attack whole batches at the same time (CPU only),
-   * each with threads / lanes onnxruntime threads. Default 1: one session using every thread.
+   * each with threads / lanes onnxruntime threads. Default 'auto': picked from the cores, the
+   * model's size and the batch (src/core/runtime/lane-count.ts); 1 is one session on every thread.
    */
-  lanes?: number;
+  lanes?: number | 'auto';
   ep: 'auto' | 'cpu' | 'cuda';
   seed: number;
   preprocessing?: { scale?: number; mean?: number[]; std?: number[] };
@@ -26,6 +29,15 @@ export interface EvaluationConfig {
   cacheDir?: string;
   /** The fooling generator of the dAE paper, on the undefended model and on the dAE-scaled one. */
   fooling?: FoolingPlan;
+  /** Open-set recognition: inputs of classes the model never learnt, scored against the test data. */
+  unknown?: UnknownPlan;
+  /** Isometry per insertion point on the test data (pairs drawn from it). */
+  isometry?: IsometryPlan;
+  /**
+   * The layer sweep (LESCI paper, section 4): the config's defense at each of these insertion
+   * points in turn (its own `layer` is then ignored), against one baseline attacked once.
+   */
+  sweep?: SweepPlan;
   /** Where to write the RunResult JSON (atomically); nothing is written when absent. */
   out?: string;
   /** Limit on what a compressed dataset may expand to (default 2 GiB). */
@@ -75,8 +87,49 @@ export interface FoolingPlan {
   learningRate?: number;
 }
 
+/** Inputs of classes the model never learnt (open-set recognition, dAE paper). */
+export interface UnknownPlan {
+  /** Images in any supported format; labels are not needed (they are read only when given, to check the file). */
+  data: string;
+  labels?: string;
+  /** Use only the first N unknown images. */
+  limit?: number;
+  /** Thresholds on the top probability (default 0, 0.5, 0.9, 0.99, plus the dAE's own). */
+  thresholds?: number[];
+}
+
+export const DEFAULT_OPEN_SET_THRESHOLDS: readonly number[] = [0, 0.5, 0.9, 0.99];
+
+/** Isometry per layer (isometric-representations paper): distances of sampled pairs at each insertion point. */
+export interface IsometryPlan {
+  /** Pairs of each kind (within-class, between-class); default 2000. */
+  pairs?: number;
+  /** Insertion tensors (or the nodes producing them) to measure; default every insertion point. */
+  layers?: string[];
+  /** Seed of the pair sampling; default the run's seed. */
+  seed?: number;
+}
+
+export const DEFAULT_ISOMETRY_PAIRS = 2000;
+
+/** The layer sweep: one defense at several insertion points, with each layer's isometry. */
+export interface SweepPlan {
+  /** Insertion tensors (or the nodes producing them); absent or empty: every insertion point after the input. */
+  layers?: string[];
+  /** Pairs of each kind for each layer's isometry; default DEFAULT_ISOMETRY_PAIRS. */
+  pairs?: number;
+}
+
 export type ThreatModel = 'transfer' | 'bpda' | 'direct' | 'adaptive' | 'gradient-free';
 export const THREAT_MODELS: readonly ThreatModel[] = ['transfer', 'bpda', 'direct', 'adaptive', 'gradient-free'];
+
+/**
+ * The threat model of a result entry's `threat`: a defense's further adaptive attacks run as
+ * `adaptive/<variant>` (e.g. adaptive/soft-vote) and belong to the adaptive threat model.
+ */
+export function threatModelOf(threat: string): string {
+  return threat.split('/')[0];
+}
 
 export interface DefensePlan {
   /** A defense of the registry (src/core/defenses/registry.ts; listed in src/protocol/catalogue.ts). */
@@ -118,6 +171,8 @@ export interface ExperimentFile {
   attacks?: AttackPlan;
   defense?: DefensePlan;
   fooling?: FoolingPlan;
+  /** Open-set recognition: unknown images, relative to the file. */
+  unknown?: UnknownPlan;
 }
 
 /** A phase of a run, for progress displays. */

@@ -182,6 +182,8 @@ export interface RunResult {
   schemaVersion: number;
   tool: { name: 'robustness-lab'; version: string };
   createdAt: string;
+  /** The experiment file the run comes from (its name and path), when it comes from one. */
+  experiment?: { name: string; file: string };
   model: {
     path: string;
     sha256: string;
@@ -195,7 +197,16 @@ export interface RunResult {
   };
   dataset: DatasetDescription;
   seed: number;
-  runtime: { executionProvider: 'cpu' | 'cuda'; requested: string; fallbackReason?: string; threads: number; batchSize: number; lanes?: number };
+  runtime: {
+    executionProvider: 'cpu' | 'cuda';
+    requested: string;
+    fallbackReason?: string;
+    threads: number;
+    batchSize: number;
+    /** Lanes the attacks ran in (1: one session) and why that many (e.g. "auto: 2 lanes, limited by 2 threads"). */
+    lanes?: number;
+    lanesChoice?: string;
+  };
   timings: { loadSeconds: number; cleanSeconds: number; totalSeconds: number; cleanImagesPerSecond: number };
   clean: {
     accuracy: number;
@@ -215,6 +226,167 @@ export interface RunResult {
   /** The fooling generator (dAE paper): undefended, and dAE-scaled when a dAE defense ran. */
   fooling?: { baseline: FoolingSummary[]; defended?: FoolingSummary[]; params: Record<string, unknown> };
   examples?: ExampleImage[];
+  /** Isometry per insertion point (isometric-representations paper): `robustness-lab isometry`. */
+  isometry?: IsometryResult;
+  /** Open-set recognition (dAE paper): known test inputs against inputs of classes never learnt. */
+  openSet?: OpenSetResult;
+  /**
+   * The layer sweep (LESCI paper, section 4): one defense at several insertion points against the
+   * same baseline (`attacks`, `worstCase` and `checks` hold the baseline's; each layer's defended
+   * numbers are in its entry). `robustness-lab sweep`.
+   */
+  sweep?: SweepResult;
+}
+
+/**
+ * Input against activation distances over sampled pairs of one kind (within-class or
+ * between-class). Null where a statistic is undefined (a constant distance, no pairs).
+ */
+export interface IsometryPairStats {
+  pairs: number;
+  /** Pearson correlation of d_x = ‖x_i − x_j‖ and d_z = ‖z_i − z_j‖. */
+  pearson: number | null;
+  /** Spearman correlation (Pearson of the ranks, ties given their average rank). */
+  spearman: number | null;
+  /** Least-squares s in d_z ≈ s·d_x (through the origin): Σ d_x d_z / Σ d_x². */
+  scale: number | null;
+  /**
+   * Relative distortion mean((s·d_x − d_z)²) / mean(d_z²) at the best-fit s: the paper's
+   * metric-preservation term, made free of scale; 0 for an isometry up to scale, at most 1.
+   */
+  distortion: number | null;
+  /** Mean input and activation distances of the pairs. */
+  meanInputDistance: number;
+  meanActivationDistance: number;
+}
+
+export interface IsometryLayer {
+  /** The insertion tensor T (the layer's output). */
+  tensor: string;
+  /** The node that produces it, and its op. */
+  layer: string;
+  op: string;
+  /** 1-based position of the node in the graph (the input is depth 0). */
+  depth: number;
+  /** Values per sample at T. */
+  size: number;
+  within: IsometryPairStats;
+  between: IsometryPairStats;
+}
+
+export interface IsometryResult {
+  /** Samples the pairs were drawn from (the evaluated data, after --limit). */
+  referenceCount: number;
+  /** Pairs asked for of each kind (fewer are drawn only when the data cannot give them). */
+  pairsRequested: number;
+  seed: number;
+  /** Distances are Euclidean on the flattened model input (after preprocessing) and activation. */
+  inputSize: number;
+  /** How pairs were drawn, in words. */
+  sampling: string;
+  layers: IsometryLayer[];
+  seconds: number;
+}
+
+export interface OpenSetThresholdRow {
+  threshold: number;
+  /** Share of the unknown inputs whose top score is below the threshold (rejected: good). */
+  unknownRejectionRate: number;
+  /** Share of the known inputs rejected (a cost). */
+  knownRejectionRate: number;
+  /** Accuracy among the accepted known inputs (null when none is accepted). */
+  acceptedAccuracy: number | null;
+  knownAccepted: number;
+  unknownAccepted: number;
+}
+
+/** One scorer (the undefended max softmax, or the dAE's scaled probabilities) on known against unknown inputs. */
+export interface OpenSetScorer {
+  /** max-softmax: the undefended model's top softmax probability; dae-confidence: the dAE's top scaled probability. */
+  score: 'max-softmax' | 'dae-confidence';
+  /** P(score of a known input > score of an unknown one), ties counting one half. */
+  auroc: number;
+  /** Share of unknown inputs accepted at the highest threshold that keeps at least 95% of the known inputs. */
+  fprAt95Tpr: number;
+  /** That threshold. */
+  thresholdAt95Tpr: number;
+  thresholds: OpenSetThresholdRow[];
+  /** The ROC curve (known inputs positive), at most a few hundred points, from (0,0) to (1,1). */
+  roc: { fpr: number[]; tpr: number[] };
+}
+
+export interface OpenSetResult {
+  unknown: { path: string; format: string; count: number; sha256: string };
+  knownCount: number;
+  baseline: OpenSetScorer;
+  /** Present when the defense outputs probabilities (the dAE). */
+  defended?: OpenSetScorer;
+}
+
+/** One attack on the defended model at one layer of a sweep, without its per-sample outcomes. */
+export interface SweepAttack {
+  attack: string;
+  threat: string;
+  norm: 'linf' | 'l2';
+  eps: number;
+  accuracy: number;
+  /** LESCI vote: share of adversarial inputs whose vote passed. */
+  projectionRate?: number;
+  seconds: number;
+}
+
+/** The defense at one insertion point of a sweep. */
+export interface SweepLayer {
+  /** The insertion tensor T the defense went after. */
+  tensor: string;
+  /** The node that produces T and its op ('' and 'input' for the model input). */
+  layer: string;
+  op: string;
+  /** 1-based position of the node in the graph (the model input is depth 0), as in the isometry section. */
+  depth: number;
+  /** Clean accuracy of the defended model. */
+  cleanAccuracy: number;
+  /** LESCI vote: share of clean inputs whose vote passed. */
+  projectionRate?: number;
+  /** Rejecting defenses: share of clean inputs rejected. */
+  rejectionRate?: number;
+  /** Per norm and epsilon, the per-sample union worst case over every attack and threat model (adaptive included). */
+  worstCase: WorstCase[];
+  verdict: DefenseResult['verdict'];
+  verdictReasons?: string[];
+  /** Isometry of T on the test data (null where undefined: the model input, a constant distance). */
+  isometry: { withinPearson: number | null; withinSpearman: number | null; withinDistortion: number | null; betweenPearson: number | null } | null;
+  placement: DefenseResult['placement'];
+  /** Each threat model's gradient, as in DefenseResult.threats. */
+  threats: Record<string, string>;
+  fitSeconds: number;
+  /** True when the fit came from the cache. */
+  cached: boolean;
+  /** Wall time of this layer: fit, clean pass, checks and attacks. */
+  seconds: number;
+  attacks: SweepAttack[];
+  /** Checks on the defended model at this layer that fired. */
+  checks: CheckResult[];
+  /** On the Pareto front of (clean accuracy, worst case at SweepResult.paretoAt): no other layer is at least as good in both and better in one. */
+  pareto: boolean;
+  /** The epsilons (of paretoAt's norm) at which the layer is on the front of (clean accuracy, worst case at that eps). */
+  paretoEps: number[];
+}
+
+export interface SweepResult {
+  /** The defense kind and its parameters (the same at every layer). */
+  kind: string;
+  params: Record<string, unknown>;
+  reference: { path: string; labelsPath?: string; count: number; sha256: string };
+  /** What was asked for: 'all' insertion points, or the names given. */
+  requested: 'all' | string[];
+  /** The robustness objective of `pareto`: the worst case at the largest epsilon of this norm; null when nothing was attacked (clean accuracy alone). */
+  paretoAt: { norm: 'linf' | 'l2'; eps: number } | null;
+  /** Pairs of each kind behind each layer's isometry. */
+  isometryPairs: number;
+  /** In graph order. */
+  layers: SweepLayer[];
+  seconds: number;
 }
 
 /** Checks the parts every reader relies on; returns a list of problems (empty when fine). */

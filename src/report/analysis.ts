@@ -508,6 +508,7 @@ export function confusionMatrices(r: RunResult): Matrix[] {
 
 export function summaryRows(r: RunResult): [string, string][] {
   const rows: [string, string][] = [
+    ...(isRecord(r.experiment) ? [['experiment', `${formatNumber(r.experiment.name)} (${formatNumber(r.experiment.file)})`] as [string, string]] : []),
     ['model', `${r.model?.path ?? '?'}${r.model?.opset ? ` (opset ${r.model.opset})` : ''}`],
     ...(typeof r.model?.logits === 'string' ? [['logits', r.model.logits] as [string, string]] : []),
     ['dataset', `${r.dataset?.path ?? '?'} (${r.dataset?.format ?? '?'}, ${formatNumber(r.dataset?.count)} samples)`],
@@ -529,6 +530,15 @@ export function summaryRows(r: RunResult): [string, string][] {
     if (typeof d.fitSeconds === 'number') rows.push(['defense fit', `${d.fitSeconds.toFixed(1)} s${d.cached ? ' (from the cache)' : ''}`]);
     if (view.params.length) rows.push(['defense parameters', view.params.map(([k, v]) => `${k}=${v}`).join(', ')]);
   }
+  const sweep = r.sweep;
+  if (isRecord(sweep) && Array.isArray(sweep.layers)) {
+    const layers = sweep.layers.filter(isRecord);
+    const front = layers.filter((l) => l.pareto === true).map((l) => `${formatNumber(l.depth)} (${formatNumber(l.tensor)})`);
+    rows.push([
+      'layer sweep',
+      `${formatNumber(sweep.kind)} at ${layers.length} insertion point${layers.length === 1 ? '' : 's'}; Pareto front: ${front.join(', ') || '–'}`,
+    ]);
+  }
   const rt = r.runtime;
   const t = r.timings;
   rows.push(
@@ -548,9 +558,36 @@ export function summaryRows(r: RunResult): [string, string][] {
 
 /** The model and the defense of a run, e.g. "fashion-cnn · lesci". */
 export function runLabel(r: RunResult): string {
+  // The experiment's name says what the run is; the model name and defense are the fallback.
+  if (isRecord(r.experiment) && typeof r.experiment.name === 'string' && r.experiment.name) return r.experiment.name;
   const file = r.model?.path ?? 'run';
   const name = basename(file) === 'model.json' ? basename(file.slice(0, -'/model.json'.length)) : basename(file).replace(/\.onnx$/i, '');
-  return [name, defenseView(r)?.kind].filter(Boolean).join(' · ');
+  return [name, defenseView(r)?.kind ?? (isRecord(r.sweep) ? `${formatNumber(r.sweep.kind)} layer sweep` : undefined)].filter(Boolean).join(' · ');
+}
+
+/**
+ * The numbers a list of runs shows: for a defended run the defended model's (clean accuracy and
+ * the per-sample worst case over every attack and threat model, with the verdict), otherwise the
+ * model's own; `setup` names model and defense when the label is the experiment's name.
+ */
+export function runHeadline(r: RunResult): { setup?: string; clean: number | undefined; worst?: number; verdict?: string } {
+  const view = defenseView(r);
+  const d = defenseOf(r);
+  const minOf = (rows: unknown) =>
+    Array.isArray(rows) ? rows.filter(isRecord).reduce((m, w) => (typeof w.accuracy === 'number' ? Math.min(m, w.accuracy) : m), Infinity) : Infinity;
+  const fromAttacks = (target: string) =>
+    (r.attacks ?? []).filter((a) => (a.target ?? 'baseline') === target).reduce((m, a) => Math.min(m, a.accuracy), Infinity);
+  const worst = view ? Math.min(minOf(d?.worstCase), fromAttacks('defended')) : Math.min(minOf(r.worstCase), fromAttacks('baseline'));
+  const model =
+    basename(r.model?.path ?? '') === 'model.json'
+      ? basename((r.model?.path ?? '').slice(0, -'/model.json'.length))
+      : basename(r.model?.path ?? '').replace(/\.onnx$/i, '');
+  return {
+    setup: isRecord(r.experiment) ? [model, view?.kind].filter(Boolean).join(' · ') : undefined,
+    clean: view ? view.cleanAccuracy : r.clean?.accuracy,
+    worst: Number.isFinite(worst) ? worst : undefined,
+    verdict: view?.verdict,
+  };
 }
 
 /** A short title for a run, e.g. "fashion-cnn · lesci · 2026-11-21 21:52:07 UTC". */

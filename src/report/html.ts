@@ -15,8 +15,10 @@ import {
   type ReportRun,
   type Table,
 } from './analysis';
+import { isometryTable, openSetTables } from './layers-open-set';
 import { pngDataUri } from './png';
 import { accuracyChartSvg, escapeXml } from './svg-chart';
+import { sweepChartSvg, sweepTable } from './sweep';
 
 /**
  * Every value interpolated into the page goes through this: names, paths and labels come from
@@ -80,6 +82,16 @@ function runDetails(run: ReportRun): string {
   }
   const fooling = foolingTable(r);
   if (fooling) parts.push(table(fooling, fooling.title));
+  for (const t of openSetTables(r)) parts.push(table(t, t.title));
+  const isometry = isometryTable(r);
+  if (isometry) parts.push(table(isometry, isometry.title));
+  const sweep = sweepTable(r);
+  if (sweep) {
+    parts.push('<h3>Layer sweep: clean accuracy against robustness</h3>');
+    const svg = sweepChartSvg(r);
+    if (svg) parts.push(svg);
+    parts.push(table(sweep, sweep.title));
+  }
   parts.push(exampleGallery(run), ...confusionMatrices(r).map(confusion));
   return parts.join('\n');
 }

@@ -13,7 +13,9 @@ import {
   type ReportRun,
   type Table,
 } from './analysis';
+import { isometryTable, openSetTables } from './layers-open-set';
 import { accuracyChartSvg } from './svg-chart';
+import { sweepChartSvg, sweepTable } from './sweep';
 
 export interface MarkdownReport {
   markdown: string;
@@ -103,6 +105,20 @@ export function renderMarkdown(runs: ReportRun[], options: { chartFile?: string 
     }
     const fooling = foolingTable(r);
     if (fooling) out.push(section(fooling.title, fooling));
+    for (const t of openSetTables(r)) out.push(section(t.title, t));
+    const isometry = isometryTable(r);
+    if (isometry) out.push(section(isometry.title, isometry));
+    const sweep = sweepTable(r);
+    if (sweep) {
+      const svg = sweepChartSvg(r);
+      const file = options.chartFile && `${options.chartFile.replace(/\.svg$/i, '')}-sweep${runs.length > 1 ? `-${runs.indexOf(run) + 1}` : ''}.svg`;
+      out.push('### Layer sweep: clean accuracy against robustness\n');
+      if (svg && file) {
+        files.push({ name: file, content: svg });
+        out.push(`![Clean accuracy against worst-case robust accuracy, one point per layer](${linkTarget(file)})\n`);
+      }
+      out.push(`${escapeMarkdown(sweep.title)}\n`, markdownTable(sweep.columns, sweep.rows), '');
+    }
     const ex = examples(r);
     if (ex.length) {
       out.push(

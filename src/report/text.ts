@@ -1,5 +1,7 @@
 /** RunResult → plain-text report for the terminal, from the same tables as the webview and the exports. */
 import { attackTable, defenseTables, defenseView, foolingTable, summaryRows, warningsTable, worstCaseTable, type Table } from './analysis';
+import { isometryTable, openSetTables } from './layers-open-set';
+import { sweepTable } from './sweep';
 
 /** Columns padded to their widest cell; numbers (cells starting with a digit or '–') right-aligned. */
 export function textTable(columns: string[], rows: string[][]): string {
@@ -32,5 +34,8 @@ export function renderText(r: Parameters<typeof summaryRows>[0]): string {
   }
   for (const t of defenseTables(r)) out.push(section(t));
   out.push(section(foolingTable(r)));
+  for (const t of openSetTables(r)) out.push(section(t));
+  out.push(section(isometryTable(r)));
+  out.push(section(sweepTable(r)));
   return out.filter(Boolean).join('\n');
 }

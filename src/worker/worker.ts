@@ -8,9 +8,12 @@ import { UserError } from '../core/errors';
 import { runEvaluation, type RunHooks } from '../core/eval/evaluate';
 import { exportDefended } from '../core/eval/export';
 import { inspectModel } from '../core/eval/model-session';
+import { loadModel } from '../core/model/load';
 import { setAllowedRoots } from '../core/paths';
-import type { FromWorker, ModelSummary, ToWorker } from '../protocol/worker-messages';
+import { loadDataset } from '../core/data';
+import type { DataDescription, FromWorker, ModelSummary, ToWorker } from '../protocol/worker-messages';
 import { parseLaunchArgs } from './launch';
+import { nodeAttributes } from './node-attributes';
 
 // The extension starts this process in the workspace folder (fork's cwd) and names the folders it
 // may read models and data from; every loader checks against them (src/core/paths.ts).
@@ -44,6 +47,13 @@ async function inspect(path: string): Promise<ModelSummary> {
   return summary;
 }
 
+/** Loads the dataset (labels checked against the images' count, the loader's own check) and says what it holds. */
+async function describeData(data: string, labels?: string): Promise<DataDescription> {
+  const set = await loadDataset({ path: data, labelsPath: labels });
+  const { count, height, width, channels } = set;
+  return { count, height, width, channels, labelled: set.labels !== undefined, format: set.info.format };
+}
+
 /** Runs a cancellable request: its hooks report progress and log lines, its answer ends it. */
 function track(id: number, run: (hooks: RunHooks) => Promise<FromWorker>): void {
   const controller = new AbortController();
@@ -66,6 +76,25 @@ process.on('message', (message: ToWorker) => {
       const { id } = message;
       inspect(message.model).then(
         (model) => send({ type: 'inspected', id, model }),
+        (e: unknown) => fail(id, e),
+      );
+      return;
+    }
+    case 'nodeAttributes': {
+      const { id } = message;
+      // Loading only (no shape probe): the attributes are in the graph itself.
+      Promise.resolve()
+        .then(() => nodeAttributes(loadModel(message.model).model.graph?.node ?? []))
+        .then(
+          (attributes) => send({ type: 'nodeAttributes', id, attributes }),
+          (e: unknown) => fail(id, e),
+        );
+      return;
+    }
+    case 'describeData': {
+      const { id } = message;
+      describeData(message.data, message.labels).then(
+        (description) => send({ type: 'dataDescribed', id, description }),
         (e: unknown) => fail(id, e),
       );
       return;

@@ -90,6 +90,19 @@ async function runFromExperimentsView(name) {
   await wb.contextMenu(item, 'Run Experiment');
 }
 
+/** A tree row, scrolled into the rendered part of the view (rows outside it are not in the DOM). */
+async function revealTreeItem(viewTitle, name) {
+  const row = wb.treeItem(viewTitle, name);
+  const list = wb.view(viewTitle).locator('.monaco-list').first();
+  await list.hover();
+  await s.page.mouse.wheel(0, -5000);
+  for (let i = 0; i < 30 && !(await row.count()); i++) {
+    await s.page.mouse.wheel(0, 100);
+    await s.page.waitForTimeout(150);
+  }
+  return row;
+}
+
 async function waitUntil(check, timeout, message) {
   const deadline = Date.now() + timeout;
   while (Date.now() < deadline) {
@@ -124,47 +137,77 @@ describe('Robustness Lab in VS Code (trusted workspace)', { timeout: 420_000 }, 
     async () => {
       await wb.openSidebar();
       await wb.expand(wb.treeItem('Models', /^fashion-cnn\.onnx/));
+      // Layers are grouped by module path; rows below the fold are scrolled to.
+      await wb.treeItem('Models', /^\/features\/features\.0\/Conv\b/).waitFor({ timeout: 30_000 });
       for (const [name, description] of LAYERS) {
-        const row = wb.treeItem('Models', new RegExp(`^${name.replace(/[./]/g, '\\$&')}\\b`));
+        const row = await revealTreeItem('Models', new RegExp(`^${name.replace(/[./]/g, '\\$&')}\\b`));
         await row.waitFor({ timeout: 30_000 });
         assert.match(await row.innerText(), new RegExp(description.replace(/[[\].·,]/g, '\\$&')));
       }
-      await wb
-        .treeItem('Models', /^Layers/)
-        .filter({ hasText: '317,066 params' })
-        .waitFor();
+      await (await revealTreeItem('Models', /^Layers/)).filter({ hasText: '317,066 params' }).waitFor();
       // Insertion points carry the target icon.
       assert.equal((await wb.view('Models').locator('.codicon-target').count()) >= 5, true);
       await wb.screenshot('01-models-view');
+      await revealTreeItem('Models', /^fashion-cnn\.onnx/); // back to the top for the next tests
     },
   );
 
   uiTest(
     () => wb,
-    "inserting a LESCI defense from a layer's context menu writes the experiment and opens it",
+    'the defense wizard: Back keeps answers, a cancelled wizard offers its answers again, and the file it writes survives an undo',
     async () => {
-      const layer = wb.treeItem('Models', /^\/features\/features\.5\/MaxPool/);
+      const layer = await revealTreeItem('Models', /^\/features\/features\.5\/MaxPool/);
+      const title = 'Insert LESCI Defense after /features/features.5/MaxPool';
+      // One multi-step input: the total counts only the steps that apply (k appears with the vote mode).
+      const step = (n, total) => `${title} (${n}/${total})`;
       await wb.contextMenu(layer, 'Insert LESCI Defense Here');
-      const step = (n) => `Insert LESCI Defense after /features/features.5/MaxPool (${n}/6)`;
-      await wb.pick(step(1), 'train-images-idx3-ubyte.gz');
-      await wb.pick(step(2), 'train-labels-idx1-ubyte.gz');
-      await wb.pick(step(3), 'vote');
+      await wb.pick(step(1, 13), 'train-images-idx3-ubyte.gz');
+      // The labels next to the images come first, and their count is checked against the images'.
+      const labels = await wb.waitForQuickInput(step(2, 13));
+      assert.match(await labels.locator('.monaco-list-row').first().innerText(), /train-labels-idx1-ubyte\.gz/);
+      await wb.accept(step(2, 13));
+      await wb.pick(step(3, 13), 'vote');
       // The input box validates as you type.
-      const widget = await wb.waitForQuickInput(step(4));
+      const widget = await wb.waitForQuickInput(step(4, 14));
       await widget.locator('input.input').fill('0');
       await widget.locator('.quick-input-message', { hasText: 'Must be at least 1' }).waitFor({ timeout: 5000 });
       await wb.screenshot('02-validation');
-      await wb.type(step(4), '5');
-      await wb.accept(step(5)); // PCA dimensions: the default
-      await wb.accept(step(6)); // every threat model (preselected)
-      await wb.pick('Write the defense into which experiment?', 'New experiment');
-      await wb.accept('New experiment file'); // the suggested name: fashion-cnn-lesci.rlab.json
-      const next = (n) => `New experiment fashion-cnn-lesci.rlab.json (${n}/5)`;
-      await wb.pick(next(1), 't10k-images-idx3-ubyte.gz');
-      await wb.pick(next(2), 't10k-labels-idx1-ubyte.gz');
-      await wb.accept(next(3)); // attacks: the quick strength preset comes first
-      await wb.pick(next(4), 'linf');
-      await wb.type(next(5), '0.05, 0.1');
+      await wb.type(step(4, 14), '5');
+      // Back returns to k with its answer, and forward again.
+      const pca = await wb.waitForQuickInput(step(5, 14));
+      await pca.locator('.codicon-quick-input-back').first().click();
+      const back = await wb.waitForQuickInput(step(4, 14));
+      assert.equal(await back.locator('input.input').inputValue(), '5');
+      await wb.accept(step(4, 14));
+      // Cancel at the PCA step: the answers are kept.
+      await wb.waitForQuickInput(step(5, 14));
+      await s.page.keyboard.press('Escape');
+      await wb.quickInput().waitFor({ state: 'hidden', timeout: 5000 });
+
+      // Again: offered with the answers from last time, the reference set preselected.
+      await wb.contextMenu(layer, 'Insert LESCI Defense Here');
+      const resumed = `${title} (your answers from last time)`;
+      const first = await wb.waitForQuickInput(`${resumed} (1/14)`);
+      assert.match(await first.locator('.monaco-list-row.focused').innerText(), /train-images-idx3-ubyte\.gz/);
+      await wb.accept(`${resumed} (1/14)`);
+      await wb.accept(`${resumed} (2/14)`);
+      await wb.accept(`${resumed} (3/14)`); // vote, kept
+      assert.equal(await (await wb.waitForQuickInput(`${resumed} (4/14)`)).locator('input.input').inputValue(), '5');
+      await wb.accept(`${resumed} (4/14)`);
+      await wb.accept(`${resumed} (5/14)`); // PCA dimensions: the default
+      await wb.accept(`${resumed} (6/14)`); // every threat model (preselected)
+      await wb.pick(`${resumed} (7/14)`, 'New experiment');
+      await wb.accept(`${resumed} (8/14)`); // the suggested name: fashion-cnn-lesci.rlab.json
+      await wb.pick(`${resumed} (9/14)`, 't10k-images-idx3-ubyte.gz');
+      await wb.accept(`${resumed} (10/14)`); // its labels, first in the list
+      await wb.type(`${resumed} (11/14)`, '200'); // the sample limit
+      await wb.accept(`${resumed} (12/14)`); // attacks: the quick strength preset comes first
+      await wb.pick(`${resumed} (13/14)`, 'linf');
+      // Epsilons: fractions are fine, and values beyond the input range are refused as you type.
+      const epsBox = await wb.waitForQuickInput(`${resumed} (14/14)`);
+      await epsBox.locator('input.input').fill('0.05, 1.5');
+      await epsBox.locator('.quick-input-message', { hasText: 'larger than the input range' }).waitFor({ timeout: 5000 });
+      await wb.type(`${resumed} (14/14)`, '0.05, 8/255');
 
       const file = path.join(s.workspace, 'fashion-cnn-lesci.rlab.json');
       await waitUntil(async () => resultOf(() => JSON.parse(readFileSync(file, 'utf8'))) !== undefined, 15_000, `${file} was not written`);
@@ -173,7 +216,8 @@ describe('Robustness Lab in VS Code (trusted workspace)', { timeout: 420_000 }, 
         name: 'fashion-cnn-lesci',
         model: 'fashion-cnn.onnx',
         ...DATA,
-        attacks: { names: [], strength: 'quick', eps: [0.05, 0.1], norm: 'linf' },
+        limit: 200,
+        attacks: { names: [], strength: 'quick', eps: [0.05, 8 / 255], norm: 'linf' },
         defense: {
           kind: 'lesci',
           layer: '/features/features.5/MaxPool_output_0',
@@ -183,9 +227,17 @@ describe('Robustness Lab in VS Code (trusted workspace)', { timeout: 420_000 }, 
         },
       });
       // It opens in an editor and appears in the Experiments view.
-      await s.page.locator('.tabs-container .tab', { hasText: 'fashion-cnn-lesci.rlab.json' }).waitFor({ timeout: 10_000 });
+      const tab = s.page.locator('.tabs-container .tab', { hasText: 'fashion-cnn-lesci.rlab.json' });
+      await tab.waitFor({ timeout: 10_000 });
       await wb.treeItem('Experiments', /^fashion-cnn-lesci/).waitFor({ timeout: 15_000 });
       await wb.screenshot('03-experiment-written');
+      // An undo in the new file's editor does not delete it (it was not created as an undoable edit).
+      await tab.click();
+      await s.page.locator('.editor-instance .monaco-editor textarea').first().focus();
+      await s.page.keyboard.press('Control+Z');
+      await s.page.waitForTimeout(1000);
+      assert.ok(existsSync(file), 'the experiment file survives an undo');
+      assert.deepEqual(JSON.parse(readFileSync(file, 'utf8')), experiment);
     },
   );
 
@@ -230,11 +282,11 @@ describe('Robustness Lab in VS Code (trusted workspace)', { timeout: 420_000 }, 
       await frame.locator('canvas[aria-label="Robust accuracy against epsilon"]').waitFor();
       await frame.locator('table.confusion').waitFor();
       await wb.screenshot('04-results-panel');
-      // The run is listed in the Runs view.
-      await wb
-        .treeItem('Runs', /^fashion-cnn/)
-        .first()
-        .waitFor({ timeout: 15_000 });
+      // The run is listed in the Runs view under its experiment's name, with the model it evaluated.
+      const run = wb.treeItem('Runs', /^quick-fgsm/).first();
+      await run.waitFor({ timeout: 15_000 });
+      assert.match(await run.innerText(), /fashion-cnn/);
+      assert.equal(result.experiment.name, 'quick-fgsm');
     },
   );
 
@@ -268,6 +320,14 @@ describe('Robustness Lab in VS Code (trusted workspace)', { timeout: 420_000 }, 
           .waitFor({ timeout: 10_000 });
       }
       assert.deepEqual([...new Set(result.attacks.map((a) => a.threat))].sort(), ['bpda', 'direct', 'transfer', 'whitebox']);
+      // The Runs view shows the defended model's numbers for a defended run: its clean accuracy, the union worst case, the verdict.
+      const run = wb.treeItem('Runs', /^quick-lesci/).first();
+      await run.waitFor({ timeout: 15_000 });
+      const worst = Math.min(...result.defense.worstCase.map((w) => w.accuracy));
+      const listed = await run.innerText();
+      assert.ok(listed.includes(`defended clean ${(100 * result.defense.clean.accuracy).toFixed(1)}%`), listed);
+      assert.ok(listed.includes(`worst ${(100 * worst).toFixed(1)}%`), listed);
+      assert.ok(listed.includes(result.defense.verdict), listed);
       await wb.screenshot('04b-defended-results');
       await frame.locator('#defense').scrollIntoViewIfNeeded();
       await wb.screenshot('04c-defended-results-tables');
@@ -291,6 +351,23 @@ describe('Robustness Lab in VS Code (trusted workspace)', { timeout: 420_000 }, 
         .first()
         .waitFor({ timeout: 30_000 });
       await model.locator('.monaco-tl-twistie').click(); // collapse again
+    },
+  );
+
+  uiTest(
+    () => wb,
+    'Clear Fit Cache lists the cache next to the model with its size and deletes it after a confirmation',
+    async () => {
+      const cache = path.join(s.workspace, '.rlab-cache');
+      assert.ok(existsSync(cache), 'the defended run left a fit cache');
+      await wb.command('Robustness Lab: Clear Fit Cache…');
+      const picker = await wb.waitForQuickInput('Clear Fit Cache (');
+      assert.match(await picker.locator('.quick-input-title').innerText(), /Clear Fit Cache \([\d.]+ (KB|MB|GB)/);
+      await wb.accept('Clear Fit Cache (');
+      const dialog = s.page.locator('.monaco-dialog-box');
+      await dialog.waitFor({ timeout: 10_000 });
+      await dialog.getByRole('button', { name: 'Delete' }).click();
+      await waitUntil(async () => !existsSync(cache), 10_000, 'the cache folder was not deleted');
     },
   );
 
@@ -441,6 +518,11 @@ describe('Robustness Lab in VS Code (trusted workspace)', { timeout: 420_000 }, 
       const walkthrough = s.page.locator('.gettingStartedContainer');
       await walkthrough.getByText('Open the demo', { exact: true }).first().waitFor({ timeout: 20_000 });
       await s.page.waitForTimeout(500);
+      // The earlier tests inserted a defense, ran experiments and showed results: those steps are ticked, the demo step not yet.
+      const step = (title) => walkthrough.locator('.getting-started-step').filter({ hasText: title }).first();
+      for (const title of ['Insert a defense', 'Run an experiment', 'Read, compare and export results'])
+        await step(title).locator('.codicon-getting-started-step-checked').waitFor({ timeout: 10_000 });
+      assert.equal(await step('Open the demo').locator('.codicon-getting-started-step-checked').count(), 0);
       await wb.screenshot('11-walkthrough');
       await walkthrough.getByRole('button', { name: 'Open Demo' }).first().click();
       const demo = path.join(s.workspace, 'robustness-lab-demo');
@@ -457,7 +539,7 @@ describe('Robustness Lab in VS Code (trusted workspace)', { timeout: 420_000 }, 
     async () => {
       await wb.openSidebar();
       // The tree renders only the rows in view: fold the ONNX demo model so the tfjs one is visible.
-      const cnn = wb.treeItem('Models', /^fashion-cnn\.onnx/);
+      const cnn = wb.treeItem('Models', /^fashion-cnn\.onnx, ONNX model$/); // not the walkthrough's copy of the demo
       if ((await cnn.getAttribute('aria-expanded')) === 'true') await cnn.locator('.monaco-tl-twistie').click();
       await wb.expand(wb.treeItem('Models', /^fashion-layers\/model\.json/));
       // Keras layer names, with their ops and NHWC-derived shapes (the first rows: the tree renders only what is in view).

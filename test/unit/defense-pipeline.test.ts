@@ -133,6 +133,7 @@ async function defendedDemo(planName: string, limit: number) {
     model: model.loaded.model,
     shapes: model.graph.shapes,
     input: 'input',
+    output: 'logits',
     sampleDims: [1, 28, 28],
     numClasses: 10,
     stage: fit.stage,
@@ -235,7 +236,8 @@ test('evaluate with a defense: defended clean accuracy, every threat model, wors
   assert.ok(d.clean.projectionRate! > 0.5 && d.clean.projectionRate! <= 1);
   assert.ok(Math.abs(d.clean.rejectionRate! - (1 - d.clean.projectionRate!)) < 1e-9, 'reject mode rejects exactly the unprojected inputs');
   const threats = new Set(result.attacks!.filter((a) => a.target === 'defended').map((a) => a.threat));
-  assert.deepEqual([...threats].sort(), ['adaptive', 'bpda', 'direct', 'gradient-free', 'transfer']);
+  // The vote mode adds the soft-vote and bypass variants to the adaptive threat model.
+  assert.deepEqual([...threats].sort(), ['adaptive', 'adaptive/soft-vote', 'adaptive/vote-bypass', 'bpda', 'direct', 'gradient-free', 'transfer']);
   assert.equal(
     result.attacks!.filter((a) => a.target === 'baseline').every((a) => a.threat === 'whitebox'),
     true,

@@ -17,7 +17,7 @@ import { openClassifier, onnxClassifier, laneInit } from '../../src/core/eval/mo
 import { encodeModel } from '../../src/core/onnx/proto';
 import { OnnxLanes, type LaneInit } from '../../src/core/runtime/lanes';
 import type { RunResult } from '../../src/protocol/run-result';
-import { cli, DEMO_MODEL, DEMO_TEST_IMAGES, DEMO_TEST_LABELS } from '../helpers/cli';
+import { cli, DEMO_MODEL, DEMO_TEST_IMAGES, DEMO_TEST_LABELS, DEMO_TRAIN_IMAGES, DEMO_TRAIN_LABELS } from '../helpers/cli';
 import { demoImages } from '../helpers/demo-data';
 import { shapesOf } from '../helpers/gradcheck';
 import { seededValues } from '../helpers/models';
@@ -112,10 +112,10 @@ test('an error inside a lane reaches the caller as the same kind of error: a mod
   }
 });
 
-test('CLI: evaluate --lanes 2 runs the attacks in the bundled lane workers with the results of --lanes 1', () => {
+test('CLI: evaluate --lanes 2 and --lanes auto run the attacks, on the defended model too, in lane workers with the results of --lanes 1', () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'rlab-lanes-'));
-  const run = (lanes: number) => {
-    const out = path.join(dir, `lanes${lanes}.json`);
+  const run = (lanes: string) => {
+    const out = path.join(dir, `lanes-${lanes}.json`);
     const r = cli([
       'evaluate',
       '--model',
@@ -131,27 +131,52 @@ test('CLI: evaluate --lanes 2 runs the attacks in the bundled lane workers with 
       '--threads',
       '2',
       '--lanes',
-      String(lanes),
+      lanes,
       '--ep',
       'cpu',
       '--attack',
-      'pgd',
+      'pgd,square',
+      '--queries',
+      '30',
       '--eps',
       '0.03',
       '--steps',
       '3',
+      // LESCI vote: transfer, adaptive (and its variants) and gradient-free run in lanes; direct does not.
+      '--defense',
+      'lesci',
+      '--mode',
+      'vote',
+      '--layer',
+      '/features/features.5/MaxPool_output_0',
+      '--reference',
+      DEMO_TRAIN_IMAGES,
+      '--reference-labels',
+      DEMO_TRAIN_LABELS,
+      '--reference-limit',
+      '500',
+      '--threat',
+      'transfer,direct,adaptive,gradient-free',
+      '--cache-dir',
+      path.join(dir, 'cache'),
       '--out',
       out,
     ]);
     assert.equal(r.code, 0, r.stderr);
-    return JSON.parse(readFileSync(out, 'utf8')) as RunResult;
+    return { result: JSON.parse(readFileSync(out, 'utf8')) as RunResult, log: r.stderr + r.stdout };
   };
-  const one = run(1),
-    two = run(2);
-  assert.equal(two.runtime.lanes, 2);
-  assert.equal(one.runtime.lanes, undefined);
-  assert.deepEqual(
-    two.attacks!.map(({ seconds: _, ...a }) => a),
-    one.attacks!.map(({ seconds: _, ...a }) => a),
-  );
+  const one = run('1'),
+    two = run('2'),
+    auto = run('auto');
+  assert.equal(two.result.runtime.lanes, 2);
+  assert.equal(one.result.runtime.lanes, 1);
+  assert.equal(one.result.runtime.lanesChoice, '--lanes 1 as asked');
+  // 150 samples in batches of 50 on 2 threads: auto picks 2 lanes here (the threads are the limit).
+  assert.equal(auto.result.runtime.lanes, 2);
+  assert.match(auto.result.runtime.lanesChoice!, /^auto: 2 lanes, limited by 2 threads/);
+  assert.equal((two.log.match(/Attacks run in 2 lanes/g) ?? []).length, 2, 'lanes for the baseline and for the defended attacks');
+  const entries = (r: RunResult) => r.attacks!.map(({ seconds: _, ...a }) => a);
+  assert.deepEqual(entries(two.result), entries(one.result));
+  assert.deepEqual(entries(auto.result), entries(one.result));
+  assert.deepEqual(two.result.defense!.worstCase, one.result.defense!.worstCase);
 });

@@ -32,7 +32,9 @@ import {
   type Matrix,
   type ReportRun,
 } from '../../src/report/analysis';
-import { accuracyChart } from './chart';
+import { isometrySeries, isometryTable, openSetTables, rocCurves } from '../../src/report/layers-open-set';
+import { sweepChart, sweepTable } from '../../src/report/sweep';
+import { accuracyChart, isometryChart, rocChart, sweepParetoChart } from './chart';
 import { dataTable, h, section } from './dom';
 
 interface VsCodeApi {
@@ -107,6 +109,57 @@ function chartSection(runs: ReportRun[]): HTMLElement {
       );
   });
   return s;
+}
+
+/** A chart drawn once its canvas is in the document; the box goes away when there is nothing to draw. */
+function chartBox(label: string, draw: (canvas: HTMLCanvasElement) => Chart | undefined): HTMLElement {
+  const canvas = h('canvas', { 'aria-label': label });
+  const box = h('div', { class: 'chart-box' }, canvas);
+  queueMicrotask(() => {
+    const chart = draw(canvas);
+    if (chart) charts.push(chart);
+    else box.remove();
+  });
+  return box;
+}
+
+function isometrySection(r: PanelRun['result']): HTMLElement | undefined {
+  const table = isometryTable(r);
+  if (!table) return undefined;
+  const points = isometrySeries(r);
+  return section(
+    'Isometry per layer',
+    'isometry',
+    h('p', { class: 'note' }, table.title),
+    chartBox('Isometry against depth', (canvas) => isometryChart(canvas, points)),
+    dataTable(table.columns, table.rows),
+  );
+}
+
+/** The layer sweep: clean accuracy against worst-case robustness, one point per layer, the Pareto front marked; then the table. */
+function sweepSection(r: PanelRun['result']): HTMLElement | undefined {
+  const table = sweepTable(r);
+  if (!table) return undefined;
+  const chart = sweepChart(r);
+  return section(
+    'Layer sweep',
+    'sweep',
+    h('p', { class: 'note' }, table.title),
+    chart ? chartBox('Clean accuracy against robustness, one point per layer', (canvas) => sweepParetoChart(canvas, chart)) : undefined,
+    dataTable(table.columns, table.rows),
+  );
+}
+
+function openSetSection(r: PanelRun['result']): HTMLElement | undefined {
+  const tables = openSetTables(r);
+  if (!tables.length) return undefined;
+  const curves = rocCurves(r);
+  return section(
+    'Open-set recognition',
+    'open-set',
+    chartBox('ROC curve: known against unknown inputs', (canvas) => rocChart(canvas, curves)),
+    ...tables.map((t) => h('div', { class: 'subtable' }, h('h4', {}, t.title), dataTable(t.columns, t.rows))),
+  );
 }
 
 function exampleFigure(e: ExampleView): HTMLElement {
@@ -194,6 +247,9 @@ function runColumn(run: PanelRun, compare: boolean): HTMLElement {
         )
       : undefined,
     fooling ? section('Fooling images', 'fooling', h('p', { class: 'note' }, fooling.title), dataTable(fooling.columns, fooling.rows)) : undefined,
+    openSetSection(r),
+    isometrySection(r),
+    sweepSection(r),
     ex.length
       ? section(
           `Examples (${ex.length})`,

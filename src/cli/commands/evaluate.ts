@@ -1,3 +1,4 @@
+import { parseEpsList } from '../../protocol/eps';
 import { ATTACK_NAMES, ATTACK_REGISTRY, parseAttackList } from '../../core/attacks/registry';
 import { STRENGTHS, type Strength } from '../../core/attacks/strength';
 import { DEFENSE_KINDS, DEFENSE_REGISTRY } from '../../core/defenses/registry';
@@ -12,6 +13,7 @@ import {
   type EvaluationConfig,
   type FoolingPlan,
   type ThreatModel,
+  type UnknownPlan,
 } from '../../protocol/experiment';
 import type { RunResult } from '../../protocol/run-result';
 import {
@@ -27,6 +29,7 @@ import {
   SAFETY_USAGE,
   safetyFromFlags,
   seed,
+  lanesFlag,
   str,
   type Options,
   type Values,
@@ -35,7 +38,7 @@ import { checkWritableOut } from '../../core/fs-atomic';
 import { renderText } from '../../report/text';
 
 export const EVALUATE_USAGE = `robustness-lab evaluate --model <model.onnx> --data <dataset> [--labels <file>] [--limit N]
-                        [--batch B] [--threads T] [--lanes L] [--ep auto|cpu|cuda] [--seed S]
+                        [--batch B] [--threads T] [--lanes auto|L] [--ep auto|cpu|cuda] [--seed S]
                         [--mean m[,m,m]] [--std s[,s,s]] [--scale k] [--out result.json] [--json] [--verbose]
                         ${SAFETY_USAGE}
                         [--attack ${ATTACK_NAMES.join(',')} --eps e1,e2,... [--norm linf|l2]
@@ -44,6 +47,7 @@ export const EVALUATE_USAGE = `robustness-lab evaluate --model <model.onnx> --da
                         [--defense ${DEFENSE_KINDS.join('|')} --layer <tensor> --reference <images> [--reference-labels <file>]
                          [--reference-limit N] [--threat ${THREAT_MODELS.join(',')}] [--cache-dir D] [defense options]]
                         [--fool [--fool-targets 0,1,..] [--fool-seeds S] [--fool-steps N] [--fool-thresholds 0.9,0.99]]
+                        [--unknown <images> [--unknown-labels <file>] [--unknown-limit N] [--unknown-thresholds 0,0.5,0.9,0.99]]
 
 Attacks (defaults):
 ${ATTACK_REGISTRY.map(
@@ -118,6 +122,14 @@ const FOOLING_OPTIONS: Options = {
   'fool-thresholds': { type: 'string' },
 };
 
+/** Open-set recognition: images of classes the model never learnt. */
+const UNKNOWN_OPTIONS: Options = {
+  unknown: { type: 'string' },
+  'unknown-labels': { type: 'string' },
+  'unknown-limit': { type: 'string' },
+  'unknown-thresholds': { type: 'string' },
+};
+
 const ATTACK_FLAGS = ['eps', 'norm', 'steps', 'step-size', 'restarts', 'no-random-start', 'queries', 'loss', 'targeted'];
 const STRENGTH_NAMES = Object.keys(STRENGTHS) as Strength[];
 
@@ -129,7 +141,7 @@ export function evaluationConfigFromFlags(values: Values): EvaluationConfig {
     limit: optionalInteger(values, 'limit', 1),
     batchSize: integer(values, 'batch', DEFAULT_CONFIG.batchSize, 1),
     threads: integer(values, 'threads', DEFAULT_CONFIG.threads, 0),
-    lanes: integer(values, 'lanes', 1, 1),
+    lanes: lanesFlag(values),
     ep: oneOf(values, 'ep', ['auto', 'cpu', 'cuda'] as const, DEFAULT_CONFIG.ep),
     seed: seed(values, 'seed', DEFAULT_CONFIG.seed),
     preprocessing: { scale: number(values, 'scale'), mean: numberList(values, 'mean'), std: numberList(values, 'std') },
@@ -137,6 +149,7 @@ export function evaluationConfigFromFlags(values: Values): EvaluationConfig {
     defense: defensePlanFromFlags(values),
     cacheDir: str(values, 'cache-dir'),
     fooling: foolingPlanFromFlags(values),
+    unknown: unknownPlanFromFlags(values),
     out: str(values, 'out'),
     ...safetyFromFlags(values),
   };
@@ -215,6 +228,21 @@ function foolingPlanFromFlags(values: Values): FoolingPlan | undefined {
   });
 }
 
+function unknownPlanFromFlags(values: Values): UnknownPlan | undefined {
+  const data = str(values, 'unknown');
+  if (data === undefined) {
+    const stray = ['unknown-labels', 'unknown-limit', 'unknown-thresholds'].find((f) => values[f] !== undefined);
+    if (stray) throw new UserError(`--${stray} only applies together with --unknown.`, 'Add --unknown <images of classes the model never learnt>.');
+    return undefined;
+  }
+  if (!data) throw new UserError('--unknown needs a dataset: images of classes the model never learnt (IDX, .npy, .npz or an image folder).');
+  const thresholds = numberList(values, 'unknown-thresholds');
+  const bad = thresholds?.find((t) => !(t >= 0 && t <= 1));
+  if (bad !== undefined)
+    throw new UserError(`--unknown-thresholds must lie from 0 to 1 (thresholds on a probability), got ${bad}.`, 'e.g. --unknown-thresholds 0.5,0.9,0.99');
+  return dropUndefined({ data, labels: str(values, 'unknown-labels'), limit: optionalInteger(values, 'unknown-limit', 1), thresholds });
+}
+
 function attackPlanFromFlags(values: Values): AttackPlan | undefined {
   if (!str(values, 'attack') && !str(values, 'strength')) {
     const stray = ATTACK_FLAGS.find((f) => values[f] !== undefined);
@@ -225,8 +253,13 @@ function attackPlanFromFlags(values: Values): AttackPlan | undefined {
       );
     return undefined;
   }
-  const eps = numberList(values, 'eps');
-  if (!eps) throw new UserError(`--${str(values, 'attack') ? 'attack' : 'strength'} needs --eps with one or more epsilons, e.g. --eps 0.01,0.02,0.05.`);
+  const epsText = str(values, 'eps');
+  if (epsText === undefined)
+    throw new UserError(`--${str(values, 'attack') ? 'attack' : 'strength'} needs --eps with one or more epsilons, e.g. --eps 0.01,0.02,0.05.`);
+  // Fractions of the pixel range are accepted (--eps 8/255); the range check needs the model, so the engine does it.
+  const parsedEps = parseEpsList(epsText);
+  if ('problem' in parsedEps) throw new UserError(`--eps: ${parsedEps.problem}`, 'e.g. --eps 0.01,0.03 or --eps 2/255,8/255');
+  const eps = parsedEps.values;
   const stepSize = number(values, 'step-size');
   if (stepSize !== undefined && !(stepSize > 0)) throw new UserError(`--step-size must be a positive number, got '${stepSize}'.`);
   return {
@@ -249,7 +282,7 @@ export function printRunResult(r: RunResult): void {
 }
 
 export async function evaluateCommand(argv: string[]): Promise<number> {
-  const { values } = parse(argv, { ...EVALUATE_OPTIONS, ...DEFENSE_OPTIONS, ...FOOLING_OPTIONS, ...SAFETY_OPTIONS }, 'evaluate');
+  const { values } = parse(argv, { ...EVALUATE_OPTIONS, ...DEFENSE_OPTIONS, ...FOOLING_OPTIONS, ...UNKNOWN_OPTIONS, ...SAFETY_OPTIONS }, 'evaluate');
   if (values.help) {
     console.log(`Usage: ${EVALUATE_USAGE}`);
     return 0;

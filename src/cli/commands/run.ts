@@ -9,10 +9,10 @@ import { DEFAULT_CONFIG, type EvaluationConfig } from '../../protocol/experiment
 import { ExperimentFileError, experimentToConfig, parseExperiment } from '../../protocol/experiment-file';
 import { checkWritableOut } from '../../core/fs-atomic';
 import { renderText } from '../../report/text';
-import { cliSignal, integer, oneOf, optionalInteger, parse, SAFETY_OPTIONS, SAFETY_USAGE, safetyFromFlags, str, type Options } from '../args';
+import { cliSignal, integer, lanesFlag, oneOf, optionalInteger, parse, SAFETY_OPTIONS, SAFETY_USAGE, safetyFromFlags, str, type Options } from '../args';
 
 export const RUN_USAGE = `robustness-lab run <experiment.rlab.json> [--out result.json] [--json] [--limit N] [--seed S]
-                        [--batch B] [--threads T] [--lanes L] [--ep auto|cpu|cuda] [--cache-dir D]
+                        [--batch B] [--threads T] [--lanes auto|L] [--ep auto|cpu|cuda] [--cache-dir D]
                         ${SAFETY_USAGE}`;
 
 const RUN_OPTIONS: Options = {
@@ -58,7 +58,7 @@ export async function runCommand(argv: string[]): Promise<number> {
     seed: optionalInteger(values, 'seed', 0) ?? experiment.seed ?? DEFAULT_CONFIG.seed,
     batchSize: integer(values, 'batch', DEFAULT_CONFIG.batchSize, 1),
     threads: integer(values, 'threads', DEFAULT_CONFIG.threads, 0),
-    lanes: integer(values, 'lanes', 1, 1),
+    lanes: lanesFlag(values),
     ep: oneOf(values, 'ep', ['auto', 'cpu', 'cuda'] as const, DEFAULT_CONFIG.ep),
     cacheDir: str(values, 'cache-dir'),
     out: str(values, 'out'),

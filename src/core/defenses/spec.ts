@@ -16,6 +16,28 @@ export interface DefenseFitContext {
   log(line: string): void;
 }
 
+/** What an adaptive surrogate may use besides the fitted stage. */
+export interface AdaptiveContext {
+  /**
+   * The attacker's own labelled data as activations at T: the evaluation samples (the attacker
+   * holds them and their labels), not the defense's private reference set.
+   */
+  attackerActivations(): Promise<ReferenceActivations>;
+  threads: number;
+}
+
+/**
+ * One more adaptive attack for a defense, run as its own threat model `adaptive/<id>` beside
+ * `adaptive`; the worst case takes every variant into account per sample.
+ */
+export interface AdaptiveVariant {
+  id: string;
+  description: string;
+  /** Whether the variant applies to this fitted stage (e.g. only to LESCI's vote mode). */
+  applies?(stage: DefenseStage): boolean;
+  surrogate(stage: DefenseStage, ctx: AdaptiveContext): Promise<DefenseStage> | DefenseStage;
+}
+
 export interface DefenseSpec<Kind extends string = string> {
   kind: Kind;
   title: string;
@@ -29,7 +51,7 @@ export interface DefenseSpec<Kind extends string = string> {
    * real defended model); without it the adaptive threat follows the defended model's own
    * gradient, which for this defense already is the adaptive objective.
    */
-  adaptive: { description: string; surrogate?(stage: DefenseStage): DefenseStage };
+  adaptive: { description: string; surrogate?(stage: DefenseStage): DefenseStage; variants?: readonly AdaptiveVariant[] };
   /** Fits the defense on reference activations at the layer; `params` are the plan's, checked against `params`. */
   fit(ref: ReferenceActivations, params: Record<string, unknown>, ctx: DefenseFitContext): Promise<DefenseStage>;
 }

@@ -17,11 +17,13 @@ import { GraphBuilder } from '../onnx/builder';
 import { cutModel, tensorValueInfo } from '../onnx/cut';
 import { sha256Hex } from '../model/load';
 import { encodeModel, type ModelProto } from '../onnx/proto';
+import type { LaneInit } from '../runtime/lanes';
 import { OnnxClassifier } from '../runtime/onnx-classifier';
 import { createSession, type Session, type SessionOptions } from '../runtime/session';
 import type { ThreatModel } from '../../protocol/experiment';
 import { composeDefended, type DefendedModel } from './compose';
 import { defenseSpec } from './registry';
+import type { AdaptiveContext } from './spec';
 import { DEFENSE_IO, type DefenseStage } from './types';
 
 export interface DefendedParts {
@@ -35,6 +37,10 @@ export interface DefendedParts {
   sessionOptions: SessionOptions;
   /** The undefended classifier (transfer gradients). */
   undefended: OnnxClassifier;
+  /** The undefended model's logits tensor. */
+  output: string;
+  /** The batch size the model requires, when its batch dimension is fixed (no lanes then). */
+  fixedBatch?: number;
 }
 
 /** Smallest probability taken to the log, so that log(c · softmax) stays finite. */
@@ -86,31 +92,98 @@ export class DefendedClassifier implements Classifier {
   async release(): Promise<void> {
     if (this.sessionPromise) await (await this.sessionPromise).release();
   }
+
+  private judgeBytes?: Uint8Array;
+
+  /**
+   * The defended model with logits as its only output, for lane workers that judge an attack's
+   * success (the dAE's probabilities go through the same log as toLogits).
+   */
+  judge(): { model: Uint8Array; output: string } {
+    const output = 'judge_logits';
+    if (!this.judgeBytes) {
+      const g = this.defended.model.graph!;
+      const b = new GraphBuilder('judge/');
+      if (this.parts.stage.scores === 'logits') b.node('Identity', [this.defended.scores], {}, [output]);
+      else b.node('Log', [b.op('Max', [this.defended.scores, b.scalar(PROBABILITY_FLOOR, 'floor')])], {}, [output]);
+      this.judgeBytes = encodeModel({
+        ...this.defended.model,
+        graph: { ...g, node: [...(g.node ?? []), ...b.nodes], initializer: [...(g.initializer ?? []), ...b.initializers], output: [{ name: output }] },
+      });
+    }
+    return { model: this.judgeBytes, output };
+  }
+
+  /** What a lane needs to run `gradientModel`'s gradient and judge on this defended model. */
+  laneInit(gradientModel: { bytes: Uint8Array; shapes: Map<string, Dim[]>; output: string } | 'judge only', threads: number): LaneInit {
+    const { input, sampleDims, numClasses, shapes } = this.parts;
+    const judge = this.judge();
+    const common = { input, sampleDims: [...sampleDims], numClasses, sessionOptions: { ep: 'cpu' as const, threads } };
+    if (gradientModel === 'judge only') return { ...common, model: judge.model, output: judge.output, shapes: [...shapes] };
+    return { ...common, model: gradientModel.bytes, output: gradientModel.output, shapes: [...gradientModel.shapes], judge };
+  }
 }
 
 type GradientFn = (x: Float32Array, n: number, labels: Int32Array, loss: LossKind, targets?: Int32Array) => Promise<Float32Array>;
 
-/** The defended classifier with the gradient of the given threat model (none for gradient-free). */
-export function threatClassifier(defended: DefendedClassifier, threat: ThreatModel): Classifier & { release(): Promise<void>; surrogate: string } {
+/** A threat model's gradient; `lane` describes it for lane workers where it is one ONNX model's loss gradient. */
+interface ThreatGradient {
+  fn: GradientFn;
+  release(): Promise<void>;
+  surrogate: string;
+  lane?(): Promise<{ bytes: Uint8Array; shapes: Map<string, Dim[]>; output: string }>;
+}
+
+export type ThreatClassifier = Classifier & {
+  release(): Promise<void>;
+  surrogate: string;
+  /** Lanes for this threat (worker copies), where its gradient is one ONNX model's; absent otherwise. */
+  laneInit?(threads: number): Promise<LaneInit>;
+};
+
+/** The variants of the adaptive threat model that apply to a fitted stage, as threat names (adaptive/<id>). */
+export function adaptiveVariantThreats(stage: DefenseStage): `adaptive/${string}`[] {
+  return (defenseSpec(stage.kind).adaptive.variants ?? []).filter((v) => v.applies?.(stage) ?? true).map((v) => `adaptive/${v.id}` as const);
+}
+
+/**
+ * The defended classifier with the gradient of the given threat model (none for gradient-free);
+ * `threat` may name an adaptive variant (adaptive/<id>), whose surrogate may use `context`.
+ */
+export function threatClassifier(defended: DefendedClassifier, threat: ThreatModel | `adaptive/${string}`, context?: AdaptiveContext): ThreatClassifier {
   const base = {
     numClasses: defended.numClasses,
     sampleDims: defended.sampleDims,
     logits: (x: Float32Array, n: number) => defended.logits(x, n),
   };
-  if (threat === 'gradient-free') return { ...base, surrogate: 'none (forward passes only)', release: async () => {} };
+  const lanesPossible = defended.parts.fixedBatch === undefined;
+  if (threat === 'gradient-free')
+    return {
+      ...base,
+      surrogate: 'none (forward passes only)',
+      release: async () => {},
+      ...(lanesPossible && { laneInit: async (threads: number) => defended.laneInit('judge only', threads) }),
+    };
   const transfer: GradientFn = async (x, n, labels, loss, targets) => (await defended.parts.undefended.lossGradient(x, n, labels, loss, targets)).grad;
-  let gradient: { fn: GradientFn; release(): Promise<void>; surrogate: string };
+  let gradient: ThreatGradient;
   const stage = defended.parts.stage;
   if (threat === 'transfer' || (threat === 'bpda' && stage.placement === 'after-tail')) {
     gradient = {
       fn: transfer,
       release: async () => {},
       surrogate: threat === 'transfer' ? 'undefended model' : 'identity (removes an after-tail defense: equals transfer)',
+      lane: async () => ({ bytes: encodeModel(defended.parts.model), shapes: defended.parts.shapes, output: defended.parts.output }),
     };
   } else if (threat === 'bpda') {
     gradient = bpdaGradient(defended);
   } else if (threat === 'adaptive') {
     gradient = adaptiveGradient(defended);
+  } else if (threat.startsWith('adaptive/')) {
+    const id = threat.slice('adaptive/'.length);
+    const variant = defenseSpec(stage.kind).adaptive.variants?.find((v) => v.id === id);
+    if (!variant) throw new Error(`the ${stage.kind} defense has no adaptive variant '${id}'`);
+    if (!context) throw new Error(`the adaptive variant '${id}' needs the attacker's context`);
+    gradient = surrogateGradient(defended, variant.description, () => variant.surrogate(stage, context));
   } else {
     gradient = directGradient(defended);
   }
@@ -120,6 +193,7 @@ export function threatClassifier(defended: DefendedClassifier, threat: ThreatMod
     // Logits come from the defended forward pass: attacks judge success on the defended model.
     lossGradient: async (x, n, labels, loss, targets) => ({ grad: await gradient.fn(x, n, labels, loss, targets), logits: await defended.logits(x, n) }),
     release: () => gradient.release(),
+    ...(lanesPossible && gradient.lane && { laneInit: async (threads: number) => defended.laneInit(await gradient.lane!(), threads) }),
   };
 }
 
@@ -260,29 +334,35 @@ function directGradient(defended: DefendedClassifier): { fn: GradientFn; release
 function adaptiveGradient(defended: DefendedClassifier): { fn: GradientFn; release(): Promise<void>; surrogate: string } {
   const spec = defenseSpec(defended.parts.stage.kind).adaptive;
   if (!spec.surrogate) return { ...directGradient(defended), surrogate: spec.description };
+  return surrogateGradient(defended, spec.description, () => spec.surrogate!(defended.parts.stage));
+}
+
+/** The loss gradient of the model with `surrogate()` spliced in place of the defense (built on first use). */
+function surrogateGradient(defended: DefendedClassifier, description: string, surrogate: () => Promise<DefenseStage> | DefenseStage): ThreatGradient {
   const { input, sessionOptions, numClasses } = defended.parts;
+  let composedModel: Promise<{ bytes: Uint8Array; shapes: Map<string, Dim[]>; output: string; model: ModelProto }> | undefined;
+  const composed = () =>
+    (composedModel ??= (async () => {
+      const c = composeDefended(defended.parts.model, await surrogate());
+      const bytes = encodeModel(c.model);
+      const shapes = await inferShapes({ path: '(adaptive surrogate)', sha256: sha256Hex(bytes), model: c.model, bytes }, sessionOptions.threads);
+      return { bytes, shapes, output: c.scores, model: c.model };
+    })());
   let classifier: Promise<{ c: OnnxClassifier; session: Session }> | undefined;
   const get = () =>
     (classifier ??= (async () => {
-      const composed = composeDefended(defended.parts.model, spec.surrogate!(defended.parts.stage));
-      const bytes = encodeModel(composed.model);
-      const shapes = await inferShapes({ path: '(adaptive surrogate)', sha256: sha256Hex(bytes), model: composed.model, bytes }, sessionOptions.threads);
+      const { bytes, shapes, output, model } = await composed();
       const session = await createSession(bytes, sessionOptions);
-      const c = new OnnxClassifier({
-        model: composed.model,
-        shapes,
-        session,
-        input,
-        output: composed.scores,
-        sampleDims: defended.sampleDims,
-        numClasses,
-        sessionOptions,
-      });
+      const c = new OnnxClassifier({ model, shapes, session, input, output, sampleDims: defended.sampleDims, numClasses, sessionOptions });
       return { c, session };
     })());
   return {
-    surrogate: spec.description,
+    surrogate: description,
     fn: async (x, n, labels, loss, targets) => (await (await get()).c.lossGradient(x, n, labels, loss, targets)).grad,
+    lane: async () => {
+      const { bytes, shapes, output } = await composed();
+      return { bytes, shapes, output };
+    },
     release: async () => {
       if (!classifier) return;
       const { c, session } = await classifier;

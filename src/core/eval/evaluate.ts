@@ -6,6 +6,7 @@
 import { parseAttackList } from '../attacks/registry';
 import { resolveStrength } from '../attacks/strength';
 import { checkLayer } from '../defenses/fit';
+import { UserError } from '../errors';
 import type { DefendedClassifier } from '../defenses/threats';
 import { writeJsonAtomic } from '../fs-atomic';
 import { TOOL_VERSION } from '../version';
@@ -15,10 +16,13 @@ import { throwIfCancelled, type RunHooks } from './context';
 import { prepareData } from './data';
 import { accuracyAndConfusion, correctFlags } from './metrics';
 import { argmaxRows, classifierLogits, onnxClassifier, openClassifier } from './model-session';
-import { EXAMPLES_PER_RUN, runAttackPlan, startLanes } from './stages/attacks';
+import { EXAMPLES_PER_RUN, laneChoiceFor, runAttackPlan, startModelLanes } from './stages/attacks';
 import { classifierChecks, forwardChecks, resultChecks } from './stages/checks';
 import { runDefense } from './stages/defense';
 import { runFooling } from './stages/fooling';
+import { runSweep, sweepLayerChoices } from './sweep';
+import { prepareUnknown, runOpenSet } from './stages/open-set';
+import { measureIsometry } from '../analysis/isometry';
 import { unionWorstCases } from './worst-case';
 
 export { CancelledError, throwIfCancelled, type RunHooks } from './context';
@@ -37,6 +41,9 @@ export async function runEvaluation(requested: EvaluationConfig, hooks: RunHooks
     log(`Model ${config.model}: input ${model.input} [${model.sampleDims}], ${model.numClasses} classes, on ${model.session.provider}`);
     const data = await prepareData(config, model);
     log(`Data ${config.data}: ${data.count} samples, sha256 ${data.description.sha256.slice(0, 12)}…`);
+    // Loaded before any attack runs, so that a bad unknown set fails at once.
+    const unknown = config.unknown ? await prepareUnknown(config, model) : undefined;
+    if (unknown) log(`Unknown inputs ${unknown.description.path}: ${unknown.count} samples`);
     const tLoaded = performance.now();
     throwIfCancelled(hooks.signal);
 
@@ -52,6 +59,7 @@ export async function runEvaluation(requested: EvaluationConfig, hooks: RunHooks
       schemaVersion: RUN_RESULT_SCHEMA_VERSION,
       tool: { name: 'robustness-lab', version: TOOL_VERSION },
       createdAt: new Date().toISOString(),
+      ...(config.experiment && { experiment: config.experiment }),
       model: {
         path: config.model,
         sha256: model.loaded.sha256,
@@ -74,13 +82,33 @@ export async function runEvaluation(requested: EvaluationConfig, hooks: RunHooks
       clean: accuracyAndConfusion(predictions, data.labels, model.numClasses),
       ...(config.attacks && { attackPlan: config.attacks }),
     };
+    if (config.isometry) {
+      hooks.onProgress?.({ phase: 'Isometry per layer', done: 0, total: 1 });
+      result.isometry = await measureIsometry(
+        { model, x: data.x, labels: data.labels, count: data.count },
+        { ...config.isometry, seed: config.isometry.seed ?? config.seed },
+        {
+          batchSize: config.batchSize,
+          threads: config.threads,
+          ep: config.ep,
+          signal: hooks.signal,
+          onLog: log,
+          onBatch: (done, total) => hooks.onProgress?.({ phase: 'Isometry per layer', done, total }),
+        },
+      );
+      log(`Isometry at ${result.isometry.layers.length} insertion points in ${result.isometry.seconds.toFixed(1)} s`);
+    }
     const classifier = onnxClassifier(model, { ep: config.ep, threads: config.threads });
     let defended: DefendedClassifier | undefined;
     try {
-      if (config.defense) checkLayer(model.graph, config.defense.layer); // before any attack runs
+      // Before any attack runs. A sweep's defense goes at each of its layers instead of its own.
+      const sweepLayers = config.sweep ? sweepLayerChoices(model.graph, config.sweep.layers) : undefined;
+      if (config.sweep && !config.defense)
+        throw new UserError('A layer sweep needs a defense to insert at each layer.', 'Add --defense lesci --reference <images>.');
+      if (config.defense && !sweepLayers) checkLayer(model.graph, config.defense.layer);
       if (config.attacks) {
         const examples: ExampleImage[] = [];
-        const lanes = await startLanes(config, model, result, log);
+        const lanes = await startModelLanes(model, laneChoiceFor(config, model, data.count, result, log));
         try {
           result.attacks = await runAttackPlan(
             classifier,
@@ -113,8 +141,10 @@ export async function runEvaluation(requested: EvaluationConfig, hooks: RunHooks
         ];
         result.examples = examples;
       }
-      if (config.defense) defended = await runDefense(config, model, classifier, data, result, hooks);
+      if (sweepLayers) await runSweep(config, model, classifier, data, result, hooks, sweepLayers);
+      else if (config.defense) defended = await runDefense(config, model, classifier, data, result, hooks);
       if (config.fooling) await runFooling(config, classifier, defended, result, hooks);
+      if (unknown) await runOpenSet(config, model, unknown, data, logits, defended, result, hooks);
     } finally {
       await defended?.release();
       await classifier.release();

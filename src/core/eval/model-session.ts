@@ -88,8 +88,7 @@ export function laneInit(m: ClassifierModel, sessionOptions: SessionOptions): La
 }
 
 export function defendedParts(m: ClassifierModel, stage: DefenseStage, sessionOptions: SessionOptions, undefended: OnnxClassifier): DefendedParts {
-  const { output: _output, fixedBatch: _fixedBatch, ...rest } = classifierFields(m);
-  return { ...rest, stage, sessionOptions, undefended };
+  return { ...classifierFields(m), stage, sessionOptions, undefended };
 }
 
 function classifierFields(m: ClassifierModel) {

@@ -6,7 +6,8 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { decodeModel } from '../onnx/proto';
 import type { LaneInit, LaneReply, LaneRequest } from './lanes';
 import { OnnxClassifier } from './onnx-classifier';
-import { createSession } from './session';
+import { createSession, type Session } from './session';
+import * as ort from 'onnxruntime-node';
 
 async function main(): Promise<void> {
   const init = workerData as LaneInit;
@@ -22,6 +23,11 @@ async function main(): Promise<void> {
     fixedBatch: init.fixedBatch,
     sessionOptions: init.sessionOptions,
   });
+  const judgeSession: Session | undefined = init.judge ? await createSession(init.judge.model, init.sessionOptions) : undefined;
+  const judged = async (x: Float32Array, n: number): Promise<Float32Array> => {
+    const out = await judgeSession!.run({ [init.input]: new ort.Tensor('float32', x, [n, ...init.sampleDims]) }, [init.judge!.output]);
+    return out[init.judge!.output].data as Float32Array;
+  };
   const port = parentPort!;
   port.on('message', async (request: LaneRequest) => {
     let reply: LaneReply;
@@ -30,12 +36,15 @@ async function main(): Promise<void> {
       if (request.method === 'release') {
         await classifier.release();
         await session.release();
+        await judgeSession?.release();
         reply = { id: request.id, arrays: [] };
       } else if (request.method === 'logits') {
-        reply = { id: request.id, arrays: [(await classifier.logits(...request.args)).slice()] };
+        const logits = judgeSession ? await judged(...request.args) : await classifier.logits(...request.args);
+        reply = { id: request.id, arrays: [logits.slice()] };
       } else if (request.method === 'lossGradient') {
         const { grad, logits } = await classifier.lossGradient(...request.args);
-        reply = { id: request.id, arrays: [grad.slice(), logits.slice()] };
+        const judgedLogits = judgeSession ? await judged(request.args[0], request.args[1]) : logits;
+        reply = { id: request.id, arrays: [grad.slice(), judgedLogits.slice()] };
       } else {
         const { next, logits } = await classifier.linfStep!(...request.args);
         reply = { id: request.id, arrays: [next.slice(), logits.slice()] };
@@ -48,7 +57,8 @@ async function main(): Promise<void> {
       reply.arrays.map((a) => a.buffer as ArrayBuffer),
     );
   });
-  port.postMessage({ ready: true, linfStep: classifier.linfStep !== undefined });
+  // The fused step's logits come from the gradient model: with a judge the attack takes the gradient path.
+  port.postMessage({ ready: true, linfStep: classifier.linfStep !== undefined && !judgeSession });
 }
 
 void main().catch((e) => parentPort!.postMessage({ ready: false, error: (e as Error).message }));

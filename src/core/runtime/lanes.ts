@@ -25,6 +25,12 @@ export interface LaneInit {
   numClasses: number;
   fixedBatch?: number;
   sessionOptions: SessionOptions;
+  /**
+   * A second model that judges: its output (logits) is what `logits` and `lossGradient` return,
+   * while the gradient comes from `model` (a defended model attacked through a surrogate's or the
+   * undefended model's gradient: success is judged on the defended one).
+   */
+  judge?: { model: Uint8Array; output: string };
 }
 
 export type LaneRequest =

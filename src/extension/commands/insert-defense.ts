@@ -8,6 +8,7 @@ import { DEFENSES, insertCommand, insertDefense } from '../defense-wizard';
 import { insertionTarget, type InsertionTarget, type ModelTreeNode } from '../models-view';
 import { pickModel } from '../pickers';
 import { uriOf, type Commands, type Services } from '../services';
+import { completeStep } from '../walkthrough';
 import { runExperimentFile } from './run-experiment';
 
 /** The layer to insert at: from the tree, or picked among the model's insertion points. */
@@ -54,8 +55,12 @@ async function insertAt(s: Services, kind: string | undefined, arg: unknown): Pr
     )?.defense;
   if (!chosenKind) return;
   try {
-    const file = await insertDefense(chosenKind, target, await s.experiments.listExperiments());
+    const file = await insertDefense(chosenKind, target, await s.experiments.listExperiments(), {
+      describeData: (data, labels) => s.inspector.describeData(data, labels),
+      state: s.context.workspaceState,
+    });
     if (!file) return;
+    completeStep('defenseInserted');
     s.experiments.refresh();
     void vscode.window
       .showInformationMessage(`Defense written to ${vscode.workspace.asRelativePath(file)}.`, 'Run Experiment')

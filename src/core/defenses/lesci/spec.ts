@@ -1,8 +1,33 @@
 /** LESCI (Denk & Pfisterer): vector quantization or a k-nearest-neighbour vote on reference activations. */
 import { tensorValues } from '../../onnx/tensor-proto';
 import { fitLesci, LESCI_DEFAULTS, LESCI_TENSORS, type LesciOptions } from '../lesci';
-import { softKnnStage } from '../soft-knn';
+import { softKnnStage, softVoteStage, type SoftKnnSource, type SoftVoteRoute } from '../soft-knn';
+import type { DefenseStage } from '../types';
 import { defineDefense } from '../spec';
+
+/** The search LESCI runs: its reduced query against its stored rows, with their labels. */
+function lesciSearch(stage: DefenseStage): SoftKnnSource {
+  const labels = stage.model.graph!.initializer!.find((t) => t.name === LESCI_TENSORS.embeddingLabels);
+  if (!labels) throw new Error('the LESCI graph stores no labels of its rows');
+  return {
+    stage,
+    query: LESCI_TENSORS.reduced,
+    labels: tensorValues(labels),
+    numClasses: Number(stage.params.numClasses),
+    distance: stage.params.distance as 'cosine' | 'l2',
+  };
+}
+
+/** A soft-vote variant of the adaptive threat, for the vote mode only. */
+function voteVariant(route: SoftVoteRoute, description: string) {
+  return {
+    id: route === 'threshold' ? 'soft-vote' : 'vote-bypass',
+    description,
+    applies: (stage: DefenseStage) => stage.params.mode === 'vote',
+    surrogate: (stage: DefenseStage) =>
+      softVoteStage({ ...lesciSearch(stage), k: Number(stage.params.k), tProjection: Number(stage.params.tProjection), route }),
+  };
+}
 
 export const LESCI = defineDefense({
   kind: 'lesci',
@@ -73,17 +98,17 @@ export const LESCI = defineDefense({
   adaptive: {
     description:
       'representation matching: PGD on a soft nearest-neighbour surrogate over the stored rows, in the PCA space and with the distance LESCI searches in',
-    surrogate: (stage) => {
-      const labels = stage.model.graph!.initializer!.find((t) => t.name === LESCI_TENSORS.embeddingLabels);
-      if (!labels) throw new Error('the LESCI graph stores no labels of its rows');
-      return softKnnStage({
-        stage,
-        query: LESCI_TENSORS.reduced,
-        labels: tensorValues(labels),
-        numClasses: Number(stage.params.numClasses),
-        distance: stage.params.distance as 'cosine' | 'l2',
-      });
-    },
+    surrogate: (stage) => softKnnStage(lesciSearch(stage)),
+    variants: [
+      voteVariant(
+        'threshold',
+        'soft vote aimed at t_projection: the k-NN vote smoothed into class shares, scored A·relu(share − t_projection) plus the model\u2019s logits, so the attack drives a wrong class over the threshold or, failing that, the fallback output wrong',
+      ),
+      voteVariant(
+        'bypass',
+        'the second route: logits + log(soft vote share), pushing the true class\u2019s share under t_projection so the model\u2019s own output is used, and attacking that output at the same time',
+      ),
+    ],
   },
   fit: (ref, params, ctx) => fitLesci(ref, { mode: 'vq', ...(params as Partial<LesciOptions>), pca: { seed: ctx.seed, threads: ctx.threads } }),
 });

@@ -2,8 +2,19 @@
 import type { LshOptions } from '../lsh';
 import { tensorFloat32 } from '../../onnx/tensor-proto';
 import { fitRetrieval, RETRIEVAL_DEFAULTS, RETRIEVAL_TENSORS } from '../retrieval';
-import { softKnnStage } from '../soft-knn';
+import { attackerRows, softKnnStage, type SoftKnnSource } from '../soft-knn';
+import type { DefenseStage } from '../types';
 import { defineDefense } from '../spec';
+
+/** The search the retrieval runs: its key against its stored keys, with their labels. */
+function retrievalSearch(stage: DefenseStage): SoftKnnSource {
+  const onehot = stage.model.graph!.initializer!.find((t) => t.name === RETRIEVAL_TENSORS.labels);
+  if (!onehot) throw new Error('the retrieval graph stores no labels');
+  const [n, classes] = (onehot.dims ?? []).map(Number);
+  const values = tensorFloat32(onehot);
+  const labels = Array.from({ length: n }, (_, i) => values.subarray(i * classes, (i + 1) * classes).indexOf(1));
+  return { stage, query: RETRIEVAL_TENSORS.key, labels, numClasses: classes, distance: (stage.params.distance as 'cosine' | 'l2') ?? 'l2' };
+}
 
 export const RETRIEVAL = defineDefense({
   kind: 'retrieval',
@@ -60,14 +71,18 @@ export const RETRIEVAL = defineDefense({
   adaptive: {
     description:
       'feature matching with the private database known: PGD on a soft nearest-neighbour surrogate over the stored keys, in the projected space the retrieval searches',
-    surrogate: (stage) => {
-      const onehot = stage.model.graph!.initializer!.find((t) => t.name === RETRIEVAL_TENSORS.labels);
-      if (!onehot) throw new Error('the retrieval graph stores no labels');
-      const [n, classes] = (onehot.dims ?? []).map(Number);
-      const values = tensorFloat32(onehot);
-      const labels = Array.from({ length: n }, (_, i) => values.subarray(i * classes, (i + 1) * classes).indexOf(1));
-      return softKnnStage({ stage, query: RETRIEVAL_TENSORS.key, labels, numClasses: classes, distance: (stage.params.distance as 'cosine' | 'l2') ?? 'l2' });
-    },
+    surrogate: (stage) => softKnnStage(retrievalSearch(stage)),
+    variants: [
+      {
+        id: 'own-data',
+        description:
+          'feature matching without the private database: the same soft nearest-neighbour surrogate over keys the attacker computes from its own labelled data (the evaluation samples) with the retrieval\u2019s projection',
+        surrogate: async (stage, ctx) => {
+          const own = await attackerRows(stage, RETRIEVAL_TENSORS.key, await ctx.attackerActivations(), ctx.threads);
+          return softKnnStage({ ...retrievalSearch(stage), rows: own.rows, labels: own.labels });
+        },
+      },
+    ],
   },
   fit: (ref, params, ctx) => {
     const p = params as {

@@ -3,13 +3,15 @@
  * undefended model, or the defended one under a threat model), as RunResult entries that keep each
  * sample's outcome, so that the worst case can be taken per sample.
  */
-import { availableParallelism } from 'node:os';
+import { availableParallelism, freemem } from 'node:os';
 import { parseAttackList, runAttack, type AttackConfig } from '../../attacks/run';
 import { ATTACKS, type AttackName } from '../../attacks/registry';
 import type { Classifier, Norm } from '../../attacks/types';
 import { UserError } from '../../errors';
-import { OnnxLanes } from '../../runtime/lanes';
+import { chooseLanes, type LaneChoice } from '../../runtime/lane-count';
+import { OnnxLanes, type LaneInit } from '../../runtime/lanes';
 import { encodeBits } from '../../../protocol/bitset';
+import { largestUsefulEps } from '../../../protocol/eps';
 import type { AttackPlan, EvaluationConfig } from '../../../protocol/experiment';
 import type { AttackResult, ExampleImage, RunResult } from '../../../protocol/run-result';
 import { isCancelled, CancelledError, type RunHooks } from '../context';
@@ -56,6 +58,14 @@ export async function runAttacks(
   const badEps = plan.eps.find((e) => !(e >= 0) || !Number.isFinite(e));
   if (badEps !== undefined || plan.eps.length === 0)
     throw new UserError(`Epsilons must be non-negative numbers, got [${plan.eps.join(', ')}].`, 'Pass e.g. --eps 0.01,0.02,0.05');
+  // Attacks keep inputs in [0, 1]: a larger ball holds every input, which is a typo, not a threat model.
+  const bound = largestUsefulEps({ norm: plan.norm as Norm, sampleSize: classifier.sampleDims.reduce((a, b) => a * b, 1) });
+  const tooLarge = plan.eps.find((e) => bound !== undefined && e > bound + 1e-12);
+  if (tooLarge !== undefined)
+    throw new UserError(
+      `Epsilon ${tooLarge} (${plan.norm}) is larger than ${plan.norm === 'linf' ? 'the input range 1' : `√d = ${bound!.toFixed(2)}, the largest L2 distance between two inputs`}: inputs are scaled to [0, 1], and that ball holds every input.`,
+      'Epsilons are on the [0, 1] scale: e.g. 8/255 ≈ 0.031 for L∞.',
+    );
   const results: AttackResult[] = [];
   // Sequential (AutoAttack): per eps, each attack runs only on the samples no earlier one broke.
   const broken = new Map<number, Uint8Array>();
@@ -179,24 +189,54 @@ function exampleImages(
   }));
 }
 
+/** Bytes the lanes of one attack run may take together: half the free memory, at most 8 GiB. */
+const LANE_MEMORY_BUDGET = () => Math.min(freemem() / 2, 8 * 2 ** 30);
+
 /**
- * Worker-thread lanes for the baseline attacks when config.lanes > 1 on the CPU, the threads split
- * between them (the default 0 threads means one per core). Recorded in the result's runtime.
+ * The lanes attacks use (config.lanes: a number, or 'auto', the default): picked from the cores,
+ * the model's size and the batch within a memory budget (runtime/lane-count.ts). Recorded in the
+ * result's runtime and logged.
  */
-export async function startLanes(
+export function laneChoiceFor(
   config: EvaluationConfig,
   model: ClassifierModel,
+  samples: number,
   result: RunResult,
   log: (line: string) => void,
-): Promise<OnnxLanes | undefined> {
-  const count = config.lanes ?? 1;
-  if (count <= 1) return undefined;
-  if (model.session.provider !== 'cpu') {
-    log(`--lanes ${count} ignored: lanes split the CPU, and the model runs on ${model.session.provider}.`);
-    return undefined;
+  /** The bytes of what each lane opens, when more than the model (a defended model and its surrogate). */
+  laneModelBytes = model.loaded.bytes.length,
+): LaneChoice {
+  const choice = chooseLanes({
+    requested: config.lanes ?? 'auto',
+    cores: availableParallelism(),
+    threads: config.threads,
+    provider: model.session.provider,
+    modelBytes: laneModelBytes,
+    shapes: model.graph.shapes,
+    batchSize: model.fixedBatch ?? config.batchSize,
+    samples,
+    memoryBudget: LANE_MEMORY_BUDGET(),
+  });
+  if (choice.lanes > 1 && model.session.provider !== 'cpu') {
+    log(`--lanes ${choice.lanes} ignored: lanes split the CPU, and the model runs on ${model.session.provider}.`);
+    return { lanes: 1, threadsPerLane: config.threads, reason: `${choice.reason}; ignored: the model runs on ${model.session.provider}` };
   }
-  const threads = Math.max(1, Math.floor((config.threads || availableParallelism()) / count));
-  log(`Attacks run in ${count} lanes of ${threads} onnxruntime thread${threads === 1 ? '' : 's'} each.`);
-  result.runtime.lanes = count;
-  return OnnxLanes.start(laneInit(model, { ep: 'cpu', threads }), count);
+  result.runtime.lanes = choice.lanes;
+  result.runtime.lanesChoice = choice.reason;
+  if (choice.lanes > 1)
+    log(
+      `Attacks run in ${choice.lanes} lanes of ${choice.threadsPerLane} onnxruntime thread${choice.threadsPerLane === 1 ? '' : 's'} each (${choice.reason}).`,
+    );
+  return choice;
+}
+
+/** Worker-thread lanes from a lane description, or none when one lane was chosen. */
+export async function startLanes(init: (threads: number) => LaneInit | Promise<LaneInit>, choice: LaneChoice): Promise<OnnxLanes | undefined> {
+  if (choice.lanes <= 1) return undefined;
+  return OnnxLanes.start(await init(choice.threadsPerLane), choice.lanes);
+}
+
+/** Lanes for the baseline attacks: copies of the undefended model. */
+export function startModelLanes(model: ClassifierModel, choice: LaneChoice): Promise<OnnxLanes | undefined> {
+  return startLanes((threads) => laneInit(model, { ep: 'cpu', threads }), choice);
 }

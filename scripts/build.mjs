@@ -23,9 +23,10 @@ const builds = [
   // Worker threads of OnnxLanes (src/core/runtime/lanes.ts), next to the bundles that start them.
   { ...common, entryPoints: { 'lane-worker': 'src/core/runtime/lane-worker.ts' }, outdir: 'dist' },
   // The webviews: browser bundles plus their CSS, in dist/webview/: the results panel (chart.js,
-  // @vscode-elements) and the model graph editor (dagre lays the graph out).
+  // @vscode-elements), the model graph editor (dagre lays the graph out) and the runs table
+  // (every run as a row; 2 to 7 compared, chart.js).
   {
-    entryPoints: { main: 'webview-ui/src/main.ts', graph: 'webview-ui/src/graph.ts' },
+    entryPoints: { main: 'webview-ui/src/main.ts', graph: 'webview-ui/src/graph.ts', 'runs-table': 'webview-ui/src/runs-table.ts' },
     outdir: 'dist/webview',
     bundle: true,
     platform: 'browser',

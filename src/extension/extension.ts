@@ -15,10 +15,11 @@ import { insertDefenseCommands } from './commands/insert-defense';
 import { isometryCommands } from './commands/isometry';
 import { miscCommands } from './commands/misc';
 import { openModelCommands } from './commands/open-model';
-import { resultsCommands } from './commands/results';
+import { resultsCommands, runsTableDeps } from './commands/results';
 import { runExperimentCommands } from './commands/run-experiment';
 import { sweepCommands } from './commands/sweep';
 import { registerGraphEditor } from './graph-editor';
+import { RunsTablePanel } from './runs-table';
 import { createServices, refreshViewsOnChanges, registerCommands } from './services';
 
 export function activate(context: vscode.ExtensionContext): void {
@@ -40,6 +41,7 @@ export function activate(context: vscode.ExtensionContext): void {
     registerCommands(services, family(services));
   }
   registerGraphEditor(services);
+  context.subscriptions.push(RunsTablePanel.register(runsTableDeps(services)));
 }
 
 export function deactivate(): void {}

@@ -6,6 +6,7 @@
 import { readdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import * as vscode from 'vscode';
+import { formatEta } from '../protocol/eta';
 import type { EvaluationConfig, Progress } from '../protocol/experiment';
 import type { RunResult } from '../protocol/run-result';
 import { percent } from '../report/analysis';
@@ -26,6 +27,8 @@ export interface RunRequest {
 interface ActiveRun {
   title: string;
   handle: JobHandle<unknown>;
+  /** The last progress report, for the status bar. */
+  progress?: Progress;
 }
 
 type JobCallbacks = RequestCallbacks & { onOutput(line: string): void };
@@ -57,11 +60,17 @@ export class Runner implements vscode.Disposable {
   /** A run finished and wrote this result file. */
   readonly onDidFinish = this.finished.event;
 
+  /** Shown while a run is going: overall progress and the time left; a click shows the log. */
+  private readonly statusBar = vscode.window.createStatusBarItem('robustnessLab.run', vscode.StatusBarAlignment.Left, 10);
+
   constructor(
     private readonly context: vscode.ExtensionContext,
     private readonly output: vscode.LogOutputChannel,
     private readonly workerScript: string,
-  ) {}
+  ) {
+    this.statusBar.name = 'Robustness Lab run';
+    this.statusBar.command = 'robustnessLab.showLog';
+  }
 
   /** Runs one evaluation; resolves with the result and its file, or undefined when it did not complete. */
   async run(request: RunRequest): Promise<{ file: vscode.Uri; result: RunResult } | undefined> {
@@ -102,9 +111,16 @@ export class Runner implements vscode.Disposable {
     const folders = (vscode.workspace.workspaceFolders ?? []).map((f) => f.uri.fsPath);
     const cwd = ((scope && vscode.workspace.getWorkspaceFolder(scope)) ?? vscode.workspace.workspaceFolders?.[0])?.uri.fsPath;
     if (folders.length === 0) return { cwd };
-    const files = [config.model, config.data, config.labels, config.defense?.reference, config.defense?.referenceLabels, config.cacheDir].filter(
-      (p): p is string => !!p,
-    );
+    const files = [
+      config.model,
+      config.data,
+      config.labels,
+      config.defense?.reference,
+      config.defense?.referenceLabels,
+      config.unknown?.data,
+      config.unknown?.labels,
+      config.cacheDir,
+    ].filter((p): p is string => !!p);
     const inside = (p: string) =>
       folders.some((root) => !path.relative(root, path.resolve(p)).startsWith('..') && !path.isAbsolute(path.relative(root, path.resolve(p))));
     const outside = files.filter((p) => !inside(p));
@@ -141,6 +157,7 @@ export class Runner implements vscode.Disposable {
   dispose(): void {
     for (const run of this.active.values()) run.handle.cancel();
     this.finished.dispose();
+    this.statusBar.dispose();
   }
 
   private config(request: RunRequest, out: string | undefined): EvaluationConfig {
@@ -166,10 +183,21 @@ export class Runner implements vscode.Disposable {
       { location: vscode.ProgressLocation.Notification, title: `Robustness Lab: ${title}`, cancellable: true },
       async (progress, token) => {
         progress.report({ message: 'Starting the compute process…' });
+        let reported = 0; // overall percent already given to the notification's bar
         const handle = start({
           onProgress: (p: Progress) => {
             const pct = p.total > 0 ? ` (${Math.floor((100 * p.done) / p.total)}%)` : '';
-            progress.report({ message: `${p.phase}: ${p.done.toLocaleString('en-US')}/${p.total.toLocaleString('en-US')}${pct}` });
+            const overall = overallPercent(p);
+            const increment = overall === undefined ? undefined : Math.max(0, overall - reported);
+            if (overall !== undefined) reported = Math.max(reported, overall);
+            const whole =
+              overall === undefined
+                ? ''
+                : ` · overall ${Math.floor(overall)}%${p.overall?.etaSeconds !== undefined ? `, ${formatEta(p.overall.etaSeconds)}` : ''}`;
+            progress.report({ message: `${p.phase}: ${p.done.toLocaleString('en-US')}/${p.total.toLocaleString('en-US')}${pct}${whole}`, increment });
+            const run = this.active.get(runNo);
+            if (run) run.progress = p;
+            this.updateStatusBar();
           },
           onLog: (line) => this.output.info(line),
           onOutput: (line) => this.output.warn(`[compute process] ${line}`),
@@ -226,7 +254,33 @@ export class Runner implements vscode.Disposable {
 
   private updateContext(): void {
     void vscode.commands.executeCommand('setContext', 'robustnessLab.running', this.active.size > 0);
+    this.updateStatusBar();
   }
+
+  /** "$(sync~spin) Robustness Lab 34% · about 2 min left" while runs are going; hidden otherwise. */
+  private updateStatusBar(): void {
+    const runs = [...this.active.values()];
+    if (runs.length === 0) return void this.statusBar.hide();
+    const first = runs[0];
+    const overall = first.progress && overallPercent(first.progress);
+    const eta = first.progress?.overall?.etaSeconds;
+    this.statusBar.text = [
+      `$(sync~spin) Robustness Lab${runs.length > 1 ? ` (${runs.length} runs)` : ''}`,
+      overall !== undefined ? `${Math.floor(overall)}%` : undefined,
+      eta !== undefined ? formatEta(eta) : undefined,
+    ]
+      .filter(Boolean)
+      .join(' · ');
+    this.statusBar.tooltip =
+      runs.map((r) => `${r.title}: ${r.progress ? `${r.progress.phase} ${r.progress.done}/${r.progress.total}` : 'starting'}`).join('\n') +
+      '\nClick to show the log.';
+    this.statusBar.show();
+  }
+}
+
+/** The whole run's progress in percent, when the engine reports it. */
+function overallPercent(p: Progress): number | undefined {
+  return p.overall && p.overall.total > 0 ? Math.min(100, (100 * p.overall.done) / p.overall.total) : undefined;
 }
 
 /**

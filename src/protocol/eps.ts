@@ -33,8 +33,11 @@ export function largestUsefulEps(range: EpsRange): number | undefined {
 
 /** A comma- or space-separated list of epsilons, or the problem with it in words. */
 export function parseEpsList(text: string, range?: EpsRange): { values: number[] } | { problem: string } {
-  const parts = text.split(/[\s,]+/).filter(Boolean);
-  if (parts.length === 0) return { problem: 'Enter one or more epsilons, e.g. 0.03, 8/255' };
+  if (text.trim() === '') return { problem: 'Enter one or more epsilons, e.g. 0.03, 8/255' };
+  const items = text.split(',').map((item) => item.trim());
+  const empty = items.findIndex((item) => item === '');
+  if (empty >= 0) return { problem: `'${text.trim()}': item ${empty + 1} is empty.` };
+  const parts = items.flatMap((item) => item.split(/\s+/));
   const values: number[] = [];
   for (const p of parts) {
     const v = parseEpsValue(p);

@@ -180,4 +180,9 @@ export interface Progress {
   phase: string;
   done: number;
   total: number;
+  /**
+   * The whole run: work done and planned, in gradient evaluations (attack budgets × samples), and
+   * the seconds left when they can be estimated (src/core/eval/progress.ts).
+   */
+  overall?: { done: number; total: number; etaSeconds?: number };
 }

@@ -153,6 +153,10 @@ export interface DefenseResult {
   /** What each threat model's gradient is (BPDA's surrogate etc.). */
   threats: Record<string, string>;
   worstCase: WorstCase[];
+  /** The defended model's clean and worst-case accuracy per class (optional; absent in older files). */
+  perClass?: PerClassAccuracy;
+  /** The defended model's adversarial confusion matrix at the largest epsilon (optional; absent in older files). */
+  adversarialConfusion?: AdversarialConfusion;
   /**
    * holds: an adaptive attack ran, no check fired and the worst case beats the baseline at every
    * epsilon; broken: no better at any epsilon; partial: no better at some; inconclusive: no epsilon
@@ -161,6 +165,37 @@ export interface DefenseResult {
   verdict: 'holds' | 'partial' | 'broken' | 'inconclusive' | 'not attacked';
   /** Why the verdict is what it is, in sentences. */
   verdictReasons?: string[];
+}
+
+/**
+ * Clean and worst-case accuracy per class, as counts (index = class label), so that the weighted
+ * mean over classes is exactly the overall accuracy.
+ */
+export interface PerClassAccuracy {
+  /** Evaluated samples per class. */
+  count: number[];
+  /** Samples of each class classified correctly without an attack. */
+  cleanCorrect: number[];
+  /**
+   * Per norm and epsilon, samples of each class that survived every attack (and every threat model
+   * for the defended model): the per-sample union worst case of WorstCase.accuracy, split by class.
+   */
+  robust: { norm: 'linf' | 'l2'; eps: number; correct: number[] }[];
+}
+
+/**
+ * True class × prediction under attack at one epsilon, for the per-sample worst case: each sample
+ * counts under the prediction of the first attack (in run order, over every threat model) that
+ * fooled it; a sample no attack fooled counts under its true class, and a sample misclassified
+ * without an attack under its clean prediction. The diagonal over the sample count is therefore the
+ * union worst case's robust accuracy.
+ */
+export interface AdversarialConfusion {
+  norm: 'linf' | 'l2';
+  eps: number;
+  method: 'per-sample-union-first-break';
+  /** matrix[true][predicted under attack] counts. */
+  matrix: number[][];
 }
 
 /** A few samples for the results view: clean and adversarial inputs with their predictions. */
@@ -172,7 +207,14 @@ export interface ExampleImage {
   eps: number;
   threat: string;
   target: 'baseline' | 'defended';
+  /** The prediction on the stored (rounded) adversarial input. */
   adversarialPrediction: number;
+  /**
+   * True when the attack fooled this sample: classified correctly clean (by the attacked model),
+   * misclassified on the stored adversarial input. Examples are chosen among fooled samples; false
+   * only when the attack fooled too few (optional; absent in older files).
+   */
+  fooled?: boolean;
   shape: number[];
   clean: number[];
   adversarial: number[];
@@ -222,9 +264,18 @@ export interface RunResult {
   worstCase?: WorstCase[];
   /** Checks on the evaluation itself, on the undefended and the defended model (schema 2). */
   checks?: CheckResult[];
+  /** The undefended model's clean and worst-case accuracy per class (optional; absent in older files). */
+  perClass?: PerClassAccuracy;
+  /** The undefended model's adversarial confusion matrix at the largest epsilon (optional; absent in older files). */
+  adversarialConfusion?: AdversarialConfusion;
   defense?: DefenseResult;
   /** The fooling generator (dAE paper): undefended, and dAE-scaled when a dAE defense ran. */
   fooling?: { baseline: FoolingSummary[]; defended?: FoolingSummary[]; params: Record<string, unknown> };
+  /**
+   * Clean and adversarial inputs of a few samples the attacks fooled, at the largest epsilon: for
+   * the undefended model a few per attack, for the defended model a few per threat model (from its
+   * strongest attack there).
+   */
   examples?: ExampleImage[];
   /** Isometry per insertion point (isometric-representations paper): `robustness-lab isometry`. */
   isometry?: IsometryResult;

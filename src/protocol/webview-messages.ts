@@ -77,3 +77,72 @@ export function isFromWebview(x: unknown): x is FromWebview {
       return false;
   }
 }
+
+// ---------------------------------------------------------------------------------------------
+// The runs-table webview (src/extension/runs-table.ts, webview-ui/src/runs-table.ts): every run of
+// the results folders as a row; 2 to 7 of them compared.
+
+/** Runs the table lists at most (a results folder with more shows the newest). */
+export const MAX_TABLE_RUNS = 2000;
+/** Runs one comparison shows at most. */
+export const MAX_COMPARED_RUNS = 7;
+
+/** A result file that is not a readable RunResult, listed so that the user sees why it is missing. */
+export interface UnreadableRun {
+  file: string;
+  problem: string;
+}
+
+export type ToRunsTable =
+  /**
+   * The runs of the results folders, newest first. `compare` (files of listed runs, 2 to 7, the
+   * first the baseline) opens the comparison of those runs, as Compare Runs asks.
+   */
+  { type: 'runs'; runs: PanelRun[]; unreadable: UnreadableRun[]; compare?: string[] };
+
+export type FromRunsTable =
+  | { type: 'ready' }
+  /** List the runs again. */
+  | { type: 'refresh' }
+  /** Open one run (by its file) in the results panel. */
+  | { type: 'showRun'; file: string }
+  /** Open a run's JSON file. */
+  | { type: 'openJson'; file: string }
+  /** An error inside the webview, for the output channel. */
+  | { type: 'error'; message: string };
+
+/** What the runs-table webview keeps across a reload: the view, not the runs (those are listed again). */
+export interface RunsTableState {
+  sort?: { key: string; direction: 'asc' | 'desc' };
+  filter?: string;
+  selected?: string[];
+  comparing?: boolean;
+  allCurves?: boolean;
+}
+
+export function isToRunsTable(x: unknown): x is ToRunsTable {
+  if (!isObject(x) || x.type !== 'runs' || !Array.isArray(x.runs) || x.runs.length > MAX_TABLE_RUNS || !Array.isArray(x.unreadable)) return false;
+  const runsOk = x.runs.every(
+    (r) => isObject(r) && typeof r.name === 'string' && (r.file === undefined || typeof r.file === 'string') && validateRunResult(r.result).length === 0,
+  );
+  const unreadableOk = x.unreadable.every((u) => isObject(u) && typeof u.file === 'string' && typeof u.problem === 'string');
+  const compareOk =
+    x.compare === undefined || (Array.isArray(x.compare) && x.compare.length <= MAX_COMPARED_RUNS && x.compare.every((f) => typeof f === 'string'));
+  return runsOk && unreadableOk && compareOk;
+}
+
+export function isFromRunsTable(x: unknown): x is FromRunsTable {
+  if (!isObject(x)) return false;
+  switch (x.type) {
+    case 'ready':
+    case 'refresh':
+      return true;
+    case 'showRun':
+    case 'openJson':
+      return typeof x.file === 'string' && x.file.length > 0 && x.file.length < 4096;
+    case 'error':
+      return typeof x.message === 'string' && x.message.length < 10_000;
+    default:
+      return false;
+  }
+}

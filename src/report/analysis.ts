@@ -6,6 +6,7 @@
  * Result files come from different tool versions: every optional section is read defensively and
  * skipped when absent or shaped differently.
  */
+import { CATALOGUE } from '../protocol/catalogue';
 import type { AttackResult, CheckResult, RunResult, ThresholdRow, WorstCase } from '../protocol/run-result';
 
 /** One run to report on, with the name it is shown under. */
@@ -59,6 +60,14 @@ export interface Matrix {
   title: string;
   labels: string[];
   counts: number[][];
+  /** What rows and columns are (default: true class and predicted class). */
+  caption?: string;
+}
+
+/** A numeric series among a defense's parameters (a loss per epoch), drawn as a small curve. */
+export interface ParamSeries {
+  key: string;
+  values: number[];
 }
 
 export interface DefenseView {
@@ -68,7 +77,21 @@ export interface DefenseView {
   /** Why the verdict is what it is (schema 2). */
   verdictReasons: string[];
   cleanAccuracy?: number;
+  /** Every parameter, flattened (nested objects as a.b). */
   params: [string, string][];
+  /**
+   * The parameters that matter first: those the insert-defense wizard asks for (the catalogue's
+   * `ask`) and those that decide what counts as fooled (rejection, thresholds, the head), in the
+   * catalogue's order.
+   */
+  mainParams: [string, string][];
+  /** The rest: derived sizes, fit statistics, seeds (series left out). */
+  otherParams: [string, string][];
+  /** Numeric series among the parameters (loss histories), for small curves. */
+  series: ParamSeries[];
+  /** 'before-tail' or 'after-tail', and what it means in words (without the name). */
+  placement?: string;
+  placementText?: string;
 }
 
 export interface ExampleView {
@@ -83,6 +106,11 @@ export interface ExampleView {
   shape: [number, number, number];
   clean: ArrayLike<number>;
   adversarial: ArrayLike<number>;
+  /**
+   * The attack fooled the sample: correct clean, wrong under attack (recorded since the examples
+   * are chosen among fooled samples; for older files, worked out from the predictions).
+   */
+  fooled: boolean;
 }
 
 export const UNDEFENDED_THREAT = 'whitebox';
@@ -349,16 +377,70 @@ function flatParams(obj: unknown, prefix = ''): [string, string][] {
   return Object.entries(obj).flatMap(([k, v]): [string, string][] => (isRecord(v) ? flatParams(v, `${prefix}${k}.`) : [[`${prefix}${k}`, formatNumber(v)]]));
 }
 
+/** Parameters as flat key/value pairs with their raw values (nested objects as a.b). */
+function flatEntries(obj: unknown, prefix = ''): [string, unknown][] {
+  if (!isRecord(obj)) return [];
+  return Object.entries(obj).flatMap(([k, v]): [string, unknown][] => (isRecord(v) ? flatEntries(v, `${prefix}${k}.`) : [[`${prefix}${k}`, v]]));
+}
+
+/**
+ * Per defense kind, the parameters besides the wizard's that decide what the verdict's numbers
+ * mean: whether and when the defense rejects or abstains (what counts as fooled), and which
+ * pipeline follows the retrieval (the rest of the network, or a trained head).
+ */
+const VERDICT_PARAMS: Record<string, readonly string[]> = {
+  lesci: ['reject', 'tProjection'],
+  dae: ['alpha', 'thresholds'],
+  retrieval: ['head'],
+};
+
+/** A loss history or another curve: numbers only, named like one or long. */
+function isSeries(key: string, v: unknown): v is number[] {
+  return (
+    Array.isArray(v) && v.length >= 2 && v.every((x) => typeof x === 'number' && Number.isFinite(x)) && (/history|curve|losses/i.test(key) || v.length >= 16)
+  );
+}
+
+/** A defense's placement in words, for the insertion tensor `layer`. */
+export function placementText(placement: string, layer: string): string | undefined {
+  if (placement === 'before-tail') return `the defense replaces the activation at ${layer}, and the rest of the network runs on it`;
+  if (placement === 'after-tail')
+    return `the defense acts on the network's output: the network runs unchanged, and the defense reads the activation at ${layer} and the logits to decide the class scores`;
+  return undefined;
+}
+
+/** A defense's parameters split into the main ones, the rest and the numeric series (see DefenseView). */
+export function splitDefenseParams(kind: string, params: unknown): Pick<DefenseView, 'mainParams' | 'otherParams' | 'series'> {
+  const entries = flatEntries(params);
+  const raw = new Map(entries);
+  const spec = CATALOGUE.defenses.find((d) => d.kind === kind);
+  const mainKeys = (spec?.params ?? [])
+    .filter((p) => (p.ask || VERDICT_PARAMS[kind]?.includes(p.key)) && raw.has(p.key) && (!p.when || raw.get(p.when.key) === p.when.equals))
+    .map((p) => p.key);
+  const series = entries.filter(([k, v]) => !mainKeys.includes(k) && isSeries(k, v)).map(([key, values]) => ({ key, values: values as number[] }));
+  return {
+    mainParams: mainKeys.map((k) => [k, formatNumber(raw.get(k))]),
+    otherParams: entries.filter(([k]) => !mainKeys.includes(k) && !series.some((x) => x.key === k)).map(([k, v]) => [k, formatNumber(v)]),
+    series,
+  };
+}
+
 export function defenseView(r: RunResult): DefenseView | undefined {
   const d = defenseOf(r);
   if (!d) return undefined;
+  const kind = typeof d.kind === 'string' ? d.kind : '?';
+  const layer = typeof d.layer === 'string' ? d.layer : '?';
+  const placement = typeof d.placement === 'string' ? d.placement : undefined;
   return {
-    kind: typeof d.kind === 'string' ? d.kind : '?',
-    layer: typeof d.layer === 'string' ? d.layer : '?',
+    kind,
+    layer,
     verdict: typeof d.verdict === 'string' ? d.verdict : undefined,
     verdictReasons: Array.isArray(d.verdictReasons) ? d.verdictReasons.filter((x): x is string => typeof x === 'string') : [],
     cleanAccuracy: defendedCleanAccuracy(r),
     params: flatParams(d.params),
+    ...splitDefenseParams(kind, d.params),
+    placement,
+    placementText: placement ? placementText(placement, layer) : undefined,
   };
 }
 
@@ -459,6 +541,7 @@ export function examples(r: RunResult): ExampleView[] {
       shape: [c, h, w],
       clean: e.clean as number[],
       adversarial: e.adversarial as number[],
+      fooled: typeof e.fooled === 'boolean' ? e.fooled : e.cleanPrediction === e.label && e.adversarialPrediction !== e.label,
     });
   }
   return out;
@@ -528,7 +611,9 @@ export function summaryRows(r: RunResult): [string, string][] {
     }
     if (isRecord(d.reference)) rows.push(['reference set', `${formatNumber(d.reference.path)} (${formatNumber(d.reference.count)} images)`]);
     if (typeof d.fitSeconds === 'number') rows.push(['defense fit', `${d.fitSeconds.toFixed(1)} s${d.cached ? ' (from the cache)' : ''}`]);
-    if (view.params.length) rows.push(['defense parameters', view.params.map(([k, v]) => `${k}=${v}`).join(', ')]);
+    // The main ones only: the defense section lists the rest.
+    const main = view.mainParams.length ? view.mainParams : view.params;
+    if (main.length) rows.push(['defense parameters', main.map(([k, v]) => `${k}=${v}`).join(', ')]);
   }
   const sweep = r.sweep;
   if (isRecord(sweep) && Array.isArray(sweep.layers)) {

@@ -5,17 +5,19 @@ import {
   defenseTables,
   defenseView,
   examplePixels,
-  examples,
   foolingTable,
   formatNumber,
   percent,
   summaryRows,
   worstCaseTable,
+  type ExampleView,
   type Matrix,
   type ReportRun,
   type Table,
 } from './analysis';
 import { isometryTable, openSetTables } from './layers-open-set';
+import { adversarialConfusionMatrices, exampleGroups, perClassTable } from './samples';
+import { sparkline, sparklineSvg } from './sparkline';
 import { pngDataUri } from './png';
 import { accuracyChartSvg, escapeXml } from './svg-chart';
 import { sweepChartSvg, sweepTable } from './sweep';
@@ -51,33 +53,50 @@ function confusion(m: Matrix): string {
       return `<tr><th>${esc(m.labels[i])}</th>${row.map((v, j) => `<td style="background: rgba(${i === j ? '44,160,44' : '214,39,40'}, ${alpha(v)})">${esc(v)}</td>`).join('')}</tr>`;
     })
     .join('');
-  return `<h3>${esc(m.title)}</h3><table class="confusion"><caption>rows: true class, columns: predicted</caption><thead><tr><th></th>${m.labels.map((l) => `<th>${esc(l)}</th>`).join('')}</tr></thead><tbody>${rows}</tbody></table>`;
+  return `<h3>${esc(m.title)}</h3><table class="confusion"><caption>${esc(m.caption ?? 'rows: true class, columns: predicted')}</caption><thead><tr><th></th>${m.labels.map((l) => `<th>${esc(l)}</th>`).join('')}</tr></thead><tbody>${rows}</tbody></table>`;
 }
 
 function exampleGallery(run: ReportRun): string {
-  const ex = examples(run.result);
-  if (!ex.length) return '';
-  const figures = ex
-    .filter((e) => e.shape[1] * e.shape[2] <= MAX_EXAMPLE_PIXELS)
-    .map((e) => {
-      const px = examplePixels(e);
-      const [, h, w] = e.shape;
-      const img = (data: Uint8ClampedArray, alt: string) =>
-        `<img src="${esc(pngDataUri(data, w, h))}" alt="${esc(alt)}" width="${esc(Math.min(1024, Math.max(84, w * 3)))}">`;
-      return `<figure>${img(px.clean, 'clean')}${img(px.adversarial, 'adversarial')}${img(px.perturbation, 'perturbation (magnified)')}<figcaption>#${esc(e.index)}: label ${esc(e.label)}, clean → ${esc(e.cleanPrediction)}, ${esc(e.attack)} on ${esc(e.target)} (${esc(e.threat)}) eps ${esc(formatNumber(e.eps))} → ${esc(e.adversarialPrediction)}</figcaption></figure>`;
-    })
-    .join('');
-  return `<h3>Examples</h3><p class="note">clean · adversarial · perturbation (magnified)</p><div class="examples">${figures}</div>`;
+  const groups = exampleGroups(run.result);
+  if (!groups.length) return '';
+  const figures = (ex: ExampleView[]) =>
+    ex
+      .filter((e) => e.shape[1] * e.shape[2] <= MAX_EXAMPLE_PIXELS)
+      .map((e) => {
+        const px = examplePixels(e);
+        const [, h, w] = e.shape;
+        const img = (data: Uint8ClampedArray, alt: string) =>
+          `<img src="${esc(pngDataUri(data, w, h))}" alt="${esc(alt)}" width="${esc(Math.min(1024, Math.max(84, w * 3)))}">`;
+        return `<figure class="${e.fooled ? 'fooled' : ''}">${img(px.clean, 'clean')}${img(px.adversarial, 'adversarial')}${img(px.perturbation, 'perturbation (magnified)')}<figcaption><b>${e.fooled ? 'fooled' : 'not fooled'}</b> #${esc(e.index)}: label ${esc(e.label)}, clean → ${esc(e.cleanPrediction)}, ${esc(e.attack)} on ${esc(e.target)} (${esc(e.threat)}) eps ${esc(formatNumber(e.eps))} → ${esc(e.adversarialPrediction)}</figcaption></figure>`;
+      })
+      .join('');
+  return `<h3>Examples</h3><p class="note">Samples the attacks fooled (correct clean, wrong under attack) at the largest epsilon: a few per attack without the defense, a few per threat model (from its strongest attack) with it. Each shows clean · adversarial · perturbation (magnified); "not fooled" marks a sample that fills in where an attack fooled too few.</p>${groups
+    .map((g) => `<h4>${esc(g.title)}${g.note ? ` <span class="note">· ${esc(g.note)}</span>` : ''}</h4><div class="examples">${figures(g.examples)}</div>`)
+    .join('')}`;
 }
 
 function runDetails(run: ReportRun): string {
   const r = run.result;
   const d = defenseView(r);
-  const parts = [table(worstCaseTable(r), 'Worst case over attacks'), table(attackTable(r), 'Attacks')];
+  const perClass = perClassTable(r);
+  const parts = [table(worstCaseTable(r), 'Worst case over attacks'), perClass ? table(perClass, perClass.title) : '', table(attackTable(r), 'Attacks')];
   if (d) {
     parts.push(`<h3>Defense: ${esc(d.kind)} after <code>${esc(d.layer)}</code>${d.verdict ? ` (verdict: ${esc(d.verdict)})` : ''}</h3>`);
     if (d.cleanAccuracy !== undefined) parts.push(`<p>Defended clean accuracy: <b>${esc(percent(d.cleanAccuracy))}</b></p>`);
-    if (d.params.length) parts.push(table({ title: '', columns: ['parameter', 'value'], rows: d.params }));
+    if (d.placementText) parts.push(`<p>Placement <code>${esc(d.placement)}</code>: ${esc(d.placementText)}.</p>`);
+    const main = d.mainParams.length ? d.mainParams : d.otherParams;
+    if (main.length) parts.push(table({ title: '', columns: ['parameter', 'value'], rows: main }));
+    for (const p of d.series) {
+      const s = sparkline(p.values);
+      if (s)
+        parts.push(
+          `<figure class="series">${sparklineSvg(s)}<figcaption><code>${esc(p.key)}</code> ${esc(s.count)} values: ${esc(formatNumber(s.first))} → ${esc(formatNumber(s.last))} (min ${esc(formatNumber(s.min))}, max ${esc(formatNumber(s.max))})</figcaption></figure>`,
+        );
+    }
+    if (d.mainParams.length && d.otherParams.length)
+      parts.push(
+        `<details><summary>Other recorded parameters (${esc(d.otherParams.length)})</summary>${table({ title: '', columns: ['parameter', 'value'], rows: d.otherParams })}</details>`,
+      );
     for (const t of defenseTables(r)) parts.push(table(t, t.title));
   }
   const fooling = foolingTable(r);
@@ -92,7 +111,7 @@ function runDetails(run: ReportRun): string {
     if (svg) parts.push(svg);
     parts.push(table(sweep, sweep.title));
   }
-  parts.push(exampleGallery(run), ...confusionMatrices(r).map(confusion));
+  parts.push(exampleGallery(run), ...confusionMatrices(r).map(confusion), ...adversarialConfusionMatrices(r).map(confusion));
   return parts.join('\n');
 }
 
@@ -107,6 +126,8 @@ thead th { background: #f3f3f3; }
 .examples { display: flex; flex-wrap: wrap; gap: 1rem; }
 figure { margin: 0; } figure img { image-rendering: pixelated; margin-right: 4px; border: 1px solid #ccc; }
 figcaption, .note { font-size: 12px; color: #555; }
+figure.fooled figcaption b { color: #d62728; }
+figure.series { margin: 0.5rem 0; } details summary { cursor: pointer; color: #1f5fad; }
 .confusion td { text-align: right; min-width: 2.5rem; }
 `;
 

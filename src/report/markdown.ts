@@ -4,7 +4,6 @@ import {
   confusionMatrices,
   defenseTables,
   defenseView,
-  examples,
   foolingTable,
   formatNumber,
   percent,
@@ -14,6 +13,8 @@ import {
   type Table,
 } from './analysis';
 import { isometryTable, openSetTables } from './layers-open-set';
+import { adversarialConfusionMatrices, examplesTable, perClassTable } from './samples';
+import { sparkline, unicodeSparkline } from './sparkline';
 import { accuracyChartSvg } from './svg-chart';
 import { sweepChartSvg, sweepTable } from './sweep';
 
@@ -95,12 +96,24 @@ export function renderMarkdown(runs: ReportRun[], options: { chartFile?: string 
     const r = run.result;
     out.push(runs.length > 1 ? `## ${escapeMarkdown(run.name)}\n` : '## Details\n');
     out.push(section('Worst case over attacks', worstCaseTable(r)));
+    const perClass = perClassTable(r);
+    if (perClass) out.push(`### Accuracy per class\n\n${escapeMarkdown(perClass.title)}\n\n${markdownTable(perClass.columns, perClass.rows)}\n`);
     out.push(section('Attacks', attackTable(r)));
     const d = defenseView(r);
     if (d) {
       out.push(`### Defense: ${escapeMarkdown(d.kind)} after ${markdownCode(d.layer)}${d.verdict ? ` (verdict: ${escapeMarkdown(d.verdict)})` : ''}\n`);
       if (d.cleanAccuracy !== undefined) out.push(`Defended clean accuracy: ${percent(d.cleanAccuracy)}\n`);
-      if (d.params.length) out.push(markdownTable(['parameter', 'value'], d.params), '');
+      if (d.placementText) out.push(`Placement ${markdownCode(d.placement)}: ${escapeMarkdown(d.placementText)}.\n`);
+      const main = d.mainParams.length ? d.mainParams : d.otherParams;
+      if (main.length) out.push(markdownTable(['parameter', 'value'], main), '');
+      for (const p of d.series) {
+        const s = sparkline(p.values);
+        if (s)
+          out.push(
+            `${markdownCode(p.key)} ${unicodeSparkline(p.values)} ${s.count} values: ${formatNumber(s.first)} → ${formatNumber(s.last)} (min ${formatNumber(s.min)}, max ${formatNumber(s.max)})\n`,
+          );
+      }
+      if (d.mainParams.length && d.otherParams.length) out.push('Other recorded parameters:\n', markdownTable(['parameter', 'value'], d.otherParams), '');
       for (const t of defenseTables(r)) out.push(section(t.title, t));
     }
     const fooling = foolingTable(r);
@@ -119,16 +132,8 @@ export function renderMarkdown(runs: ReportRun[], options: { chartFile?: string 
       }
       out.push(`${escapeMarkdown(sweep.title)}\n`, markdownTable(sweep.columns, sweep.rows), '');
     }
-    const ex = examples(r);
-    if (ex.length) {
-      out.push(
-        section('Examples', {
-          title: 'Examples',
-          columns: ['sample', 'label', 'clean prediction', 'model', 'attack', 'threat', 'eps', 'adversarial prediction'],
-          rows: ex.map((e) => [String(e.index), e.label, e.cleanPrediction, e.target, e.attack, e.threat, formatNumber(e.eps), e.adversarialPrediction]),
-        }),
-      );
-    }
+    const ex = examplesTable(r);
+    if (ex) out.push(`### Examples\n\n${escapeMarkdown(ex.title)}\n\n${markdownTable(ex.columns, ex.rows)}\n`);
     for (const m of confusionMatrices(r)) {
       out.push(
         section(`${m.title}; rows true, columns predicted`, {
@@ -136,6 +141,14 @@ export function renderMarkdown(runs: ReportRun[], options: { chartFile?: string 
           columns: ['', ...m.labels],
           rows: m.counts.map((row, i) => [m.labels[i], ...row.map(String)]),
         }),
+      );
+    }
+    for (const m of adversarialConfusionMatrices(r)) {
+      out.push(
+        `### ${escapeMarkdown(m.title)}\n\n${escapeMarkdown(m.caption)}\n\n${markdownTable(
+          ['', ...m.labels],
+          m.counts.map((row, i) => [m.labels[i], ...row.map(String)]),
+        )}\n`,
       );
     }
   }

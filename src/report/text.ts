@@ -1,6 +1,7 @@
 /** RunResult → plain-text report for the terminal, from the same tables as the webview and the exports. */
 import { attackTable, defenseTables, defenseView, foolingTable, summaryRows, warningsTable, worstCaseTable, type Table } from './analysis';
 import { isometryTable, openSetTables } from './layers-open-set';
+import { perClassTable } from './samples';
 import { sweepTable } from './sweep';
 
 /** Columns padded to their widest cell; numbers (cells starting with a digit or '–') right-aligned. */
@@ -25,6 +26,8 @@ export function renderText(r: Parameters<typeof summaryRows>[0]): string {
   const d = defenseView(r);
   out.push(section(attackTable(r)));
   out.push(section(worstCaseTable(r)));
+  // Per class only when the run recorded per-sample outcomes (attacks ran).
+  if (r.perClass || r.defense?.perClass) out.push(section(perClassTable(r)));
   const warnings = warningsTable(r);
   if (warnings.rows.length)
     out.push(`\n${warnings.title}:\n${warnings.rows.map((w) => `  ! ${w[0]}, ${w[1]}${w[2] !== '–' ? ` (${w[2]})` : ''}: ${w[4]}`).join('\n')}`);

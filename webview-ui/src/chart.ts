@@ -3,6 +3,7 @@ import { Chart, Legend, LinearScale, LineController, LineElement, PointElement, 
 import { combinedCurves, curveStyles, type ReportRun } from '../../src/report/analysis';
 import type { IsometryPoint, RocSeries } from '../../src/report/layers-open-set';
 import { axisRange, frontLine, placeLabels, type SweepChart, type SweepPoint } from '../../src/report/sweep';
+import type { Sparkline } from '../../src/report/sparkline';
 
 Chart.register(LineController, LineElement, PointElement, LinearScale, Legend, Tooltip, Title);
 
@@ -266,4 +267,26 @@ export function sweepParetoChart(canvas: HTMLCanvasElement, chart: SweepChart): 
       },
     },
   });
+}
+
+/** A small curve (a loss per epoch) as inline SVG in the theme's colour, with its first, last, lowest and highest values in the tooltip. */
+export function sparklineElement(s: Sparkline, label: string): SVGSVGElement {
+  const ns = 'http://www.w3.org/2000/svg';
+  const svg = document.createElementNS(ns, 'svg');
+  svg.setAttribute('class', 'sparkline');
+  svg.setAttribute('width', String(s.width));
+  svg.setAttribute('height', String(s.height));
+  svg.setAttribute('viewBox', `0 0 ${s.width} ${s.height}`);
+  svg.setAttribute('role', 'img');
+  const fmt = (x: number) => String(Number(x.toPrecision(4)));
+  svg.setAttribute('aria-label', `${label}: ${s.count} values from ${fmt(s.first)} to ${fmt(s.last)}`);
+  const title = document.createElementNS(ns, 'title');
+  title.textContent = `${label}: ${s.count} values, first ${fmt(s.first)}, last ${fmt(s.last)}, min ${fmt(s.min)}, max ${fmt(s.max)}`;
+  const line = document.createElementNS(ns, 'polyline');
+  line.setAttribute('points', s.points);
+  line.setAttribute('fill', 'none');
+  line.setAttribute('stroke', cssVar('--vscode-charts-blue', '#3794ff'));
+  line.setAttribute('stroke-width', '1.5');
+  svg.append(title, line);
+  return svg;
 }

@@ -21,20 +21,23 @@ import {
   defenseTables,
   defenseView,
   examplePixels,
-  examples,
   foolingTable,
   formatNumber,
   percent,
   summaryRows,
   warningsTable,
   worstCaseTable,
+  type DefenseView,
   type ExampleView,
   type Matrix,
+  type ParamSeries,
   type ReportRun,
 } from '../../src/report/analysis';
 import { isometrySeries, isometryTable, openSetTables, rocCurves } from '../../src/report/layers-open-set';
+import { adversarialConfusionMatrices, exampleGroups, perClassTable } from '../../src/report/samples';
+import { sparkline } from '../../src/report/sparkline';
 import { sweepChart, sweepTable } from '../../src/report/sweep';
-import { accuracyChart, isometryChart, rocChart, sweepParetoChart } from './chart';
+import { accuracyChart, isometryChart, rocChart, sparklineElement, sweepParetoChart } from './chart';
 import { dataTable, h, section } from './dom';
 
 interface VsCodeApi {
@@ -170,15 +173,15 @@ function exampleFigure(e: ExampleView): HTMLElement {
     c.getContext('2d')!.putImageData(new ImageData(new Uint8ClampedArray(data), wid, hgt), 0, 0);
     return c;
   };
-  const fooled = e.adversarialPrediction !== e.cleanPrediction;
   return h(
     'figure',
-    { class: fooled ? 'example fooled' : 'example' },
+    { class: e.fooled ? 'example fooled' : 'example', 'data-fooled': e.fooled ? 'true' : 'false' },
     h('div', { class: 'triptych' }, canvas(px.clean, 'clean'), canvas(px.adversarial, 'adversarial'), canvas(px.perturbation, 'perturbation, magnified')),
     h(
       'figcaption',
       {},
-      `#${e.index} · label ${e.label}`,
+      h('span', { class: e.fooled ? 'tag fooled' : 'tag' }, e.fooled ? 'fooled' : 'not fooled'),
+      ` #${e.index} · label ${e.label}`,
       h('br'),
       `clean → ${e.cleanPrediction}`,
       h('br'),
@@ -191,7 +194,7 @@ function confusion(m: Matrix, id: string): HTMLElement {
   const table = h(
     'table',
     { class: 'confusion' },
-    h('caption', {}, 'rows: true class · columns: predicted class'),
+    h('caption', {}, m.caption ?? 'rows: true class · columns: predicted class'),
     h('thead', {}, h('tr', {}, h('th', {}), ...m.labels.map((l) => h('th', { scope: 'col' }, l)))),
     h(
       'tbody',
@@ -218,12 +221,54 @@ function confusion(m: Matrix, id: string): HTMLElement {
   return section(m.title, id, table);
 }
 
+/** A numeric parameter series (a loss per epoch) as a small curve with its first and last values. */
+function seriesFigure(p: ParamSeries): HTMLElement | undefined {
+  const s = sparkline(p.values);
+  if (!s) return undefined;
+  return h(
+    'figure',
+    { class: 'series', 'data-key': p.key },
+    sparklineElement(s, p.key),
+    h(
+      'figcaption',
+      {},
+      h('code', {}, p.key),
+      ` ${s.count} values: ${formatNumber(s.first)} → ${formatNumber(s.last)} (min ${formatNumber(s.min)}, max ${formatNumber(s.max)})`,
+    ),
+  );
+}
+
+/** The defense: verdict and reasons, placement in words, the main parameters, loss curves, the rest collapsed, its tables. */
+function defenseSection(r: PanelRun['result'], d: DefenseView): HTMLElement {
+  return section(
+    `Defense: ${d.kind} after ${d.layer}`,
+    'defense',
+    d.verdict ? h('p', {}, 'Verdict: ', h('vscode-badge', { class: `verdict ${d.verdict}` }, d.verdict)) : undefined,
+    d.verdictReasons.length ? h('ul', { class: 'verdict-reasons' }, ...d.verdictReasons.map((reason) => h('li', {}, reason))) : undefined,
+    d.cleanAccuracy !== undefined ? h('p', {}, 'Defended clean accuracy: ', h('strong', {}, percent(d.cleanAccuracy))) : undefined,
+    d.placementText ? h('p', { class: 'placement' }, 'Placement ', h('code', {}, d.placement ?? ''), `: ${d.placementText}.`) : undefined,
+    d.mainParams.length ? h('div', { class: 'main-params' }, dataTable(['parameter', 'value'], d.mainParams)) : undefined,
+    d.series.length ? h('div', { class: 'series-list' }, ...d.series.map(seriesFigure)) : undefined,
+    d.otherParams.length
+      ? h(
+          'details',
+          { class: 'other-params' },
+          h('summary', {}, `Other recorded parameters (${d.otherParams.length})`),
+          dataTable(['parameter', 'value'], d.otherParams),
+        )
+      : undefined,
+    ...defenseTables(r).map((t) => h('div', { class: 'subtable' }, h('h4', {}, t.title), dataTable(t.columns, t.rows))),
+  );
+}
+
 function runColumn(run: PanelRun, compare: boolean): HTMLElement {
   const r = run.result;
   const worst = worstCaseTable(r);
   const attacks = attackTable(r);
   const d = defenseView(r);
-  const ex = examples(r);
+  const groups = exampleGroups(r);
+  const exampleCount = groups.reduce((n, g) => n + g.examples.length, 0);
+  const perClass = perClassTable(r);
   const fooling = foolingTable(r);
   const warnings = warningsTable(r);
   return h(
@@ -235,30 +280,33 @@ function runColumn(run: PanelRun, compare: boolean): HTMLElement {
       : undefined,
     worst.rows.length ? section('Worst case over attacks', 'worst', h('p', { class: 'note' }, worst.title), dataTable(worst.columns, worst.rows)) : undefined,
     attacks.rows.length ? section(`Attacks (${attacks.rows.length})`, 'attacks', dataTable(attacks.columns, attacks.rows)) : undefined,
-    d
-      ? section(
-          `Defense: ${d.kind} after ${d.layer}`,
-          'defense',
-          d.verdict ? h('p', {}, 'Verdict: ', h('vscode-badge', { class: `verdict ${d.verdict}` }, d.verdict)) : undefined,
-          d.verdictReasons.length ? h('ul', { class: 'verdict-reasons' }, ...d.verdictReasons.map((reason) => h('li', {}, reason))) : undefined,
-          d.cleanAccuracy !== undefined ? h('p', {}, 'Defended clean accuracy: ', h('strong', {}, percent(d.cleanAccuracy))) : undefined,
-          d.params.length ? dataTable(['parameter', 'value'], d.params) : undefined,
-          ...defenseTables(r).map((t) => h('div', { class: 'subtable' }, h('h4', {}, t.title), dataTable(t.columns, t.rows))),
-        )
-      : undefined,
+    perClass ? section('Accuracy per class', 'per-class', h('p', { class: 'note' }, perClass.title), dataTable(perClass.columns, perClass.rows)) : undefined,
+    d ? defenseSection(r, d) : undefined,
     fooling ? section('Fooling images', 'fooling', h('p', { class: 'note' }, fooling.title), dataTable(fooling.columns, fooling.rows)) : undefined,
     openSetSection(r),
     isometrySection(r),
     sweepSection(r),
-    ex.length
+    exampleCount
       ? section(
-          `Examples (${ex.length})`,
+          `Examples (${exampleCount})`,
           'examples',
-          h('p', { class: 'note' }, 'clean · adversarial · perturbation (magnified)'),
-          h('div', { class: 'examples' }, ...ex.map(exampleFigure)),
+          h(
+            'p',
+            { class: 'note' },
+            'Samples the attacks fooled (correct clean, wrong under attack) at the largest epsilon: a few per attack without the defense, a few per threat model (from its strongest attack) with it. Each shows clean · adversarial · perturbation (magnified). "not fooled" marks a sample that fills in where an attack fooled too few.',
+          ),
+          ...groups.map((g) =>
+            h(
+              'div',
+              { class: 'example-group', 'data-target': g.target, 'data-threat': g.threat },
+              h('h4', {}, g.title, g.note ? h('span', { class: 'note' }, ` · ${g.note}`) : undefined),
+              h('div', { class: 'examples' }, ...g.examples.map(exampleFigure)),
+            ),
+          ),
         )
       : undefined,
     ...confusionMatrices(r).map((m, i) => confusion(m, `confusion-${i}`)),
+    ...adversarialConfusionMatrices(r).map((m, i) => confusion(m, `adversarial-confusion-${i}`)),
   );
 }
 

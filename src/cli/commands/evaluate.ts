@@ -258,7 +258,7 @@ function attackPlanFromFlags(values: Values): AttackPlan | undefined {
     throw new UserError(`--${str(values, 'attack') ? 'attack' : 'strength'} needs --eps with one or more epsilons, e.g. --eps 0.01,0.02,0.05.`);
   // Fractions of the pixel range are accepted (--eps 8/255); the range check needs the model, so the engine does it.
   const parsedEps = parseEpsList(epsText);
-  if ('problem' in parsedEps) throw new UserError(`--eps: ${parsedEps.problem}`, 'e.g. --eps 0.01,0.03 or --eps 2/255,8/255');
+  if ('problem' in parsedEps) throw new UserError(`--eps ${parsedEps.problem}`, 'e.g. --eps 0.01,0.03 or --eps 2/255,8/255');
   const eps = parsedEps.values;
   const stepSize = number(values, 'step-size');
   if (stepSize !== undefined && !(stepSize > 0)) throw new UserError(`--step-size must be a positive number, got '${stepSize}'.`);

@@ -28,6 +28,8 @@ export interface FitContext {
   batchSize: number;
   signal?: AbortSignal;
   log(line: string): void;
+  /** Training progress of defenses that train (epochs done of all). */
+  onProgress?(done: number, total: number): void;
 }
 
 export interface FittedDefense {
@@ -85,7 +87,10 @@ export async function fitDefense(plan: DefensePlan, ctx: FitContext): Promise<Fi
     ep: 'cpu',
   });
   throwIfCancelled(ctx.signal, 'The fit');
-  const stage = await spec.fit(ref, params, { layer: plan.layer, seed, threads: ctx.threads, signal: ctx.signal, log: ctx.log });
+  // `sources` (the classifier and the raw reference images): the isometric head retrains the tail on them.
+  const sources = { model: { loaded: ctx.loaded, graph: ctx.graph }, inputs: { x: ctx.reference.x, count: ctx.reference.count } };
+  const fitCtx = { layer: plan.layer, seed, threads: ctx.threads, signal: ctx.signal, log: ctx.log, onProgress: ctx.onProgress, sources };
+  const stage = await spec.fit(ref, params, fitCtx);
   const fitSeconds = (performance.now() - t0) / 1000;
   const cacheFile = saveDefense(ctx.cacheDir, key, stage, fitSeconds);
   ctx.log(`Fitted ${plan.kind} at '${plan.layer}' in ${fitSeconds.toFixed(1)} s; cached in ${cacheFile}.`);

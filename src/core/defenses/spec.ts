@@ -14,6 +14,8 @@ export interface DefenseFitContext {
   threads: number;
   signal?: AbortSignal;
   log(line: string): void;
+  /** Defenses that train report their epochs here (shown as the fit's progress). */
+  onProgress?(done: number, total: number): void;
 }
 
 /** What an adaptive surrogate may use besides the fitted stage. */

@@ -10,28 +10,57 @@ import { UserError } from '../errors';
 import type { DefendedClassifier } from '../defenses/threats';
 import { writeJsonAtomic } from '../fs-atomic';
 import { TOOL_VERSION } from '../version';
-import type { EvaluationConfig } from '../../protocol/experiment';
-import { RUN_RESULT_SCHEMA_VERSION, type ExampleImage, type RunResult } from '../../protocol/run-result';
+import { THREAT_MODELS, type EvaluationConfig } from '../../protocol/experiment';
+import { formatEta } from '../../protocol/eta';
+import { RUN_RESULT_SCHEMA_VERSION, type AttackResult, type ExampleImage, type RunResult } from '../../protocol/run-result';
 import { throwIfCancelled, type RunHooks } from './context';
 import { prepareData } from './data';
 import { accuracyAndConfusion, correctFlags } from './metrics';
-import { argmaxRows, classifierLogits, onnxClassifier, openClassifier } from './model-session';
-import { EXAMPLES_PER_RUN, laneChoiceFor, runAttackPlan, startModelLanes } from './stages/attacks';
+import { argmaxRows, classifierLogits, onnxClassifier, openClassifier, type ClassifierModel } from './model-session';
+import { WorkTracker } from './progress';
+import { EXAMPLES_PER_RUN, laneChoiceFor, plannedWork, runAttackPlan, startModelLanes } from './stages/attacks';
 import { classifierChecks, forwardChecks, resultChecks } from './stages/checks';
-import { runDefense } from './stages/defense';
+import { defendedWork, runDefense } from './stages/defense';
 import { runFooling } from './stages/fooling';
 import { runSweep, sweepLayerChoices } from './sweep';
 import { prepareUnknown, runOpenSet } from './stages/open-set';
 import { measureIsometry } from '../analysis/isometry';
-import { unionWorstCases } from './worst-case';
+import { adversarialConfusion, perClassAccuracy, unionWorstCases } from './worst-case';
 
 export { CancelledError, throwIfCancelled, type RunHooks } from './context';
 export { prepareData, type DataSource, type PreparedData } from './data';
 export { accuracyAndConfusion } from './metrics';
 
-export async function runEvaluation(requested: EvaluationConfig, hooks: RunHooks = {}): Promise<RunResult> {
+/**
+ * The attacks' budget, before any runs: the undefended model's attacks and the defended model's
+ * under its threat models (a sweep: once per layer), calibrated by the clean pass's speed.
+ */
+function planWork(
+  config: EvaluationConfig,
+  model: ClassifierModel,
+  samples: number,
+  cleanSeconds: number,
+  work: WorkTracker,
+  log: (line: string) => void,
+): void {
+  const plan = config.attacks!;
+  const baseline = plannedWork(plan, parseAttackList(plan.names.join(',')), samples);
+  const layers = config.sweep ? sweepLayerChoices(model.graph, config.sweep.layers).length : 1;
+  const defended = config.defense ? layers * defendedWork(plan, samples, config.defense.threats ?? THREAT_MODELS) : 0;
+  work.plan(baseline + defended);
+  work.calibrate(samples / Math.max(cleanSeconds, 1e-9));
+  const eta = work.overall().etaSeconds;
+  log(
+    `Attack budget: ${Math.round(baseline + defended).toLocaleString('en-US')} gradient evaluations (an upper bound: attacks stop early on broken samples)${eta !== undefined ? `; at the clean pass's speed, ${formatEta(eta).replace(' left', '')}` : ''}.`,
+  );
+}
+
+export async function runEvaluation(requested: EvaluationConfig, given: RunHooks = {}): Promise<RunResult> {
   const config: EvaluationConfig = requested.attacks ? { ...requested, attacks: resolveStrength(requested.attacks) } : requested;
   if (config.attacks) parseAttackList(config.attacks.names.join(',')); // unknown names fail before any work
+  // Every progress report carries the whole run's progress and the estimate of the time left.
+  const work = given.work ?? new WorkTracker();
+  const hooks: RunHooks = { ...given, work, onProgress: given.onProgress && ((p) => given.onProgress!({ ...p, overall: work.overall() })) };
   const log = hooks.onLog ?? (() => {});
   const t0 = performance.now();
   hooks.onProgress?.({ phase: 'Loading model', done: 0, total: 1 });
@@ -55,6 +84,7 @@ export async function runEvaluation(requested: EvaluationConfig, hooks: RunHooks
     data.cleanPredictions = predictions;
     const tClean = performance.now();
     const cleanSeconds = (tClean - tLoaded) / 1000;
+    if (config.attacks) planWork(config, model, data.count, cleanSeconds, work, log);
     const result: RunResult = {
       schemaVersion: RUN_RESULT_SCHEMA_VERSION,
       tool: { name: 'robustness-lab', version: TOOL_VERSION },
@@ -108,6 +138,7 @@ export async function runEvaluation(requested: EvaluationConfig, hooks: RunHooks
       if (config.defense && !sweepLayers) checkLayer(model.graph, config.defense.layer);
       if (config.attacks) {
         const examples: ExampleImage[] = [];
+        const adversarialPredictions = new Map<AttackResult, Int32Array>();
         const lanes = await startModelLanes(model, laneChoiceFor(config, model, data.count, result, log));
         try {
           result.attacks = await runAttackPlan(
@@ -121,6 +152,7 @@ export async function runEvaluation(requested: EvaluationConfig, hooks: RunHooks
               target: 'baseline',
               lanes: lanes?.lanes,
               examples: { count: EXAMPLES_PER_RUN, into: examples, onlyEps: Math.max(...config.attacks.eps) },
+              predictionsInto: adversarialPredictions,
             },
             hooks,
           );
@@ -128,6 +160,9 @@ export async function runEvaluation(requested: EvaluationConfig, hooks: RunHooks
           await lanes?.release();
         }
         result.worstCase = unionWorstCases(result.attacks, correctFlags(predictions, data.labels));
+        result.perClass = perClassAccuracy(result.attacks, data.labels, predictions, model.numClasses);
+        const confusion = adversarialConfusion(result.attacks, adversarialPredictions, data.labels, predictions, model.numClasses);
+        if (confusion) result.adversarialConfusion = confusion;
         hooks.onProgress?.({ phase: 'Checks on the undefended model', done: 0, total: 1 });
         result.checks = [
           await forwardChecks(classifier, data, 'baseline', model.fixedBatch ?? config.batchSize),

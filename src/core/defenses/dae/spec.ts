@@ -45,6 +45,14 @@ export const DAE = defineDefense({
   fit: (ref, params, ctx) =>
     fitDae(
       { activations: ref.activations, n: ref.n, dims: ref.dims, layer: ctx.layer },
-      { ...(params as DaeOptions), seed: ctx.seed, numClasses: ref.numClasses, signal: ctx.signal, log: ctx.log, session: { ep: 'cpu', threads: ctx.threads } },
+      {
+        ...(params as DaeOptions),
+        seed: ctx.seed,
+        numClasses: ref.numClasses,
+        signal: ctx.signal,
+        log: ctx.log,
+        session: { ep: 'cpu', threads: ctx.threads },
+        onEpoch: (epoch) => ctx.onProgress?.(epoch + 1, (params as DaeOptions).epochs ?? DAE_DEFAULTS.epochs), // epochs count from 0
+      },
     ),
 });

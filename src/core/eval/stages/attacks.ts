@@ -16,10 +16,18 @@ import type { AttackPlan, EvaluationConfig } from '../../../protocol/experiment'
 import type { AttackResult, ExampleImage, RunResult } from '../../../protocol/run-result';
 import { isCancelled, CancelledError, type RunHooks } from '../context';
 import type { PreparedData } from '../data';
-import { laneInit, type ClassifierModel } from '../model-session';
+import { argmaxRows, laneInit, type ClassifierModel } from '../model-session';
+import { attackWork } from '../progress';
 
 /** Input/adversarial pairs kept per attack at the largest epsilon, for the results view. */
 export const EXAMPLES_PER_RUN = 4;
+/** Pairs kept per threat model on the defended model (from its strongest attack there). */
+export const EXAMPLES_PER_THREAT = 4;
+/**
+ * Values of adversarial inputs an attack keeps to choose its examples among the samples it fooled
+ * (128 MiB of float32): all samples of ordinary test sets, the first samples of very large ones.
+ */
+const EXAMPLE_POOL_VALUES = 2 ** 25;
 
 export interface AttackPlanOptions {
   seed: number;
@@ -29,8 +37,15 @@ export interface AttackPlanOptions {
   target: 'baseline' | 'defended';
   /** Keep every adversarial input and let the caller add to the entry (rejection metrics). */
   inspect?(entry: AttackResult, adversarial: Float32Array, predictions: Int32Array): Promise<void>;
-  /** Samples whose clean and adversarial inputs go into the result's examples. */
-  examples?: { count: number; into: ExampleImage[]; onlyEps?: number };
+  /**
+   * Samples whose clean and adversarial inputs go into the result's examples: `count` per attack
+   * (only the strongest attack's, the one with the lowest robust accuracy at `onlyEps`, when
+   * `strongestOnly`), chosen among the samples the attack fooled. `cleanPredictions`: the attacked
+   * model's predictions without an attack (default: the undefended model's, data.cleanPredictions).
+   */
+  examples?: { count: number; into: ExampleImage[]; onlyEps?: number; cleanPredictions?: Int32Array; strongestOnly?: boolean };
+  /** Each entry's per-sample predictions on the adversarial inputs (for the adversarial confusion matrix). */
+  predictionsInto?: Map<AttackResult, Int32Array>;
 }
 
 /** Every attack of the plan at every epsilon, as result entries with the given threat model. */
@@ -67,27 +82,20 @@ export async function runAttacks(
       'Epsilons are on the [0, 1] scale: e.g. 8/255 ≈ 0.031 for L∞.',
     );
   const results: AttackResult[] = [];
+  // Examples per attack, pushed once every attack ran (only the strongest's with strongestOnly).
+  const examplesOf = new Map<AttackResult, ExampleImage[]>();
+  const sampleSize = classifier.sampleDims.reduce((a, b) => a * b, 1);
   // Sequential (AutoAttack): per eps, each attack runs only on the samples no earlier one broke.
   const broken = new Map<number, Uint8Array>();
   for (const attack of names) {
     for (const eps of plan.eps) {
       const alreadyBroken = plan.sequential ? broken.get(eps) : undefined;
-      const config: AttackConfig = {
-        attack,
-        eps,
-        norm: plan.norm as Norm,
-        steps: plan.steps,
-        stepSize: plan.stepSize,
-        restarts: plan.restarts,
-        randomStart: plan.randomStart,
-        queries: plan.queries,
-        loss: plan.loss,
-        targeted: plan.targeted ? 'random' : undefined,
-      };
+      const config = attackConfig(plan, attack, eps);
       const phase = `${options.target === 'defended' ? `${threat}: ` : ''}${attack} (${plan.norm}) at eps ${eps}`;
       hooks.onLog?.(`Attack ${phase}`);
       const wantExamples = options.examples && (options.examples.onlyEps === undefined || options.examples.onlyEps === eps) ? options.examples.count : 0;
       let metrics;
+      hooks.work?.begin(attackWork(effectiveParams(attack, config)) * data.count);
       try {
         metrics = await runAttack(classifier, data, config, {
           batchSize: options.batchSize,
@@ -95,12 +103,18 @@ export async function runAttacks(
           signal: hooks.signal,
           lanes: options.lanes,
           alreadyBroken,
-          keepExamples: options.inspect ? data.count : wantExamples,
-          onProgress: (done, total) => hooks.onProgress?.({ phase: `Attack ${phase}`, done, total }),
+          // Every sample's adversarial input (up to a memory budget), to choose examples among the fooled ones.
+          keepExamples: options.inspect ? data.count : wantExamples ? Math.max(wantExamples, Math.floor(EXAMPLE_POOL_VALUES / Math.max(sampleSize, 1))) : 0,
+          onProgress: (done, total) => {
+            hooks.work?.advance(done, total);
+            hooks.onProgress?.({ phase: `Attack ${phase}`, done, total });
+          },
         });
       } catch (e) {
         if (isCancelled(e)) throw new CancelledError();
         throw e;
+      } finally {
+        hooks.work?.end();
       }
       const params = effectiveParams(attack, config);
       if (plan.sequential) {
@@ -128,15 +142,18 @@ export async function runAttacks(
         ...(metrics.convergence && { convergence: metrics.convergence }),
       };
       if (options.inspect && metrics.adversarialExamples) await options.inspect(entry, metrics.adversarialExamples, metrics.predictions);
+      options.predictionsInto?.set(entry, metrics.predictions);
       if (wantExamples && metrics.adversarialExamples) {
-        options.examples!.into.push(
-          ...exampleImages(
+        examplesOf.set(
+          entry,
+          await exampleImages(
+            classifier,
             data,
             metrics.adversarialExamples,
             metrics.predictions,
             wantExamples,
             { attack, eps, threat, target: options.target },
-            classifier.sampleDims,
+            options.examples!.cleanPredictions ?? data.cleanPredictions,
           ),
         );
       }
@@ -146,7 +163,56 @@ export async function runAttacks(
       );
     }
   }
+  if (options.examples && examplesOf.size) {
+    const kept = [...examplesOf.keys()];
+    const strongest = kept.reduce((w, a) => (a.accuracy < w.accuracy ? a : w));
+    for (const entry of options.examples.strongestOnly ? [strongest] : kept) options.examples.into.push(...examplesOf.get(entry)!);
+  }
   return results;
+}
+
+/**
+ * Which samples to show: the samples the attack fooled (classified correctly clean, wrongly after
+ * the attack) among the first `pool`, in sample order; and the others, to fill up with only when
+ * the attack fooled too few. Pure: exampleImages checks the stored inputs.
+ */
+export function exampleCandidates(
+  labels: ArrayLike<number>,
+  cleanPredictions: ArrayLike<number> | undefined,
+  adversarialPredictions: ArrayLike<number>,
+  pool: number,
+): { fooled: number[]; others: number[] } {
+  const fooled: number[] = [];
+  const others: number[] = [];
+  for (let i = 0; i < Math.min(pool, labels.length); i++) {
+    const cleanCorrect = cleanPredictions === undefined || cleanPredictions[i] === labels[i];
+    (cleanCorrect && adversarialPredictions[i] !== labels[i] ? fooled : others).push(i);
+  }
+  return { fooled, others };
+}
+
+/** One attack of the plan at one epsilon, as runAttack takes it. */
+function attackConfig(plan: AttackPlan, attack: AttackName, eps: number): AttackConfig {
+  return {
+    attack,
+    eps,
+    norm: plan.norm as Norm,
+    steps: plan.steps,
+    stepSize: plan.stepSize,
+    restarts: plan.restarts,
+    randomStart: plan.randomStart,
+    queries: plan.queries,
+    loss: plan.loss,
+    targeted: plan.targeted ? 'random' : undefined,
+  };
+}
+
+/** The work (gradient evaluations) of running `names` of the plan at every epsilon on `samples` samples: its budget, an upper bound. */
+export function plannedWork(plan: AttackPlan, names: readonly AttackName[], samples: number): number {
+  return names.reduce(
+    (sum, attack) => sum + plan.eps.reduce((s2, eps) => s2 + attackWork(effectiveParams(attack, attackConfig(plan, attack, eps))) * samples, 0),
+    0,
+  );
 }
 
 /**
@@ -166,27 +232,57 @@ export function effectiveParams(attack: AttackName, config: AttackConfig): Recor
   return out;
 }
 
-/** The first samples' clean and adversarial inputs, rounded to keep result files small. */
-function exampleImages(
+/**
+ * Example images of one attack: samples it fooled (exampleCandidates), their inputs rounded to keep
+ * result files small. The rounded adversarial inputs are classified again and a sample that the
+ * rounding turned back to its label is passed over, so that every example stored as fooled is
+ * misclassified as stored; unfooled samples fill up only when too few were fooled (`fooled: false`).
+ * `adversarial` holds the first samples' adversarial inputs (as many as it has room for).
+ */
+async function exampleImages(
+  classifier: Classifier,
   data: PreparedData,
   adversarial: Float32Array,
   predictions: Int32Array,
   count: number,
   run: Pick<ExampleImage, 'attack' | 'eps' | 'threat' | 'target'>,
-  sampleDims: readonly number[],
-): ExampleImage[] {
+  cleanPredictions: Int32Array | undefined,
+): Promise<ExampleImage[]> {
+  const sampleDims = classifier.sampleDims;
   const d = sampleDims.reduce((a, b) => a * b, 1);
   const round = (v: number) => Math.round(v * 1000) / 1000;
-  return Array.from({ length: Math.min(count, data.count) }, (_, i) => ({
-    index: i,
-    label: data.labels[i],
-    cleanPrediction: data.cleanPredictions?.[i] ?? -1,
-    ...run,
-    adversarialPrediction: predictions[i],
-    shape: [...sampleDims],
-    clean: Array.from(data.x.subarray(i * d, (i + 1) * d), round),
-    adversarial: Array.from(adversarial.subarray(i * d, (i + 1) * d), round),
-  }));
+  const pool = Math.floor(adversarial.length / Math.max(d, 1));
+  const { fooled, others } = exampleCandidates(data.labels, cleanPredictions, predictions, pool);
+  const out: ExampleImage[] = [];
+  const add = async (indices: number[], fooledOnly: boolean) => {
+    // In chunks of `count`: usually the first chunk is enough.
+    for (let at = 0; at < indices.length && out.length < count; at += count) {
+      const chunk = indices.slice(at, at + count);
+      const rounded = chunk.map((i) => Array.from(adversarial.subarray(i * d, (i + 1) * d), round));
+      const batch = new Float32Array(chunk.length * d);
+      rounded.forEach((x, r) => batch.set(x, r * d));
+      const stored = argmaxRows(await classifier.logits(batch, chunk.length), classifier.numClasses);
+      chunk.forEach((i, r) => {
+        const clean = cleanPredictions?.[i] ?? -1;
+        const isFooled = clean === data.labels[i] && stored[r] !== data.labels[i];
+        if (out.length >= count || (fooledOnly && !isFooled)) return;
+        out.push({
+          index: i,
+          label: data.labels[i],
+          cleanPrediction: clean,
+          ...run,
+          adversarialPrediction: stored[r],
+          fooled: isFooled,
+          shape: [...sampleDims],
+          clean: Array.from(data.x.subarray(i * d, (i + 1) * d), round),
+          adversarial: rounded[r],
+        });
+      });
+    }
+  };
+  await add(fooled, true);
+  await add(others, false);
+  return out;
 }
 
 /** Bytes the lanes of one attack run may take together: half the free memory, at most 8 GiB. */

@@ -11,15 +11,15 @@ import { referenceActivations, type ReferenceActivations } from '../../defenses/
 import type { AdaptiveContext } from '../../defenses/spec';
 import { adaptiveVariantThreats, DefendedClassifier, threatClassifier } from '../../defenses/threats';
 import type { OnnxClassifier } from '../../runtime/onnx-classifier';
-import { defenseParams, THREAT_MODELS, threatModelOf, type EvaluationConfig, type ThreatModel } from '../../../protocol/experiment';
+import { defenseParams, THREAT_MODELS, threatModelOf, type AttackPlan, type EvaluationConfig, type ThreatModel } from '../../../protocol/experiment';
 import type { AttackResult, CheckResult, DefenseResult, RunResult, WorstCase } from '../../../protocol/run-result';
 import { throwIfCancelled, type RunHooks } from '../context';
 import { prepareData, type PreparedData } from '../data';
 import { accuracyAndConfusion, correctFlags } from '../metrics';
 import { argmaxRows, defendedParts, type ClassifierModel } from '../model-session';
-import { BROKEN_MARGIN, unionWorstCases } from '../worst-case';
+import { adversarialConfusion, BROKEN_MARGIN, perClassAccuracy, unionWorstCases } from '../worst-case';
 import { classifierChecks, forwardChecks, resultChecks } from './checks';
-import { laneChoiceFor, runAttacks, startLanes } from './attacks';
+import { EXAMPLES_PER_THREAT, laneChoiceFor, plannedWork, runAttacks, startLanes } from './attacks';
 
 /** The paper's thresholds on the top scaled probability (dAE). */
 const DEFAULT_THRESHOLDS = [0, 0.9, 0.99];
@@ -94,6 +94,7 @@ export async function runDefense(
     batchSize,
     signal: hooks.signal,
     log,
+    onProgress: (done, total) => hooks.onProgress?.({ phase: `Fitting the ${plan.kind} defense at ${plan.layer}: epoch`, done, total }),
   });
   throwIfCancelled(hooks.signal);
   const defended = new DefendedClassifier(defendedParts(model, fit.stage, { ep: config.ep, threads: config.threads }, undefended));
@@ -134,6 +135,7 @@ export async function runDefense(
       t === 'adaptive' ? ['adaptive' as const, ...adaptiveVariantThreats(fit.stage)] : [t],
     );
     const defendedEntries: AttackResult[] = [];
+    const adversarialPredictions = new Map<AttackResult, Int32Array>();
     const checks: CheckResult[] = [await forwardChecks(defended, data, 'defended', batchSize)];
     let ownActivations: Promise<ReferenceActivations> | undefined;
     const adaptiveContext: AdaptiveContext = {
@@ -145,15 +147,22 @@ export async function runDefense(
           ep: 'cpu',
         })),
     };
+    // The adaptive variants' work was not known before the fit.
+    hooks.work?.plan(
+      defendedWork(
+        config.attacks,
+        data.count,
+        runThreats.filter((t) => t.startsWith('adaptive/')),
+      ),
+    );
     // A lane opens the defended model (to judge) and a gradient model as large again at most.
     const lanes = laneChoiceFor(config, model, data.count, result, log, 3 * defended.judge().model.length);
     for (const threat of runThreats) {
       const attacks = attacksFor(threatModelOf(threat) as ThreatModel, names);
       if (attacks.length === 0) continue;
-      const plan_ =
-        threat === 'gradient-free' && !names.some((n) => ATTACKS[n].gradientFree)
-          ? { ...config.attacks, queries: config.attacks.queries ?? IMPLIED_SQUARE_QUERIES }
-          : config.attacks;
+      const plan_ = threatPlan(threat, config.attacks, names);
+      if (threat === 'gradient-free' && !names.some((n) => ATTACKS[n].gradientFree))
+        log(`The gradient-free threat model: no gradient-free attack was listed, so Square Attack runs (${plan_.queries} queries).`);
       const classifier = threatClassifier(defended, threat, adaptiveContext);
       section.threats[threat] = classifier.surrogate;
       let workers: Awaited<ReturnType<typeof startLanes>>;
@@ -183,10 +192,15 @@ export async function runDefense(
               batchSize,
               lanes: workers?.lanes,
               target: 'defended',
-              examples:
-                threat === runThreats[runThreats.length - 1]
-                  ? { count: 4, into: (result.examples ??= []), onlyEps: Math.max(...config.attacks.eps) }
-                  : undefined,
+              // A few fooled samples per threat model, from its strongest attack at the largest eps.
+              examples: {
+                count: EXAMPLES_PER_THREAT,
+                into: (result.examples ??= []),
+                onlyEps: Math.max(...config.attacks.eps),
+                cleanPredictions: clean.predictions,
+                strongestOnly: true,
+              },
+              predictionsInto: adversarialPredictions,
               inspect:
                 clean.accepted || clean.projected || fit.stage.scores === 'probabilities'
                   ? async (entry, adversarial) => {
@@ -207,12 +221,26 @@ export async function runDefense(
     }
     result.attacks = [...(result.attacks ?? []), ...defendedEntries];
     section.worstCase = unionWorstCases(defendedEntries, correctFlags(clean.predictions, data.labels), result.worstCase);
+    const confusion = adversarialConfusion(defendedEntries, adversarialPredictions, data.labels, clean.predictions, model.numClasses);
+    if (confusion) section.adversarialConfusion = confusion;
     checks.push(...resultChecks(defendedEntries, 'defended', { count: data.count, cleanAccuracy: section.clean.accuracy }));
     result.checks = [...(result.checks ?? []), ...checks];
     Object.assign(section, verdict(section.worstCase, checks, threats));
   }
+  section.perClass = perClassAccuracy(result.attacks?.filter((a) => a.target === 'defended') ?? [], data.labels, clean.predictions, model.numClasses);
   result.defense = section;
   return defended;
+}
+
+/** The plan a threat model's attacks run with: the gradient-free threat implies Square when no gradient-free attack is listed. */
+function threatPlan(threat: string, plan: AttackPlan, names: AttackName[]): AttackPlan {
+  return threat === 'gradient-free' && !names.some((n) => ATTACKS[n].gradientFree) ? { ...plan, queries: plan.queries ?? IMPLIED_SQUARE_QUERIES } : plan;
+}
+
+/** The work (gradient evaluations, an upper bound) of attacking the defended model under `threats`. */
+export function defendedWork(plan: AttackPlan, samples: number, threats: readonly string[]): number {
+  const names = parseAttackList(plan.names.join(','));
+  return threats.reduce((sum, t) => sum + plannedWork(threatPlan(t, plan, names), attacksFor(threatModelOf(t) as ThreatModel, names), samples), 0);
 }
 
 /** Gradient attacks run under the gradient threat models; gradient-free ones under 'gradient-free'. */

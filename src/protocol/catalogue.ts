@@ -478,15 +478,32 @@ export const CATALOGUE: Catalogue = {
           "ask": true,
           "valueDescriptions": [
             "exact search over every reference activation",
-            "locality-sensitive hashing over a random projection (faster, approximate)"
+            "locality-sensitive hashing (the paper’s engine): L tables of K sign bits, multi-probe, exact distances among the candidates"
           ],
-          "description": "How the paper head’s leave-one-out training retrieves; the ONNX pipeline always searches exactly."
+          "description": "How the defended (evaluated and exported) model retrieves, and the paper head’s leave-one-out training; with lsh the fit reports recall@N against exact search and the accuracy difference."
+        },
+        {
+          "key": "attention",
+          "flag": "attention",
+          "type": "enum",
+          "values": [
+            "identity",
+            "learned"
+          ],
+          "default": "identity",
+          "ask": true,
+          "valueDescriptions": [
+            "U = I: β_n = s·h·h_n",
+            "U (D × D) trained on the reference set with leave-one-out retrieval, with the paper head (or on the cross-entropy of ȳ for the tail head)"
+          ],
+          "description": "The attention score β_n = s·hᵀ U h_n: U the identity, or learned as in the paper."
         },
         {
           "key": "lsh.tables",
           "flag": "lsh-tables",
           "type": "integer",
           "min": 1,
+          "max": 64,
           "default": 8,
           "description": "LSH tables L."
         },
@@ -495,16 +512,71 @@ export const CATALOGUE: Catalogue = {
           "flag": "lsh-bits",
           "type": "integer",
           "min": 1,
+          "max": 24,
           "defaultText": "auto",
-          "description": "Bits per table K."
+          "description": "Bits per table K (auto: about 8 rows per bucket)."
         },
         {
-          "key": "lsh.probes",
-          "flag": "lsh-probes",
+          "key": "lsh.radius",
+          "flag": "lsh-radius",
           "type": "integer",
           "min": 0,
-          "default": 8,
-          "description": "Multi-probe count."
+          "max": 3,
+          "default": 1,
+          "description": "Multi-probe: the buckets within this Hamming distance of the query’s code are probed in every table."
+        }
+      ]
+    },
+    {
+      "kind": "isometric",
+      "title": "Isometric head",
+      "description": "the dense layers after the layer retrained with cross-entropy plus the metric-preservation term; the head stays frozen",
+      "reference": "arXiv:2211.01236, isometric representations (title and authors: see docs/papers.md §4)",
+      "params": [
+        {
+          "key": "weight",
+          "flag": "iso-weight",
+          "type": "number",
+          "min": 0,
+          "default": 0.1,
+          "ask": true,
+          "description": "λ1: weight of the metric-preservation term beside the cross-entropy."
+        },
+        {
+          "key": "scale",
+          "flag": "iso-scale",
+          "type": "number",
+          "min": 0,
+          "default": 10,
+          "ask": true,
+          "description": "λ2: scale of the representation distances, λ2·‖zᵢ − zⱼ‖ against ‖xᵢ − xⱼ‖."
+        },
+        {
+          "key": "epochs",
+          "flag": "epochs",
+          "type": "integer",
+          "min": 1,
+          "max": 10000,
+          "default": 10,
+          "ask": true,
+          "description": "Training epochs."
+        },
+        {
+          "key": "batchSize",
+          "flag": "iso-batch",
+          "type": "integer",
+          "min": 2,
+          "max": 4096,
+          "default": 64,
+          "description": "Mini-batch size B (the metric term sums over B² pairs)."
+        },
+        {
+          "key": "learningRate",
+          "flag": "iso-lr",
+          "type": "number",
+          "min": 0,
+          "default": 0.001,
+          "description": "Adam learning rate."
         }
       ]
     }

@@ -87,7 +87,7 @@ export async function fitDefense(plan: DefensePlan, ctx: FitContext): Promise<Fi
     ep: 'cpu',
   });
   throwIfCancelled(ctx.signal, 'The fit');
-  // `sources` (the classifier and the raw reference images): the isometric head retrains the tail on them.
+  // The classifier and the raw reference images: the isometric head retrains the tail on them.
   const sources = { model: { loaded: ctx.loaded, graph: ctx.graph }, inputs: { x: ctx.reference.x, count: ctx.reference.count } };
   const fitCtx = { layer: plan.layer, seed, threads: ctx.threads, signal: ctx.signal, log: ctx.log, onProgress: ctx.onProgress, sources };
   const stage = await spec.fit(ref, params, fitCtx);

@@ -35,6 +35,8 @@ export interface KnnTensors {
  * Adds to `g` the exact k-NN search of the rows of `query` (float [N, d]) among the n rows of
  * `reference` (n × d, row-major). `names` fixes the output tensor names (else fresh ones); cosine
  * distances are only computed when `names.distances` asks for them (no dead nodes otherwise).
+ * `options.candidates` (a bool tensor [N, n], e.g. lsh.ts's addLshCandidateMask) restricts the
+ * search to the rows it marks: the others get distance +∞ (similarity −∞) before the TopK.
  */
 export function addKnnSearch(
   g: GraphBuilder,
@@ -45,6 +47,7 @@ export function addKnnSearch(
   k: number,
   distance: Distance,
   names: Partial<KnnTensors> = {},
+  options: { candidates?: string } = {},
 ): KnnTensors {
   if (!(k >= 1 && k <= n)) throw new RangeError(`k = ${k} must lie in [1, ${n}] (the number of reference rows)`);
   const axes1 = g.int64Const('knn_axes', [1]);
@@ -55,7 +58,8 @@ export function addKnnSearch(
     const sq = g.op('ReduceSum', [g.op('Mul', [query, query]), axes1], { keepdims: 1 });
     const norm = g.op('Sqrt', [g.op('Add', [sq, g.scalar(COSINE_EPS * COSINE_EPS, 'knn_eps2')])]);
     const qn = g.op('Div', [query, norm]);
-    const sims = g.op('MatMul', [qn, bt]);
+    const all = g.op('MatMul', [qn, bt]);
+    const sims = options.candidates ? g.op('Where', [options.candidates, all, g.scalar(-Infinity, 'knn_minus_inf')]) : all;
     if (k === 1 && !names.distances) {
       g.node('ArgMax', [sims], { axis: 1, keepdims: 1, select_last_index: 0 }, [indices]);
       return { indices };
@@ -74,7 +78,8 @@ export function addKnnSearch(
   const bsqName = g.floatConst('knn_reference_sq', [n], bsq);
   const qsq = g.op('ReduceSum', [g.op('Mul', [query, query]), axes1], { keepdims: 1 }); // [N, 1]
   const cross = g.op('MatMul', [query, bt]); // [N, n]
-  const d2 = g.op('Add', [g.op('Sub', [qsq, g.op('Mul', [cross, g.scalar(2, 'knn_two')])]), bsqName]);
+  const all = g.op('Add', [g.op('Sub', [qsq, g.op('Mul', [cross, g.scalar(2, 'knn_two')])]), bsqName]);
+  const d2 = options.candidates ? g.op('Where', [options.candidates, all, g.scalar(Infinity, 'knn_inf')]) : all;
   if (k === 1 && !names.distances) {
     g.node('ArgMin', [d2], { axis: 1, keepdims: 1, select_last_index: 0 }, [indices]);
     return { indices };

@@ -4,11 +4,12 @@
  */
 import { UserError } from '../errors';
 import { DAE } from './dae/spec';
+import { ISOMETRIC } from './isometric/spec';
 import { LESCI } from './lesci/spec';
 import { RETRIEVAL } from './retrieval/spec';
 import type { DefenseSpec } from './spec';
 
-export const DEFENSE_REGISTRY = [LESCI, DAE, RETRIEVAL] as const;
+export const DEFENSE_REGISTRY = [LESCI, DAE, RETRIEVAL, ISOMETRIC] as const;
 
 export type DefenseKind = (typeof DEFENSE_REGISTRY)[number]['kind'];
 

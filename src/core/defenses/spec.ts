@@ -4,7 +4,7 @@
  * generated catalogue (src/protocol/catalogue.ts) derive from the specs.
  */
 import type { ParamSpec } from '../../protocol/params';
-import type { ReferenceActivations } from './activations';
+import type { InspectedModel, ReferenceActivations } from './activations';
 import type { DefenseStage } from './types';
 
 export interface DefenseFitContext {
@@ -16,6 +16,11 @@ export interface DefenseFitContext {
   log(line: string): void;
   /** Defenses that train report their epochs here (shown as the fit's progress). */
   onProgress?(done: number, total: number): void;
+  /**
+   * The classifier and the raw reference images beside the activations, for defenses that retrain
+   * part of the network (the isometric head retrains the tail on the images' distances).
+   */
+  sources?: { model: InspectedModel; inputs: { x: Float32Array; count: number } };
 }
 
 /** What an adaptive surrogate may use besides the fitted stage. */

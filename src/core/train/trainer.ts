@@ -30,7 +30,7 @@ import {
   type Optimizer,
   type TrainStepModel,
 } from '../onnx/autodiff/train-step';
-import type { TrainingLoss } from '../onnx/autodiff/train-loss';
+import { AUX_INPUT_BASE, type TrainingLoss } from '../onnx/autodiff/train-loss';
 import { encodeModel, type ModelProto } from '../onnx/proto';
 import { Rng } from '../random';
 import { createSession, type Provider, type Session, type SessionOptions } from '../runtime/session';
@@ -42,6 +42,11 @@ export interface TrainSet {
   /** mse: n samples of the output's size (default: x itself, an autoencoder); softmax-ce: n class indices. */
   target?: Float32Array | Int32Array;
   n: number;
+  /**
+   * Losses with a per-sample auxiliary input (softmax-ce-isometric: the flattened network inputs x,
+   * inputSize values a sample): n rows, gathered in the same order as the batch.
+   */
+  aux?: Float32Array;
 }
 
 export interface TrainerOptions {
@@ -117,6 +122,8 @@ export class Trainer {
   private readonly sampleDims: number[];
   private readonly sampleSize: number;
   private readonly targetSize: number;
+  /** The loss's auxiliary per-sample input, when it has one (train-loss.ts AUX_INPUT_BASE). */
+  private readonly aux?: { name: string; size: number };
 
   private constructor(
     readonly step: TrainStepModel,
@@ -134,6 +141,12 @@ export class Trainer {
     this.sampleSize = this.sampleDims.reduce((a, b) => a * b, 1);
     const out = step.outputDims.slice(1);
     this.targetSize = step.targetType === 'int64' ? 1 : out.every((d): d is number => typeof d === 'number') ? out.reduce((a, b) => a * b, 1) : NaN;
+    if (options.loss.kind === 'softmax-ce-isometric') {
+      const taken = new Set([step.input, step.target, step.learningRate, step.step, ...step.params.map((p) => p.name), ...step.state.map((s) => s.name)]);
+      const name = (step.model.graph?.input ?? []).map((v) => v.name ?? '').find((n) => !taken.has(n) && n.includes(AUX_INPUT_BASE));
+      if (!name) throw new Error('the isometric training step has no auxiliary input');
+      this.aux = { name, size: options.loss.inputSize };
+    }
   }
 
   static async create(options: TrainerOptions): Promise<Trainer> {
@@ -203,7 +216,7 @@ export class Trainer {
    * parameters and state are written by onnxruntime into a second set of arrays (pre-allocated
    * outputs), which then become the current ones: no allocation per step.
    */
-  async trainBatch(x: Float32Array, target: Float32Array | BigInt64Array, rows: number, learningRate: number): Promise<number> {
+  async trainBatch(x: Float32Array, target: Float32Array | BigInt64Array, rows: number, learningRate: number, aux?: Float32Array): Promise<number> {
     const s = this.step;
     const feeds: Record<string, ort.Tensor> = {
       [s.input]: new ort.Tensor('float32', x, [rows, ...this.sampleDims]),
@@ -211,6 +224,11 @@ export class Trainer {
       [s.learningRate]: new ort.Tensor('float32', Float32Array.of(learningRate), []),
       [s.step]: new ort.Tensor('float32', Float32Array.of(this.steps + 1), []),
     };
+    if (this.aux) {
+      if (!aux || aux.length !== rows * this.aux.size)
+        throw new UserError(`Training data: the ${this.options.loss.kind} loss needs ${rows} auxiliary rows of ${this.aux.size} values.`);
+      feeds[this.aux.name] = new ort.Tensor('float32', aux, [rows, this.aux.size]);
+    }
     const fetches: Record<string, ort.Tensor | null> = { [s.loss]: null };
     const slots = [
       ...s.params.map((p) => ({ from: p.name, to: p.next, dims: p.dims, map: this.params })),
@@ -243,6 +261,7 @@ export class Trainer {
    * large batch drift (1024 × 784 values: 2e-5 relative; 256 rows: 2e-6).
    */
   async evaluate(set: TrainSet, batchSize = 256): Promise<number> {
+    if (this.aux) throw new UserError(`Evaluating the ${this.options.loss.kind} loss on a data set is not supported.`, 'Train without validation data.');
     if (!this.evalModel) {
       this.evalModel = buildLossModel(this.forward, this.shapes, {
         params: this.step.params.map((p) => p.name),
@@ -306,6 +325,11 @@ export class Trainer {
     if (options.earlyStopping && !validation) throw new UserError('Early stopping needs held-out data (validation).');
     const { x, target } = this.checkSet(train);
     if (validation) this.checkSet(validation);
+    const aux = this.aux;
+    if (aux && (!train.aux || train.aux.length !== train.n * aux.size)) {
+      throw new UserError(`Training data: the ${this.options.loss.kind} loss needs ${train.n} auxiliary rows of ${aux.size} values.`);
+    }
+    const auxBatch = aux ? new Float32Array(Math.min(options.batchSize, train.n) * aux.size) : undefined;
     const n = train.n;
     const s = this.sampleSize;
     const ts = this.step.targetType === 'int64' ? 1 : this.targetSize;
@@ -338,10 +362,11 @@ export class Trainer {
           xb.set(x.subarray(i * s, (i + 1) * s), r * s);
           if (tb instanceof BigInt64Array) tb[r] = (target as BigInt64Array)[i];
           else tb.set((target as Float32Array).subarray(i * ts, (i + 1) * ts), r * ts);
+          if (auxBatch) auxBatch.set(train.aux!.subarray(i * aux!.size, (i + 1) * aux!.size), r * aux!.size);
         }
         const xs = xb.subarray(0, m * s);
         options.corrupt?.(xs, m, noise);
-        const loss = await this.trainBatch(xs, tb.subarray(0, m * ts), m, lr);
+        const loss = await this.trainBatch(xs, tb.subarray(0, m * ts), m, lr, auxBatch?.subarray(0, m * aux!.size));
         if (!Number.isFinite(loss)) throw new UserError(`Training diverged: the loss is ${loss} at epoch ${epoch}.`, 'Lower the learning rate.');
         sum += loss * m;
         steps++;

@@ -1,6 +1,7 @@
 /**
  * The retrieval database and its search: a seeded random projection h' = W·h, exact search
- * (brute force, as the ONNX graph does) or LSH candidates re-ranked exactly in the same space.
+ * (brute force) or LSH candidates re-ranked exactly in the same space (as the ONNX graph does
+ * with --search exact and --search lsh).
  */
 import { UserError } from '../../errors';
 import { Rng } from '../../random';
@@ -72,8 +73,9 @@ export function projectRows(x: ArrayLike<number>, n: number, D: number, w: Float
 
 /**
  * The N nearest database rows of `count` activations h (flat [count, D]) in the search space.
- * [count, N] indices, nearest first. LSH queries with fewer than N candidates fall back to exact
- * search (reported in `fallbacks`).
+ * [count, N] indices, nearest first. LSH: the Hamming-ball candidates of every table (the graph's
+ * search, lsh.ts), re-ranked exactly; queries with fewer than N candidates fall back to exact
+ * search (reported in `fallbacks`), as in the graph.
  */
 export function retrievalSearch(
   index: RetrievalIndex,
@@ -92,7 +94,7 @@ export function retrievalSearch(
   let totalCandidates = 0;
   for (let a = 0; a < count; a++) {
     const skip = options.exclude ? options.exclude(a) : -1;
-    const cand = index.lsh.candidates(q, a * d, options.probes);
+    const cand = index.lsh.candidatesWithin(q, a * d, options.radius);
     totalCandidates += cand.length;
     const usable = skip >= 0 && cand.includes(skip) ? cand.length - 1 : cand.length;
     if (usable < N) {

@@ -1,7 +1,7 @@
 /** Retrieval with attention (the retrieval paper): a private database of reference activations. */
 import type { LshOptions } from '../lsh';
 import { tensorFloat32 } from '../../onnx/tensor-proto';
-import { fitRetrieval, RETRIEVAL_DEFAULTS, RETRIEVAL_TENSORS } from '../retrieval';
+import { fitRetrieval, PAPER_HEAD_DEFAULTS, RETRIEVAL_DEFAULTS, RETRIEVAL_TENSORS, type LshCheck } from '../retrieval';
 import { attackerRows, softKnnStage, type SoftKnnSource } from '../soft-knn';
 import type { DefenseStage } from '../types';
 import { defineDefense } from '../spec';
@@ -61,12 +61,45 @@ export const RETRIEVAL = defineDefense({
       values: ['exact', 'lsh'],
       default: 'exact',
       ask: true,
-      valueDescriptions: ['exact search over every reference activation', 'locality-sensitive hashing over a random projection (faster, approximate)'],
-      description: 'How the paper head\u2019s leave-one-out training retrieves; the ONNX pipeline always searches exactly.',
+      valueDescriptions: [
+        'exact search over every reference activation',
+        'locality-sensitive hashing (the paper\u2019s engine): L tables of K sign bits, multi-probe, exact distances among the candidates',
+      ],
+      description:
+        'How the defended (evaluated and exported) model retrieves, and the paper head\u2019s leave-one-out training; with lsh the fit reports recall@N against exact search and the accuracy difference.',
     },
-    { key: 'lsh.tables', flag: 'lsh-tables', type: 'integer', min: 1, default: 8, description: 'LSH tables L.' },
-    { key: 'lsh.bits', flag: 'lsh-bits', type: 'integer', min: 1, defaultText: 'auto', description: 'Bits per table K.' },
-    { key: 'lsh.probes', flag: 'lsh-probes', type: 'integer', min: 0, default: 8, description: 'Multi-probe count.' },
+    {
+      key: 'attention',
+      flag: 'attention',
+      type: 'enum',
+      values: ['identity', 'learned'],
+      default: 'identity',
+      ask: true,
+      valueDescriptions: [
+        'U = I: \u03b2_n = s\u00b7h\u00b7h_n',
+        'U (D \u00d7 D) trained on the reference set with leave-one-out retrieval, with the paper head (or on the cross-entropy of \u0233 for the tail head)',
+      ],
+      description: 'The attention score \u03b2_n = s\u00b7h\u1d40 U h_n: U the identity, or learned as in the paper.',
+    },
+    { key: 'lsh.tables', flag: 'lsh-tables', type: 'integer', min: 1, max: 64, default: 8, description: 'LSH tables L.' },
+    {
+      key: 'lsh.bits',
+      flag: 'lsh-bits',
+      type: 'integer',
+      min: 1,
+      max: 24,
+      defaultText: 'auto',
+      description: 'Bits per table K (auto: about 8 rows per bucket).',
+    },
+    {
+      key: 'lsh.radius',
+      flag: 'lsh-radius',
+      type: 'integer',
+      min: 0,
+      max: 3,
+      default: 1,
+      description: 'Multi-probe: the buckets within this Hamming distance of the query\u2019s code are probed in every table.',
+    },
   ],
   adaptive: {
     description:
@@ -84,25 +117,39 @@ export const RETRIEVAL = defineDefense({
       },
     ],
   },
-  fit: (ref, params, ctx) => {
+  fit: async (ref, params, ctx) => {
     const p = params as {
       head?: 'tail' | 'paper';
       neighbours?: number;
       projectionDims?: number;
       distance?: 'l2' | 'cosine';
       search?: 'exact' | 'lsh';
+      attention?: 'identity' | 'learned';
       lsh?: LshOptions;
     };
-    return fitRetrieval(ref, {
+    const stage = await fitRetrieval(ref, {
       head: p.head ?? 'tail',
       neighbours: p.neighbours,
       projectionDims: p.projectionDims,
       distance: p.distance,
       seed: ctx.seed,
       lsh: p.lsh,
-      training: p.search ? { search: p.search } : undefined,
+      search: p.search,
+      attention: p.attention,
       signal: ctx.signal,
       session: { ep: 'cpu', threads: ctx.threads },
+      // The paper head and the attention matrix train for the same default number of epochs.
+      onEpoch: (epoch) => ctx.onProgress?.(epoch + 1, PAPER_HEAD_DEFAULTS.epochs),
     });
+    const check = stage.params.lshCheck as LshCheck | undefined;
+    if (check) {
+      const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
+      ctx.log(
+        `retrieval LSH (${ref.layer}): recall@${String(stage.params.neighbours)} against exact search ${check.recall.toFixed(3)} on ${check.queries} leave-one-out reference queries, ${pct(check.candidateFraction)} of the rows looked at, ${check.fallbacks} exact fallbacks; accuracy (${check.classifier}) ${pct(check.accuracyLsh)} with LSH vs ${pct(check.accuracyExact)} exact (${check.accuracyDifference >= 0 ? '+' : ''}${(100 * check.accuracyDifference).toFixed(1)} points)`,
+      );
+    }
+    const at = stage.params.attentionTraining as { distanceFromIdentity: number } | undefined;
+    if (at) ctx.log(`retrieval attention learned: ‖U − I‖_F/√D = ${at.distanceFromIdentity.toFixed(3)}`);
+    return stage;
   },
 });

@@ -12,8 +12,18 @@ export interface PaperHeadTraining {
   batchSize?: number;
   /** Adam learning rate (β1 0.9, β2 0.999, ε 1e-7 as TensorFlow.js). Default 2e-3. */
   learningRate?: number;
-  /** How the leave-one-out retrieval of the training features searches. Default 'exact'. */
+  /** How the leave-one-out retrieval of the training features searches. Default: the defense's search. */
   search?: 'exact' | 'lsh';
+}
+
+/** Training of the learned attention matrix U (with the paper head's layers, or alone for the tail head). */
+export interface AttentionTraining {
+  /** Default 20. */
+  epochs?: number;
+  /** Default 128. */
+  batchSize?: number;
+  /** Adam learning rate (β1 0.9, β2 0.999, ε 1e-7). Default 2e-3. */
+  learningRate?: number;
 }
 
 export interface RetrievalOptions {
@@ -26,9 +36,18 @@ export interface RetrievalOptions {
   distance?: Distance;
   /** Attention score scale s. Default 'inv-sqrt-d'. */
   attentionScale?: 'inv-sqrt-d' | number;
+  /** The search of the defended model (and of the paper head's training): exact, or Hamming-ball LSH. Default 'exact'. */
+  search?: 'exact' | 'lsh';
+  /**
+   * β_n = s·hᵀ U h_n: U = I ('identity'), or U (D × D, activation space, initialised at I) trained
+   * on the reference set with leave-one-out retrieval ('learned'). Default 'identity'.
+   */
+  attention?: 'identity' | 'learned';
+  /** Training of U when attention is 'learned' (the paper head's training options are used with the paper head). */
+  attentionTraining?: AttentionTraining;
   /** Seed of W, the LSH hyperplanes, the head's initialisation and shuffling. Default 0. */
   seed?: number;
-  /** JS LSH search parameters (recorded in params; the ONNX graph searches exactly). */
+  /** LSH parameters (tables L, bits K, Hamming radius r of the multi-probe), for the graph's and the JS search. */
   lsh?: LshOptions;
   training?: PaperHeadTraining;
   /** Called after every training epoch of the paper head with the epoch's mean training loss. */
@@ -41,6 +60,9 @@ export interface RetrievalOptions {
 
 export const RETRIEVAL_DEFAULTS = { neighbours: 10, projectionDims: 64, distance: 'l2', attentionScale: 'inv-sqrt-d', seed: 0 } as const;
 export const PAPER_HEAD_DEFAULTS = { hidden: [64], epochs: 20, batchSize: 128, learningRate: 2e-3, search: 'exact' } as const;
+export const ATTENTION_TRAINING_DEFAULTS = { epochs: 20, batchSize: 128, learningRate: 2e-3 } as const;
+/** The largest D for which a learned U (D × D values) is allowed. */
+export const MAX_LEARNED_ATTENTION_DIMS = 1024;
 
 /** Names of internal tensors and initializers of the retrieval graph (stable). */
 export const RETRIEVAL_TENSORS = {
@@ -57,6 +79,10 @@ export const RETRIEVAL_TENSORS = {
   database: 'retrieval_database',
   labels: 'retrieval_labels_onehot',
   projection: 'retrieval_projection_t',
+  /** bool [N, n]: the LSH candidates (only with LSH search). */
+  candidates: 'retrieval_lsh_candidates',
+  /** float [D, D]: the attention matrix U (only with learned attention). */
+  attentionMatrix: 'retrieval_attention_u',
 } as const;
 
 /** The JS side of the retrieval defense: database, projection and LSH index. */
@@ -80,6 +106,8 @@ export interface RetrievalIndex {
   keys: Float32Array;
   keyDims: number;
   lsh: LshIndex;
+  /** U [D, D] row-major (β = s·Σ_jk h_j U_jk h_n,k); undefined: the identity. */
+  attention?: Float32Array;
 }
 
 export interface SearchOptions {
@@ -87,8 +115,8 @@ export interface SearchOptions {
   method?: 'exact' | 'lsh';
   /** A database row to leave out for query q (leave-one-out), or −1. */
   exclude?: (q: number) => number;
-  /** Overrides the index's probes. */
-  probes?: number;
+  /** Overrides the index's Hamming radius of the multi-probe. */
+  radius?: number;
 }
 
 export interface Attention {

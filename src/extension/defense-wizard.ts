@@ -49,6 +49,8 @@ export interface DefenseAnswers {
   dataInfo?: DataDescription;
   /** null: every sample. */
   limit?: number | null;
+  /** Images of classes the model never learnt, for open-set recognition; null: none. */
+  unknown?: string | null;
   /** A strength preset, 'choose' (attacks one by one) or 'none' (clean accuracy only). */
   attackMode?: string;
   attacks?: string[];
@@ -281,6 +283,35 @@ const limitStep: FlowStep<DefenseAnswers> = {
   },
 };
 
+/** Optional: images of classes the model never learnt (open-set recognition: rejection rates, AUROC, FPR at 95% TPR). */
+const unknownStep: FlowStep<DefenseAnswers> = {
+  skip: (a) => !newExperiment(a),
+  async run(ui, a) {
+    const files = (await datasetFiles()).filter((u) => u.fsPath !== a.data && u.fsPath !== a.reference);
+    const none: FileItem = { label: '$(circle-slash) None', description: 'no open-set recognition (default)', action: 'none', alwaysShow: true };
+    const items: FileItem[] = [none, ...files.map(fileItem), { label: '$(folder-opened) Browse…', action: 'browse', alwaysShow: true }];
+    for (;;) {
+      const choice = await ui.pick({
+        placeholder: 'Open set (optional): images of classes the model never learnt, to measure how well they are rejected',
+        items,
+        active: items.find((i) => a.unknown && i.uri?.fsPath === a.unknown) ?? none,
+        matchOnDescription: true,
+      });
+      const stop = backOrCancel(choice);
+      if (stop) return stop;
+      const item = choice as FileItem;
+      if (item.action === 'none') {
+        a.unknown = null;
+        return 'next';
+      }
+      const picked = item.action === 'browse' ? await browse('Unknown images', true) : item.uri;
+      if (!picked) continue; // the file dialog was cancelled: this step again
+      a.unknown = picked.fsPath;
+      return 'next';
+    }
+  },
+};
+
 const attackModeStep: FlowStep<DefenseAnswers> = {
   skip: (a) => !newExperiment(a),
   async run(ui, a) {
@@ -412,6 +443,7 @@ function wizardSteps(deps: WizardDeps, info: CatalogueDefense, target: Insertion
       (a) => !newExperiment(a) || a.labels === null,
     ),
     limitStep,
+    unknownStep,
     attackModeStep,
     chooseAttacksStep,
     normStep,
@@ -453,6 +485,7 @@ export async function insertDefense(kind: string, target: InsertionTarget, exper
         data: relativePath(file, answers.data!),
         labels: answers.labels ? relativePath(file, answers.labels) : undefined,
         ...(answers.limit && { limit: answers.limit }),
+        ...(answers.unknown && { unknown: { data: relativePath(file, answers.unknown) } }),
         attacks: attackPlan(answers),
       };
   try {

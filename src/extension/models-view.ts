@@ -6,6 +6,7 @@
 import * as vscode from 'vscode';
 import { groupByModule, listedLayers, type LayerGroup, type LayerTreeEntry, type NodeAttributes } from '../protocol/graph-view';
 import type { GraphIO, Layer } from '../protocol/model';
+import type { IsometryResult } from '../protocol/run-result';
 import type { ModelSummary } from '../protocol/worker-messages';
 import { basename } from '../report/analysis';
 import type { Inspector } from './worker-client';
@@ -95,6 +96,15 @@ export function modelLabel(uri: vscode.Uri): string {
   return isTfjsUri(uri) ? `${basename(uri.fsPath.slice(0, -name.length - 1))}/${name}` : name;
 }
 const OPENED_KEY = 'robustnessLab.openedModels';
+/** Isometry per insertion point of each model, from its last "Measure Isometry per Layer" run. */
+const ISOMETRY_KEY = 'robustnessLab.isometry';
+
+/** What the Models view keeps of an isometry run: within-class numbers per insertion tensor, for the model file as it was. */
+interface LayerIsometry {
+  /** The model file's modification time when measured: a changed model drops the badges. */
+  mtime: number;
+  layers: Record<string, { pearson: number | null; spearman: number | null; distortion: number | null }>;
+}
 /** Context key of the view title's filter toggle. */
 export const INSERTION_POINTS_ONLY_KEY = 'robustnessLab.insertionPointsOnly';
 
@@ -176,6 +186,25 @@ export class ModelsProvider implements vscode.TreeDataProvider<ModelTreeNode>, v
     this.inspections.set(key, { mtime, summary });
     summary.catch(() => this.inspections.delete(key)); // Retry on the next expand.
     return summary;
+  }
+
+  /** Records a model's isometry per insertion point (from a run), shown as a badge on its layers. */
+  async setIsometry(model: vscode.Uri, isometry: IsometryResult): Promise<void> {
+    const mtime = (await vscode.workspace.fs.stat(model)).mtime;
+    const layers = Object.fromEntries(
+      isometry.layers.map((l) => [l.tensor, { pearson: l.within.pearson, spearman: l.within.spearman, distortion: l.within.distortion }]),
+    );
+    const all = this.context.workspaceState.get<Record<string, LayerIsometry>>(ISOMETRY_KEY, {});
+    await this.context.workspaceState.update(ISOMETRY_KEY, { ...all, [model.toString()]: { mtime, layers } });
+    this.changed.fire(undefined);
+  }
+
+  /** The within-class isometry of a layer's output, when measured on the model as it is now. */
+  private isometryOf(model: vscode.Uri, tensor: string | undefined): LayerIsometry['layers'][string] | undefined {
+    const stored = this.context.workspaceState.get<Record<string, LayerIsometry>>(ISOMETRY_KEY, {})[model.toString()];
+    const inspected = this.inspections.get(model.toString());
+    if (!stored || !tensor || !inspected || inspected.mtime !== stored.mtime) return undefined;
+    return stored.layers[tensor];
   }
 
   /** Every node's attributes, formatted for display (read from the model file, not cached). */
@@ -316,7 +345,8 @@ export class ModelsProvider implements vscode.TreeDataProvider<ModelTreeNode>, v
     const l = node.layer;
     const item = new vscode.TreeItem(node.label ?? l.name, vscode.TreeItemCollapsibleState.None);
     item.id = `layer:${node.model.uri.toString()}:${l.index}`;
-    item.description = `${l.op} ${shape(l.shape)}${l.params ? ` · ${l.params.toLocaleString('en-US')} params` : ''}`;
+    const iso = this.isometryOf(node.model.uri, l.outputs[0]);
+    item.description = `${l.op} ${shape(l.shape)}${l.params ? ` · ${l.params.toLocaleString('en-US')} params` : ''}${iso?.pearson != null ? ` · iso r ${iso.pearson.toFixed(2)}` : ''}`;
     // Screen readers (and searches by name) get the full node name, not the part under the module.
     item.accessibilityInformation = { label: `${l.name} ${item.description}${l.insertionPoint ? ', insertion point' : ''}` };
     const tip = new vscode.MarkdownString('', true);
@@ -330,6 +360,10 @@ export class ModelsProvider implements vscode.TreeDataProvider<ModelTreeNode>, v
         ? `$(target) **Insertion point**: every path from the input to the output passes through \`${l.outputs[0]}\`, so a defense can go right after this layer (right-click to insert one).`
         : `Not an insertion point: some path to the output bypasses \`${l.outputs[0] ?? '?'}\` (e.g. a skip connection), so a defense here would not see everything.`,
     );
+    if (iso)
+      tip.appendMarkdown(
+        `\n\n**Isometry** (within-class pairs, last *Measure Isometry per Layer*): Pearson r ${iso.pearson?.toFixed(3) ?? '–'}, Spearman ρ ${iso.spearman?.toFixed(3) ?? '–'}, relative distortion ${iso.distortion?.toFixed(3) ?? '–'}: how well distances between inputs of the same class survive to this layer.`,
+      );
     item.tooltip = tip;
     item.iconPath = l.insertionPoint ? insertionIcon() : new vscode.ThemeIcon('symbol-operator');
     item.contextValue = l.insertionPoint ? 'layer.insertable' : 'layer';

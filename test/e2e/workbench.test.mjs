@@ -135,6 +135,12 @@ describe('Robustness Lab in VS Code (trusted workspace)', { timeout: 420_000 }, 
     () => wb,
     'the Models view lists the demo model with its inputs, outputs and layers',
     async () => {
+      // As VS Code's default start page would, open the walkthrough once, so that its steps follow
+      // what happens from now on (the tests run with workbench.startupEditor = none).
+      await wb.command('Welcome: Open Walkthrough...');
+      await wb.pick(undefined, 'Get Started with Robustness Lab');
+      await s.page.locator('.gettingStartedContainer').getByText('Open the demo', { exact: true }).first().waitFor({ timeout: 20_000 });
+      await wb.command('View: Close All Editors');
       await wb.openSidebar();
       await wb.expand(wb.treeItem('Models', /^fashion-cnn\.onnx/));
       // Layers are grouped by module path; rows below the fold are scrolled to.
@@ -161,53 +167,54 @@ describe('Robustness Lab in VS Code (trusted workspace)', { timeout: 420_000 }, 
       // One multi-step input: the total counts only the steps that apply (k appears with the vote mode).
       const step = (n, total) => `${title} (${n}/${total})`;
       await wb.contextMenu(layer, 'Insert LESCI Defense Here');
-      await wb.pick(step(1, 13), 'train-images-idx3-ubyte.gz');
+      await wb.pick(step(1, 14), 'train-images-idx3-ubyte.gz');
       // The labels next to the images come first, and their count is checked against the images'.
-      const labels = await wb.waitForQuickInput(step(2, 13));
+      const labels = await wb.waitForQuickInput(step(2, 14));
       assert.match(await labels.locator('.monaco-list-row').first().innerText(), /train-labels-idx1-ubyte\.gz/);
-      await wb.accept(step(2, 13));
-      await wb.pick(step(3, 13), 'vote');
+      await wb.accept(step(2, 14));
+      await wb.pick(step(3, 14), 'vote');
       // The input box validates as you type.
-      const widget = await wb.waitForQuickInput(step(4, 14));
+      const widget = await wb.waitForQuickInput(step(4, 15));
       await widget.locator('input.input').fill('0');
       await widget.locator('.quick-input-message', { hasText: 'Must be at least 1' }).waitFor({ timeout: 5000 });
       await wb.screenshot('02-validation');
-      await wb.type(step(4, 14), '5');
+      await wb.type(step(4, 15), '5');
       // Back returns to k with its answer, and forward again.
-      const pca = await wb.waitForQuickInput(step(5, 14));
+      const pca = await wb.waitForQuickInput(step(5, 15));
       await pca.locator('.codicon-quick-input-back').first().click();
-      const back = await wb.waitForQuickInput(step(4, 14));
+      const back = await wb.waitForQuickInput(step(4, 15));
       assert.equal(await back.locator('input.input').inputValue(), '5');
-      await wb.accept(step(4, 14));
+      await wb.accept(step(4, 15));
       // Cancel at the PCA step: the answers are kept.
-      await wb.waitForQuickInput(step(5, 14));
+      await wb.waitForQuickInput(step(5, 15));
       await s.page.keyboard.press('Escape');
       await wb.quickInput().waitFor({ state: 'hidden', timeout: 5000 });
 
       // Again: offered with the answers from last time, the reference set preselected.
       await wb.contextMenu(layer, 'Insert LESCI Defense Here');
       const resumed = `${title} (your answers from last time)`;
-      const first = await wb.waitForQuickInput(`${resumed} (1/14)`);
+      const first = await wb.waitForQuickInput(`${resumed} (1/15)`);
       assert.match(await first.locator('.monaco-list-row.focused').innerText(), /train-images-idx3-ubyte\.gz/);
-      await wb.accept(`${resumed} (1/14)`);
-      await wb.accept(`${resumed} (2/14)`);
-      await wb.accept(`${resumed} (3/14)`); // vote, kept
-      assert.equal(await (await wb.waitForQuickInput(`${resumed} (4/14)`)).locator('input.input').inputValue(), '5');
-      await wb.accept(`${resumed} (4/14)`);
-      await wb.accept(`${resumed} (5/14)`); // PCA dimensions: the default
-      await wb.accept(`${resumed} (6/14)`); // every threat model (preselected)
-      await wb.pick(`${resumed} (7/14)`, 'New experiment');
-      await wb.accept(`${resumed} (8/14)`); // the suggested name: fashion-cnn-lesci.rlab.json
-      await wb.pick(`${resumed} (9/14)`, 't10k-images-idx3-ubyte.gz');
-      await wb.accept(`${resumed} (10/14)`); // its labels, first in the list
-      await wb.type(`${resumed} (11/14)`, '200'); // the sample limit
-      await wb.accept(`${resumed} (12/14)`); // attacks: the quick strength preset comes first
-      await wb.pick(`${resumed} (13/14)`, 'linf');
+      await wb.accept(`${resumed} (1/15)`);
+      await wb.accept(`${resumed} (2/15)`);
+      await wb.accept(`${resumed} (3/15)`); // vote, kept
+      assert.equal(await (await wb.waitForQuickInput(`${resumed} (4/15)`)).locator('input.input').inputValue(), '5');
+      await wb.accept(`${resumed} (4/15)`);
+      await wb.accept(`${resumed} (5/15)`); // PCA dimensions: the default
+      await wb.accept(`${resumed} (6/15)`); // every threat model (preselected)
+      await wb.pick(`${resumed} (7/15)`, 'New experiment');
+      await wb.accept(`${resumed} (8/15)`); // the suggested name: fashion-cnn-lesci.rlab.json
+      await wb.pick(`${resumed} (9/15)`, 't10k-images-idx3-ubyte.gz');
+      await wb.accept(`${resumed} (10/15)`); // its labels, first in the list
+      await wb.type(`${resumed} (11/15)`, '200'); // the sample limit
+      await wb.accept(`${resumed} (12/15)`); // no open-set inputs (the default)
+      await wb.accept(`${resumed} (13/15)`); // attacks: the quick strength preset comes first
+      await wb.pick(`${resumed} (14/15)`, 'linf');
       // Epsilons: fractions are fine, and values beyond the input range are refused as you type.
-      const epsBox = await wb.waitForQuickInput(`${resumed} (14/14)`);
+      const epsBox = await wb.waitForQuickInput(`${resumed} (15/15)`);
       await epsBox.locator('input.input').fill('0.05, 1.5');
       await epsBox.locator('.quick-input-message', { hasText: 'larger than the input range' }).waitFor({ timeout: 5000 });
-      await wb.type(`${resumed} (14/14)`, '0.05, 8/255');
+      await wb.type(`${resumed} (15/15)`, '0.05, 8/255');
 
       const file = path.join(s.workspace, 'fashion-cnn-lesci.rlab.json');
       await waitUntil(async () => resultOf(() => JSON.parse(readFileSync(file, 'utf8'))) !== undefined, 15_000, `${file} was not written`);
@@ -280,7 +287,7 @@ describe('Robustness Lab in VS Code (trusted workspace)', { timeout: 420_000 }, 
         'FGSM lowers accuracy',
       );
       await frame.locator('canvas[aria-label="Robust accuracy against epsilon"]').waitFor();
-      await frame.locator('table.confusion').waitFor();
+      await frame.locator('table.confusion').first().waitFor();
       await wb.screenshot('04-results-panel');
       // The run is listed in the Runs view under its experiment's name, with the model it evaluated.
       const run = wb.treeItem('Runs', /^quick-fgsm/).first();
@@ -472,6 +479,10 @@ describe('Robustness Lab in VS Code (trusted workspace)', { timeout: 420_000 }, 
       const toast = wb.toast('Robustness Lab: long-pgd');
       await toast.filter({ hasText: /Attack pgd/ }).waitFor({ timeout: 60_000 });
       assert.equal(evaluationPids().length, 1, 'one evaluation process runs');
+      // The notification and the status bar show the whole run's progress and the time left.
+      await toast.filter({ hasText: /overall \d+%, about [\d.]+ (s|min|h) left/ }).waitFor({ timeout: 30_000 });
+      const status = s.page.locator('.statusbar-item', { hasText: /Robustness Lab · \d+% · about/ });
+      await status.waitFor({ timeout: 15_000 });
       await wb.screenshot('08-progress');
       const t0 = Date.now();
       await toast.getByRole('button', { name: 'Cancel' }).click();
@@ -480,6 +491,7 @@ describe('Robustness Lab in VS Code (trusted workspace)', { timeout: 420_000 }, 
       const seconds = (Date.now() - t0) / 1000;
       assert.ok(seconds < 10, `cancelling took ${seconds} s`);
       assert.deepEqual(resultFiles(), before, 'no result (or temporary) file was added');
+      await status.waitFor({ state: 'hidden', timeout: 10_000 }); // gone once nothing runs
       await wb.screenshot('09-cancelled');
     },
   );
@@ -563,6 +575,33 @@ describe('Robustness Lab in VS Code (trusted workspace)', { timeout: 420_000 }, 
       assert.match(result.model.path, /model\.json$/);
       assert.equal(result.defense.layer, 'pool2');
       assert.deepEqual([...new Set(result.attacks.map((a) => a.threat))].sort(), ['adaptive', 'transfer', 'whitebox']);
+    },
+  );
+  uiTest(
+    () => wb,
+    'Measure Isometry per Layer charts isometry against depth and puts a badge on each insertion point of the Models view',
+    async () => {
+      await wb.contextMenu(wb.treeItem('Models', /^fashion-cnn\.onnx, ONNX model$/), 'Measure Isometry per Layer');
+      await wb.pick('Isometry of fashion-cnn.onnx (1/3)', 't10k-images-idx3-ubyte.gz');
+      await wb.pick('Isometry of fashion-cnn.onnx (2/3)', 't10k-labels-idx1-ubyte.gz');
+      await wb.type('Isometry of fashion-cnn.onnx (3/3)', '300');
+      const frame = wb.resultsFrame();
+      await frame.locator('canvas[aria-label="Isometry against depth"]').waitFor({ timeout: 90_000 });
+      const file = resultFiles()
+        .filter((f) => f.endsWith('.json'))
+        .at(-1);
+      const result = JSON.parse(readFileSync(path.join(results(), file), 'utf8'));
+      assert.equal(result.isometry.pairsRequested, 300);
+      // The badge: the within-class Pearson r of the layer, as the result file has it.
+      const pool2 = result.isometry.layers.find((l) => l.tensor === '/features/features.5/MaxPool_output_0');
+      await wb.expand(wb.treeItem('Models', /^fashion-cnn\.onnx, ONNX model$/));
+      const row = await revealTreeItem('Models', /^\/features\/features\.5\/MaxPool/);
+      await row
+        .filter({ hasText: `iso r ${pool2.within.pearson.toFixed(2)}` })
+        .first()
+        .waitFor({ timeout: 15_000 });
+      await wb.screenshot('03b-isometry');
+      await revealTreeItem('Models', /^fashion-cnn\.onnx/);
     },
   );
 });

@@ -34,7 +34,9 @@ export function isometryCommands(s: Services): Commands {
         config: { model: model.fsPath, data: data.fsPath, labels: labels.uri?.fsPath, isometry: { pairs: pairs ?? DEFAULT_ISOMETRY_PAIRS } },
         scope: model,
       });
-      if (outcome) s.showRuns([panelRun(outcome.file, outcome.result)]);
+      if (!outcome) return;
+      if (outcome.result.isometry) await s.models.setIsometry(model, outcome.result.isometry);
+      s.showRuns([panelRun(outcome.file, outcome.result)]);
     },
   };
 }

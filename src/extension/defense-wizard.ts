@@ -451,6 +451,12 @@ function wizardSteps(deps: WizardDeps, info: CatalogueDefense, target: Insertion
   ];
 }
 
+/** Only the defense's main parameters, as a flow of their own (e.g. for a layer sweep); undefined when cancelled. */
+export async function askDefenseParams(kind: string, title: string): Promise<Record<string, unknown> | undefined> {
+  const answers: DefenseAnswers = { params: {} };
+  return (await runFlow(title, paramSteps(defenseInfo(kind)), answers)) ? answers.params : undefined;
+}
+
 /**
  * The whole flow; resolves with the experiment file written, or undefined when cancelled (the
  * answers are then kept for the next time the same defense is inserted at the same layer).

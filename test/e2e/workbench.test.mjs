@@ -604,6 +604,51 @@ describe('Robustness Lab in VS Code (trusted workspace)', { timeout: 420_000 }, 
       await revealTreeItem('Models', /^fashion-cnn\.onnx/);
     },
   );
+  uiTest(
+    () => wb,
+    'Sweep Defense over Layers asks the defense and its parameters, the layers and the data, and charts accuracy against robustness',
+    async () => {
+      await wb.contextMenu(wb.treeItem('Models', /^fashion-cnn\.onnx, ONNX model$/), 'Sweep Defense over Layers');
+      const title = 'Sweep layers of fashion-cnn.onnx';
+      await wb.pick(`${title} (1/10)`, 'LESCI');
+      // The defense's main parameters, as the defense wizard asks them.
+      await wb.pick(`${title}: LESCI parameters (1/2)`, 'vote');
+      await wb.type(`${title}: LESCI parameters (2/3)`, '5');
+      await wb.type(`${title}: LESCI parameters (3/3)`, '16');
+      // Two insertion points: untick all, then tick pool2 and fc1.
+      const layers = await wb.waitForQuickInput(`${title} (2/10)`);
+      // The header's box goes partial → all → none.
+      const checkAll = layers.locator('.quick-input-header .monaco-checkbox, .quick-input-header .monaco-custom-toggle').first();
+      const selected = async () => Number(/\d+/.exec(await layers.locator('.quick-input-count').innerText())?.[0] ?? 0);
+      for (let i = 0; i < 3 && (await selected()) !== 0; i++) await checkAll.click();
+      for (const tensor of ['/features/features.5/MaxPool_output_0', '/classifier/classifier.2/Relu_output_0'])
+        await layers.locator('.monaco-list-row', { hasText: tensor }).first().locator('.monaco-checkbox, .monaco-custom-toggle').first().click();
+      assert.equal(await selected(), 2);
+      await wb.accept(`${title} (2/10)`);
+      await wb.pick(`${title} (3/10)`, 'train-images-idx3-ubyte.gz');
+      await wb.accept(`${title} (4/10)`);
+      await wb.type(`${title} (5/10)`, '1000');
+      await wb.pick(`${title} (6/10)`, 't10k-images-idx3-ubyte.gz');
+      await wb.accept(`${title} (7/10)`);
+      await wb.pick(`${title} (8/10)`, 'Choose attacks');
+      await wb.accept(`${title} (8/10)`); // FGSM, preselected
+      await wb.pick(`${title} (9/10)`, 'linf');
+      await wb.type(`${title} (10/10)`, '0.05');
+      const frame = wb.resultsFrame();
+      await frame.locator('#sweep').waitFor({ timeout: 180_000 });
+      const file = resultFiles()
+        .filter((f) => f.endsWith('.json'))
+        .at(-1);
+      const result = JSON.parse(readFileSync(path.join(results(), file), 'utf8'));
+      assert.deepEqual(
+        result.sweep.layers.map((l) => l.tensor),
+        ['/features/features.5/MaxPool_output_0', '/classifier/classifier.2/Relu_output_0'],
+      );
+      assert.equal(result.sweep.kind, 'lesci');
+      assert.equal(result.sweep.params.mode, 'vote', JSON.stringify(result.sweep.params));
+      await wb.screenshot('03c-sweep');
+    },
+  );
 });
 
 function resultOf(fn) {

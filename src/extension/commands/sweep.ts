@@ -9,6 +9,7 @@ import * as vscode from 'vscode';
 import { CATALOGUE } from '../../protocol/catalogue';
 import type { ModelSummary } from '../../protocol/model';
 import { basename } from '../../report/analysis';
+import { askDefenseParams } from '../defense-wizard';
 import { inputNumber, pickAttacks, pickDataset, pickLabels, pickModel, type Step } from '../pickers';
 import { panelRun } from '../results-panel';
 import { uriOf, type Commands, type Services } from '../services';
@@ -52,9 +53,11 @@ export function sweepCommands(s: Services): Commands {
       const step = (n: number): Step => ({ title, step: n, totalSteps: TOTAL_STEPS });
       const defense = await vscode.window.showQuickPick(
         CATALOGUE.defenses.map((d) => ({ label: d.title, description: d.description, detail: d.reference, defense: d.kind })),
-        { title: `${title} (1/${TOTAL_STEPS})`, placeHolder: 'Which defense to insert at each layer (with its default parameters)?', ignoreFocusOut: true },
+        { title: `${title} (1/${TOTAL_STEPS})`, placeHolder: 'Which defense to insert at each layer (its main parameters come next)?', ignoreFocusOut: true },
       );
       if (!defense) return;
+      const params = await askDefenseParams(defense.defense, `${title}: ${defense.label} parameters`);
+      if (!params) return;
       let summary: ModelSummary;
       try {
         summary = await vscode.window.withProgress({ location: { viewId: 'robustnessLab.models' }, title: 'Inspecting' }, () => s.models.inspect(model));
@@ -94,6 +97,7 @@ export function sweepCommands(s: Services): Commands {
             reference: reference.fsPath,
             ...(referenceLabels.uri && { referenceLabels: referenceLabels.uri.fsPath }),
             ...(referenceLimit !== null && { referenceLimit }),
+            ...(Object.keys(params).length && { [defense.defense]: params }),
           },
           sweep: layers.length ? { layers } : {},
         },

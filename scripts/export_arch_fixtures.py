@@ -17,6 +17,14 @@ ONNX (opset 13, dynamic batch dim 'N') and saves PyTorch autograd input gradient
 Run with Debian's python (python3-torch, python3-torchvision, python3-onnx):
   /usr/bin/python3 scripts/export_arch_fixtures.py [--out .rlab-cache/arch-fixtures]
 The output folder is git-ignored: the files are tens of MB.
+
+--bench exports what bench/arch.ts attacks instead (default out .rlab-cache/arch-bench):
+  <out>/<arch>/model.onnx   10 classes, BatchNorm statistics calibrated on the images (calibrate),
+                            torch.onnx.export's defaults (eval mode: BatchNorm folded
+                            into the convolutions), opset 13, dynamic batch
+  <out>/<arch>/weights.pt   the same module's state_dict, for the PyTorch side (bench/torch_arch.py)
+  <out>/<arch>/x.npy        float32 [--images, 3, 64, 64] seeded images in [0, 1]
+  <out>/<arch>/labels.npy   int64: PyTorch's clean predictions (every image starts correct)
 """
 import argparse
 import json
@@ -95,13 +103,75 @@ def export(name, out_dir):
     print(f"{name}: logits std {float(logits.std()):.3g}, loss {float(loss):.4f}, |grad_ce| {float(grad_ce.norm()):.4g}, |grad_vjp| {float(grad_vjp.norm()):.4g}")
 
 
+def smooth_images(count, gen):
+    """Seeded images in [0, 1] with some spatial structure (upsampled 8x8 noise plus fine noise)."""
+    coarse = torch.rand(count, 3, 8, 8, generator=gen)
+    fine = torch.rand(count, 3, 64, 64, generator=gen)
+    x = 0.8 * F.interpolate(coarse, size=(64, 64), mode="bilinear", align_corners=False) + 0.2 * fine
+    return x.clamp(0, 1)
+
+
+def calibrate(model, x, gen):
+    """Statistics of a trained network, roughly: every BatchNorm's running mean and variance are those
+    of its input on these images (so each layer's output is normalised, varies from image to image
+    and rarely sits at a ReLU6 kink), and the classifier gets unit-scale logits (clear margins
+    between classes, so the attack's outcome does not hinge on rounding)."""
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.reset_running_stats()
+                m.momentum = None  # cumulative average over the batches below
+        model.train()
+        for i in range(0, len(x), 50):
+            model(x[i:i + 50])
+        for m in model.modules():
+            if isinstance(m, torch.nn.Linear):
+                m.weight.copy_(torch.randn(m.weight.shape, generator=gen) * (1.0 / m.weight.shape[1]) ** 0.5)
+
+
+def export_bench(name, out_dir, images):
+    make = {"resnet18": torchvision.models.resnet18, "mobilenet_v2": torchvision.models.mobilenet_v2}[name]
+    torch.manual_seed(0)
+    gen = torch.Generator().manual_seed(4321)
+    model = make(weights=None, num_classes=10)
+    randomize(model, gen)
+    x = smooth_images(images, gen)
+    calibrate(model, x, gen)
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    folder = os.path.join(out_dir, name)
+    os.makedirs(folder, exist_ok=True)
+    # torch.onnx.export's defaults for an eval-mode model (BatchNorm folded), as a user exports it.
+    torch.onnx.export(
+        model, x[:2], os.path.join(folder, "model.onnx"), opset_version=13,
+        input_names=["input"], output_names=["logits"],
+        dynamic_axes={"input": {0: "N"}, "logits": {0: "N"}},
+    )
+    torch.save(model.state_dict(), os.path.join(folder, "weights.pt"))
+    with torch.no_grad():
+        labels = torch.cat([model(x[i:i + 50]).argmax(1) for i in range(0, images, 50)])
+    np.save(os.path.join(folder, "x.npy"), x.numpy())
+    np.save(os.path.join(folder, "labels.npy"), labels.numpy())
+    with open(os.path.join(folder, "meta.json"), "w") as f:
+        json.dump({"images": images, "classes": 10, "torch": torch.__version__, "torchvision": torchvision.__version__, "opset": 13}, f)
+    print(f"{name}: {images} images, predicted classes {sorted(set(labels.tolist()))}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    parser.add_argument("--out", default=os.path.join(root, ".rlab-cache", "arch-fixtures"))
+    parser.add_argument("--out", default=None, help="default .rlab-cache/arch-fixtures (--bench: .rlab-cache/arch-bench)")
     parser.add_argument("--arch", action="append", choices=sorted(ARCHS), help="default: all")
+    parser.add_argument("--bench", action="store_true", help="export resnet18 and mobilenet_v2 for bench/arch.ts")
+    parser.add_argument("--images", type=int, default=200, help="--bench: how many images")
     args = parser.parse_args()
     torch.set_num_threads(2)
+    if args.bench:
+        for name in args.arch or ["resnet18", "mobilenet_v2"]:
+            export_bench(name, args.out or os.path.join(root, ".rlab-cache", "arch-bench"), args.images)
+        return
+    args.out = args.out or os.path.join(root, ".rlab-cache", "arch-fixtures")
     for name in args.arch or list(ARCHS):
         export(name, args.out)
 

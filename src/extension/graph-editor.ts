@@ -8,8 +8,8 @@
  *
  * The model file is hostile input: every failure is shown in the editor, none is thrown.
  */
-import { randomBytes } from 'node:crypto';
 import * as vscode from 'vscode';
+import { webviewHtml } from './webview-html';
 import { buildGraphView, isFromGraphWebview, type FromGraphWebview, type GraphView, type ToGraphWebview } from '../protocol/graph-view';
 import type { ModelSummary } from '../protocol/model';
 import { modelLabel, type IoNode, type LayerNode } from './models-view';
@@ -110,29 +110,7 @@ class ModelGraphEditorProvider implements vscode.CustomReadonlyEditorProvider<Mo
 }
 
 function html(webview: vscode.Webview, extensionUri: vscode.Uri): string {
-  const nonce = randomBytes(16).toString('base64');
-  const asset = (name: string) => webview.asWebviewUri(vscode.Uri.joinPath(extensionUri, 'dist', 'webview', name));
-  const csp = [
-    "default-src 'none'",
-    `img-src ${webview.cspSource} data:`,
-    `style-src ${webview.cspSource} 'nonce-${nonce}'`,
-    `font-src ${webview.cspSource}`,
-    `script-src 'nonce-${nonce}'`,
-  ].join('; ');
-  return `<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="UTF-8">
-<meta http-equiv="Content-Security-Policy" content="${csp}">
-<meta name="viewport" content="width=device-width, initial-scale=1.0">
-<link rel="stylesheet" nonce="${nonce}" href="${asset('graph.css')}">
-<title>Model Graph</title>
-</head>
-<body>
-<div id="app" aria-live="polite"><p class="loading">Inspecting the model…</p></div>
-<script nonce="${nonce}" src="${asset('graph.js')}"></script>
-</body>
-</html>`;
+  return webviewHtml(webview, extensionUri, { entry: 'graph', title: 'Model Graph', placeholder: '<p class="loading">Inspecting the model…</p>' });
 }
 
 /** The graph editor, the command that opens a model in it, and the Models view's filter toggle. */

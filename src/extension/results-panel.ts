@@ -3,8 +3,8 @@
  * nonce, scripts and styles from dist/webview only, typed messages checked on receipt, and a
  * serializer so that the panel comes back after a window reload.
  */
-import { randomBytes } from 'node:crypto';
 import * as vscode from 'vscode';
+import { webviewHtml } from './webview-html';
 import { isFromWebview, isWebviewState, type FromWebview, type PanelRun, type ReportFormat, type ToWebview } from '../protocol/webview-messages';
 import { runTitle } from '../report/analysis';
 
@@ -131,30 +131,7 @@ export class ResultsPanel implements vscode.Disposable {
   }
 
   private html(): string {
-    const webview = this.panel.webview;
-    const nonce = randomBytes(16).toString('base64');
-    const asset = (name: string) => webview.asWebviewUri(vscode.Uri.joinPath(this.extensionUri, 'dist', 'webview', name));
-    const csp = [
-      "default-src 'none'",
-      `img-src ${webview.cspSource} data:`,
-      `style-src ${webview.cspSource} 'nonce-${nonce}'`,
-      `font-src ${webview.cspSource}`,
-      `script-src 'nonce-${nonce}'`,
-    ].join('; ');
-    return `<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="UTF-8">
-<meta http-equiv="Content-Security-Policy" content="${csp}">
-<meta name="viewport" content="width=device-width, initial-scale=1.0">
-<link rel="stylesheet" nonce="${nonce}" href="${asset('main.css')}">
-<title>Robustness Lab Results</title>
-</head>
-<body>
-<div id="app" aria-live="polite"></div>
-<script nonce="${nonce}" src="${asset('main.js')}"></script>
-</body>
-</html>`;
+    return webviewHtml(this.panel.webview, this.extensionUri, { entry: 'main', title: 'Robustness Lab Results' });
   }
 }
 

@@ -8,8 +8,8 @@
  * Same rules as the results panel: a strict CSP with a nonce, assets from dist/webview only,
  * messages checked on receipt, files named by the webview accepted only when they are listed runs.
  */
-import { randomBytes } from 'node:crypto';
 import * as vscode from 'vscode';
+import { webviewHtml } from './webview-html';
 import type { RunResult } from '../protocol/run-result';
 import { isFromRunsTable, MAX_TABLE_RUNS, type FromRunsTable, type PanelRun, type ToRunsTable, type UnreadableRun } from '../protocol/webview-messages';
 import { runTitle } from '../report/analysis';
@@ -157,29 +157,6 @@ export class RunsTablePanel implements vscode.Disposable {
   }
 
   private html(): string {
-    const webview = this.panel.webview;
-    const nonce = randomBytes(16).toString('base64');
-    const asset = (name: string) => webview.asWebviewUri(vscode.Uri.joinPath(this.deps.extensionUri, 'dist', 'webview', name));
-    const csp = [
-      "default-src 'none'",
-      `img-src ${webview.cspSource} data:`,
-      `style-src ${webview.cspSource} 'nonce-${nonce}'`,
-      `font-src ${webview.cspSource}`,
-      `script-src 'nonce-${nonce}'`,
-    ].join('; ');
-    return `<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="UTF-8">
-<meta http-equiv="Content-Security-Policy" content="${csp}">
-<meta name="viewport" content="width=device-width, initial-scale=1.0">
-<link rel="stylesheet" nonce="${nonce}" href="${asset('runs-table.css')}">
-<title>Robustness Lab Runs</title>
-</head>
-<body>
-<div id="app" aria-live="polite"></div>
-<script nonce="${nonce}" src="${asset('runs-table.js')}"></script>
-</body>
-</html>`;
+    return webviewHtml(this.panel.webview, this.deps.extensionUri, { entry: 'runs-table', title: 'Robustness Lab Runs' });
   }
 }

@@ -287,10 +287,17 @@ export async function evaluateCommand(argv: string[]): Promise<number> {
     console.log(`Usage: ${EVALUATE_USAGE}`);
     return 0;
   }
-  const config = evaluationConfigFromFlags(values);
+  return runAndPrint(evaluationConfigFromFlags(values), values.json === true);
+}
+
+/**
+ * What evaluate, run, isometry and sweep share: the run (logged to stderr, cancelled by Ctrl+C),
+ * then the RunResult as JSON or as text, and where it was written.
+ */
+export async function runAndPrint(config: EvaluationConfig, json: boolean): Promise<number> {
   if (config.out) checkWritableOut(config.out); // before the run, not after it
   const result = await runEvaluation(config, { signal: cliSignal(), onLog: (line) => console.error(line) });
-  if (values.json) console.log(JSON.stringify(result, null, 2));
+  if (json) console.log(JSON.stringify(result, null, 2));
   else {
     printRunResult(result);
     if (config.out) console.log(`\nResult written to ${config.out}`);

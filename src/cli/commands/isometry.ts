@@ -4,12 +4,8 @@
  * `--out` writes an ordinary RunResult.
  */
 import { UserError } from '../../core/errors';
-import { runEvaluation } from '../../core/eval/evaluate';
-import { checkWritableOut } from '../../core/fs-atomic';
 import { DEFAULT_CONFIG, DEFAULT_ISOMETRY_PAIRS, type EvaluationConfig } from '../../protocol/experiment';
-import { renderText } from '../../report/text';
 import {
-  cliSignal,
   integer,
   number,
   numberList,
@@ -24,6 +20,7 @@ import {
   str,
   type Values,
 } from '../args';
+import { runAndPrint } from './evaluate';
 
 export const ISOMETRY_USAGE = `robustness-lab isometry --model <model.onnx> --data <dataset> [--labels <file>] [--limit N]
                         [--pairs N] [--seed S] [--layers all|T1,T2,...] [--out result.json] [--json]
@@ -93,13 +90,5 @@ export async function isometryCommand(argv: string[]): Promise<number> {
     console.log(HELP);
     return 0;
   }
-  const config = isometryConfigFromFlags(values);
-  if (config.out) checkWritableOut(config.out); // before the run, not after it
-  const result = await runEvaluation(config, { signal: cliSignal(), onLog: (line) => console.error(line) });
-  if (values.json) console.log(JSON.stringify(result, null, 2));
-  else {
-    console.log(renderText(result));
-    if (config.out) console.log(`\nResult written to ${config.out}`);
-  }
-  return 0;
+  return runAndPrint(isometryConfigFromFlags(values), values.json === true);
 }

@@ -4,12 +4,10 @@
  */
 import { readFileSync } from 'node:fs';
 import { UserError } from '../../core/errors';
-import { runEvaluation } from '../../core/eval/evaluate';
 import { DEFAULT_CONFIG, type EvaluationConfig } from '../../protocol/experiment';
 import { ExperimentFileError, experimentToConfig, parseExperiment } from '../../protocol/experiment-file';
-import { checkWritableOut } from '../../core/fs-atomic';
-import { renderText } from '../../report/text';
-import { cliSignal, integer, lanesFlag, oneOf, optionalInteger, parse, SAFETY_OPTIONS, SAFETY_USAGE, safetyFromFlags, str, type Options } from '../args';
+import { integer, lanesFlag, oneOf, optionalInteger, parse, SAFETY_OPTIONS, SAFETY_USAGE, safetyFromFlags, str, type Options } from '../args';
+import { runAndPrint } from './evaluate';
 
 export const RUN_USAGE = `robustness-lab run <experiment.rlab.json> [--out result.json] [--json] [--limit N] [--seed S]
                         [--batch B] [--threads T] [--lanes auto|L] [--ep auto|cpu|cuda] [--cache-dir D]
@@ -64,12 +62,5 @@ export async function runCommand(argv: string[]): Promise<number> {
     out: str(values, 'out'),
     ...safetyFromFlags(values),
   };
-  if (config.out) checkWritableOut(config.out); // before the run, not after it
-  const result = await runEvaluation(config, { signal: cliSignal(), onLog: (line) => console.error(line) });
-  if (values.json) console.log(JSON.stringify(result, null, 2));
-  else {
-    console.log(renderText(result));
-    if (config.out) console.log(`\nResult written to ${config.out}`);
-  }
-  return 0;
+  return runAndPrint(config, values.json === true);
 }

@@ -6,13 +6,10 @@
  * same functions), with --layers instead of --layer.
  */
 import { UserError } from '../../core/errors';
-import { runEvaluation } from '../../core/eval/evaluate';
-import { checkWritableOut } from '../../core/fs-atomic';
 import { DEFENSE_KINDS } from '../../core/defenses/registry';
 import { DEFAULT_ISOMETRY_PAIRS, THREAT_MODELS, type EvaluationConfig } from '../../protocol/experiment';
-import { renderText } from '../../report/text';
-import { cliSignal, integer, parse, SAFETY_OPTIONS, SAFETY_USAGE, str, type Values } from '../args';
-import { DEFENSE_OPTIONS, EVALUATE_OPTIONS, evaluationConfigFromFlags } from './evaluate';
+import { integer, parse, SAFETY_OPTIONS, SAFETY_USAGE, str, type Values } from '../args';
+import { DEFENSE_OPTIONS, EVALUATE_OPTIONS, evaluationConfigFromFlags, runAndPrint } from './evaluate';
 
 export const SWEEP_USAGE = `robustness-lab sweep --model <model.onnx> --data <dataset> [--labels <file>] [--limit N]
                         --defense ${DEFENSE_KINDS.join('|')} --reference <images> [--reference-labels <file>] [--reference-limit N]
@@ -89,13 +86,5 @@ export async function sweepCommand(argv: string[]): Promise<number> {
     console.log(HELP);
     return 0;
   }
-  const config = sweepConfigFromFlags(values);
-  if (config.out) checkWritableOut(config.out); // before the run, not after it
-  const result = await runEvaluation(config, { signal: cliSignal(), onLog: (line) => console.error(line) });
-  if (values.json) console.log(JSON.stringify(result, null, 2));
-  else {
-    console.log(renderText(result));
-    if (config.out) console.log(`\nResult written to ${config.out}`);
-  }
-  return 0;
+  return runAndPrint(sweepConfigFromFlags(values), values.json === true);
 }

@@ -620,9 +620,20 @@ describe('Robustness Lab in VS Code (trusted workspace)', { timeout: 420_000 }, 
       // The header's box goes partial → all → none.
       const checkAll = layers.locator('.quick-input-header .monaco-checkbox, .quick-input-header .monaco-custom-toggle').first();
       const selected = async () => Number(/\d+/.exec(await layers.locator('.quick-input-count').innerText())?.[0] ?? 0);
-      for (let i = 0; i < 3 && (await selected()) !== 0; i++) await checkAll.click();
-      for (const tensor of ['/features/features.5/MaxPool_output_0', '/classifier/classifier.2/Relu_output_0'])
-        await layers.locator('.monaco-list-row', { hasText: tensor }).first().locator('.monaco-checkbox, .monaco-custom-toggle').first().click();
+      for (let i = 0; i < 3 && (await selected()) !== 0; i++) {
+        await checkAll.click();
+        await s.page.waitForTimeout(300); // the count follows the click
+      }
+      // Each one filtered to the top of the list first (rows out of view are not rendered), then ticked.
+      const filter = layers.locator('input.input');
+      for (const [i, tensor] of ['/features/features.5/MaxPool_output_0', '/classifier/classifier.2/Relu_output_0'].entries()) {
+        await filter.fill(tensor);
+        const row = layers.locator('.monaco-list-row', { hasText: tensor }).first();
+        await row.waitFor({ timeout: 5000 });
+        await row.locator('.monaco-checkbox, .monaco-custom-toggle').first().click();
+        await waitUntil(async () => (await selected()) === i + 1, 5000, `${tensor} was not ticked`);
+      }
+      await filter.fill('');
       assert.equal(await selected(), 2);
       await wb.accept(`${title} (2/10)`);
       await wb.pick(`${title} (3/10)`, 'train-images-idx3-ubyte.gz');

@@ -80,7 +80,12 @@ export function leaveOneOutSamples(index: RetrievalIndex, method: 'exact' | 'lsh
 /** Leave-one-out [h̄; ȳ] features of the whole database. */
 export function leaveOneOutFeatures(index: RetrievalIndex, method: 'exact' | 'lsh'): Float32Array {
   const { indices } = retrievalSearch(index, index.database, index.n, { method, exclude: (q) => q });
-  const { hbar, ybar } = retrievalAttend(index, index.database, index.n, indices);
+  return databaseFeatures(index, indices);
+}
+
+/** [h̄; ȳ] of every database row, attending over the given neighbours (n × N indices). */
+export function databaseFeatures(index: RetrievalIndex, neighbours: Int32Array): Float32Array {
+  const { hbar, ybar } = retrievalAttend(index, index.database, index.n, neighbours);
   const D = index.size;
   const C = index.numClasses;
   const F = D + C;

@@ -23,7 +23,7 @@ import { Rng } from '../../random';
 import type { SessionOptions } from '../../runtime/session';
 import { DENSE_IO, Trainer, denseForward, denseParamNames, fitDense, initDense, type DenseLayer } from '../../train';
 import { floatTensor } from '../../onnx/tensor-proto';
-import { leaveOneOutFeatures, leaveOneOutSamples, retrievalAttend } from './attention';
+import { databaseFeatures, leaveOneOutFeatures, leaveOneOutSamples, retrievalAttend } from './attention';
 import { RETRIEVAL_TENSORS, type AttentionTraining, type PaperHeadTraining, type RetrievalIndex } from './types';
 
 export interface TrainedHead {
@@ -270,7 +270,7 @@ export async function trainLearnedAttention(
         return { ...layer, w: Float32Array.from(values.get(names.w)!), b: Float32Array.from(values.get(names.b)!) };
       });
       const trained = { ...head, layers };
-      const features = leaveOneOutFeaturesWith(trainedIndex, samples.neighbours);
+      const features = databaseFeatures(trainedIndex, samples.neighbours);
       const accuracy = headAccuracy(trainedIndex, trained, features, index.labels, n);
       return { U: learnedU, head: { ...trained, loss, accuracy, backend }, loss, accuracy, backend, neighbours: samples.neighbours };
     }
@@ -278,20 +278,6 @@ export async function trainLearnedAttention(
   } finally {
     await trainer.release();
   }
-}
-
-/** [h̄; ȳ] of every database row with the given neighbours (the index's attention). */
-function leaveOneOutFeaturesWith(index: RetrievalIndex, neighbours: Int32Array): Float32Array {
-  const { hbar, ybar } = retrievalAttend(index, index.database, index.n, neighbours);
-  const D = index.size;
-  const C = index.numClasses;
-  const F = D + C;
-  const features = new Float32Array(index.n * F);
-  for (let i = 0; i < index.n; i++) {
-    features.set(hbar.subarray(i * D, (i + 1) * D), i * F);
-    features.set(ybar.subarray(i * C, (i + 1) * C), i * F + D);
-  }
-  return features;
 }
 
 /** Accuracy of argmax ȳ over the database rows with the given neighbours. */

@@ -271,9 +271,9 @@ const limitStep: FlowStep<DefenseAnswers> = {
   async run(ui, a) {
     const count = a.dataInfo?.count;
     const text = await ui.input({
-      prompt: `How many test samples to evaluate (the first N)? Leave empty for all${count ? ` ${count.toLocaleString('en-US')}` : ''}; a few hundred give a quick first look.`,
+      prompt: `How many test samples to evaluate (the first N)? Leave empty for the Sample Limit setting (robustnessLab.sampleLimit), or all${count ? ` ${count.toLocaleString('en-US')}` : ''} when it is 0; a few hundred give a quick first look.`,
       value: a.limit ? String(a.limit) : '',
-      placeholder: count ? `default: all ${count.toLocaleString('en-US')} samples` : 'default: every sample',
+      placeholder: `default: the Sample Limit setting, else all${count ? ` ${count.toLocaleString('en-US')}` : ''} samples`,
       validate: (t) => numberProblem(t, { prompt: '', integer: true, min: 1, max: count, optional: true }),
     });
     const stop = backOrCancel(text);
@@ -419,6 +419,13 @@ function wizardSteps(deps: WizardDeps, info: CatalogueDefense, target: Insertion
     threatsStep,
     targetStep(sameModel),
     fileNameStep(target.model, info.kind),
+    ...evaluationSteps(deps),
+  ];
+}
+
+/** What to evaluate on and how hard to attack: the steps of a new experiment (skipped when an existing one is updated). */
+function evaluationSteps(deps: WizardDeps): FlowStep<DefenseAnswers>[] {
+  return [
     datasetStep(
       deps,
       'Test images to evaluate on (test-like files come first)',
@@ -449,6 +456,37 @@ function wizardSteps(deps: WizardDeps, info: CatalogueDefense, target: Insertion
     normStep,
     epsStep,
   ];
+}
+
+/** An evaluation's inputs as absolute paths (Evaluate Robustness runs them at once, without a file). */
+export interface AskedEvaluation {
+  data: string;
+  labels?: string;
+  limit?: number;
+  unknown?: { data: string };
+  attacks?: AttackPlan;
+}
+
+/**
+ * The evaluation steps on their own, for Evaluate Robustness on a model: the same multi-step input
+ * with Back, dataset checks, sample limit, open set, attacks and epsilons as the defense wizard;
+ * cancelled answers are kept for the next time the same model is evaluated.
+ */
+export async function askEvaluation(model: vscode.Uri, deps: WizardDeps): Promise<AskedEvaluation | undefined> {
+  const key = `robustnessLab.evaluate:${model.fsPath}`;
+  const saved = deps.state.get<DefenseAnswers>(key);
+  const answers: DefenseAnswers = saved ? structuredClone(saved) : { params: {} };
+  const title = `Evaluate ${basename(model.fsPath)}${saved ? ' (your answers from last time)' : ''}`;
+  const completed = await runFlow(title, evaluationSteps(deps), answers);
+  await deps.state.update(key, completed ? undefined : answers);
+  if (!completed) return undefined;
+  return {
+    data: answers.data!,
+    ...(answers.labels && { labels: answers.labels }),
+    ...(answers.limit && { limit: answers.limit }),
+    ...(answers.unknown && { unknown: { data: answers.unknown } }),
+    attacks: attackPlan(answers),
+  };
 }
 
 /** Only the defense's main parameters, as a flow of their own (e.g. for a layer sweep); undefined when cancelled. */

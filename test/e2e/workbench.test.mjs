@@ -445,12 +445,15 @@ describe('Robustness Lab in VS Code (trusted workspace)', { timeout: 420_000 }, 
       await wb.openSidebar();
       const before = resultFiles().filter((f) => f.endsWith('.json')).length;
       await wb.contextMenu(wb.treeItem('Models', /^fashion-cnn\.onnx/), 'Evaluate Robustness');
-      const step = (n) => `Evaluate fashion-cnn.onnx (${n}/5)`;
+      // The defense wizard's evaluation steps, with Back.
+      const step = (n) => `Evaluate fashion-cnn.onnx (${n}/7)`;
       await wb.pick(step(1), 't10k-images-idx3-ubyte.gz');
       await wb.accept(step(2)); // the matching labels file comes first
-      await wb.accept(step(3)); // the quick strength preset
-      await wb.pick(step(4), 'l2');
-      await wb.accept(step(5)); // the suggested epsilons
+      await wb.accept(step(3)); // no sample limit of its own: the Sample Limit setting (300) applies
+      await wb.accept(step(4)); // no open-set inputs
+      await wb.accept(step(5)); // the quick strength preset
+      await wb.pick(step(6), 'l2');
+      await wb.accept(step(7)); // the suggested epsilons
       await wb.resultsFrame().locator('tr[data-key="clean accuracy"] td', { hasText: '/ 300)' }).waitFor({ timeout: 60_000 });
       assert.equal(resultFiles().filter((f) => f.endsWith('.json')).length, before + 1);
     },

@@ -34,6 +34,20 @@ export function integer(values: Values, flag: string, fallback: number, min = 0,
   return n;
 }
 
+/** --layers (isometry, sweep): undefined for all (absent, or 'all'), else the insertion tensors named. */
+export function layersFlag(values: Values): string[] | undefined {
+  const text = str(values, 'layers');
+  if (text === undefined || text.trim() === 'all') return undefined;
+  const names = text.split(',').map((s) => s.trim());
+  const empty = names.findIndex((s) => s === '');
+  if (empty >= 0)
+    throw new UserError(
+      `--layers must be 'all' or a comma-separated list of insertion tensors, got '${text}' (item ${empty + 1} is empty).`,
+      'robustness-lab inspect <model> lists the insertion points.',
+    );
+  return names;
+}
+
 /** --lanes: 'auto' (the default) or a whole number ≥ 1. */
 export function lanesFlag(values: Values): number | 'auto' {
   const value = str(values, 'lanes')?.trim();

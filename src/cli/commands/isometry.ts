@@ -3,10 +3,10 @@
  * (isometric-representations paper). An evaluation with the isometry section and no attacks, so
  * `--out` writes an ordinary RunResult.
  */
-import { UserError } from '../../core/errors';
 import { DEFAULT_CONFIG, DEFAULT_ISOMETRY_PAIRS, type EvaluationConfig } from '../../protocol/experiment';
 import {
   integer,
+  layersFlag,
   number,
   numberList,
   oneOf,
@@ -54,19 +54,6 @@ const OPTIONS = {
   ...SAFETY_OPTIONS,
 } as const;
 
-function layerList(values: Values): string[] | undefined {
-  const text = str(values, 'layers');
-  if (text === undefined || text.trim() === 'all') return undefined;
-  const names = text.split(',').map((s) => s.trim());
-  const empty = names.findIndex((s) => s === '');
-  if (empty >= 0)
-    throw new UserError(
-      `--layers must be 'all' or a comma-separated list of insertion tensors, got '${text}' (item ${empty + 1} is empty).`,
-      'robustness-lab inspect <model> lists the insertion points.',
-    );
-  return names;
-}
-
 export function isometryConfigFromFlags(values: Values): EvaluationConfig {
   return {
     model: required(values, 'model', '<model.onnx>'),
@@ -78,7 +65,7 @@ export function isometryConfigFromFlags(values: Values): EvaluationConfig {
     ep: oneOf(values, 'ep', ['auto', 'cpu', 'cuda'] as const, DEFAULT_CONFIG.ep),
     seed: seed(values, 'seed', DEFAULT_CONFIG.seed),
     preprocessing: { scale: number(values, 'scale'), mean: numberList(values, 'mean'), std: numberList(values, 'std') },
-    isometry: { pairs: integer(values, 'pairs', DEFAULT_ISOMETRY_PAIRS, 1, 10_000_000), layers: layerList(values) },
+    isometry: { pairs: integer(values, 'pairs', DEFAULT_ISOMETRY_PAIRS, 1, 10_000_000), layers: layersFlag(values) },
     out: str(values, 'out'),
     ...safetyFromFlags(values),
   };

@@ -8,7 +8,7 @@
 import { UserError } from '../../core/errors';
 import { DEFENSE_KINDS } from '../../core/defenses/registry';
 import { DEFAULT_ISOMETRY_PAIRS, THREAT_MODELS, type EvaluationConfig } from '../../protocol/experiment';
-import { integer, parse, SAFETY_OPTIONS, SAFETY_USAGE, str, type Values } from '../args';
+import { integer, layersFlag, parse, SAFETY_OPTIONS, SAFETY_USAGE, str, type Values } from '../args';
 import { DEFENSE_OPTIONS, EVALUATE_OPTIONS, evaluationConfigFromFlags, runAndPrint } from './evaluate';
 
 export const SWEEP_USAGE = `robustness-lab sweep --model <model.onnx> --data <dataset> [--labels <file>] [--limit N]
@@ -42,20 +42,6 @@ const OPTIONS = {
   pairs: { type: 'string' },
 } as const;
 
-/** --layers: undefined for all (absent, or 'all'), else the names given. */
-export function sweepLayersFlag(values: Values): string[] | undefined {
-  const text = str(values, 'layers');
-  if (text === undefined || text.trim() === 'all') return undefined;
-  const names = text.split(',').map((s) => s.trim());
-  const empty = names.findIndex((s) => s === '');
-  if (empty >= 0)
-    throw new UserError(
-      `--layers must be 'all' or a comma-separated list of insertion tensors, got '${text}' (item ${empty + 1} is empty).`,
-      'robustness-lab inspect <model> lists the insertion points.',
-    );
-  return names;
-}
-
 export function sweepConfigFromFlags(values: Values): EvaluationConfig {
   if (values.layer !== undefined)
     throw new UserError(
@@ -69,7 +55,7 @@ export function sweepConfigFromFlags(values: Values): EvaluationConfig {
       'sweep attacks the defense at every layer and needs --eps with one or more epsilons.',
       'e.g. --eps 0.02,0.05 (with --strength quick, the default, or --attack …).',
     );
-  const layers = sweepLayersFlag(values);
+  const layers = layersFlag(values);
   // The defense flags go through evaluate's parser; its --layer is then set per layer by the sweep.
   const withDefaults: Values = {
     ...values,

@@ -299,15 +299,16 @@ export function laneChoiceFor(
   samples: number,
   result: RunResult,
   log: (line: string) => void,
-  /** The bytes of what each lane opens, when more than the model (a defended model and its surrogate). */
-  laneModelBytes = model.loaded.bytes.length,
+  /** The bytes of what each lane opens, when more than the model (a defended model and its surrogate); asked only for 'auto'. */
+  laneModelBytes = () => model.loaded.bytes.length,
 ): LaneChoice {
+  const requested = config.lanes ?? 'auto';
   const choice = chooseLanes({
-    requested: config.lanes ?? 'auto',
+    requested,
     cores: availableParallelism(),
     threads: config.threads,
     provider: model.session.provider,
-    modelBytes: laneModelBytes,
+    modelBytes: requested === 'auto' ? laneModelBytes() : 0,
     shapes: model.graph.shapes,
     batchSize: model.fixedBatch ?? config.batchSize,
     samples,

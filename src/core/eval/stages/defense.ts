@@ -156,7 +156,7 @@ export async function runDefense(
       ),
     );
     // A lane opens the defended model (to judge) and a gradient model as large again at most.
-    const lanes = laneChoiceFor(config, model, data.count, result, log, 3 * defended.judge().model.length);
+    const lanes = laneChoiceFor(config, model, data.count, result, log, () => 3 * defended.judge().model.length);
     for (const threat of runThreats) {
       const attacks = attacksFor(threatModelOf(threat) as ThreatModel, names);
       if (attacks.length === 0) continue;

@@ -140,7 +140,12 @@ describe('Robustness Lab in VS Code (trusted workspace)', { timeout: 420_000 }, 
       await wb.command('Welcome: Open Walkthrough...');
       await wb.pick(undefined, 'Get Started with Robustness Lab');
       await s.page.locator('.gettingStartedContainer').getByText('Open the demo', { exact: true }).first().waitFor({ timeout: 20_000 });
-      await wb.command('View: Close All Editors');
+      // Closed with its tab's button: the page takes the focus while it renders, and a palette typed into meanwhile closes.
+      await s.page.waitForTimeout(1000);
+      const welcome = s.page.locator('.tabs-container .tab', { hasText: 'Welcome' }).first();
+      await welcome.hover();
+      await welcome.locator('.tab-actions .action-label').first().click();
+      await welcome.waitFor({ state: 'detached', timeout: 10_000 });
       await wb.openSidebar();
       await wb.expand(wb.treeItem('Models', /^fashion-cnn\.onnx/));
       // Layers are grouped by module path; rows below the fold are scrolled to.

@@ -583,6 +583,9 @@ describe('Robustness Lab in VS Code (trusted workspace)', { timeout: 420_000 }, 
       assert.match(result.model.path, /model\.json$/);
       assert.equal(result.defense.layer, 'pool2');
       assert.deepEqual([...new Set(result.attacks.map((a) => a.threat))].sort(), ['adaptive', 'transfer', 'whitebox']);
+      // The run ends by opening its results; wait for them, or the panel takes the focus from the
+      // next test's quick input (which then closes).
+      await wb.resultsFrame().locator('tr[data-key="model"] td', { hasText: 'model.json' }).waitFor({ timeout: 30_000 });
     },
   );
   uiTest(

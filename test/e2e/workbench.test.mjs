@@ -526,6 +526,8 @@ describe('Robustness Lab in VS Code (trusted workspace)', { timeout: 420_000 }, 
       // Still usable: the next run works.
       await runFromExperimentsView('quick-fgsm');
       await waitUntil(() => resultFiles().length === before.length + 1, 60_000, 'the run after the crash did not complete');
+      // Its results panel (200 samples; the last one shown had 300) opens before the next test types into the palette.
+      await wb.resultsFrame().locator('tr[data-key="clean accuracy"] td', { hasText: '/ 200)' }).waitFor({ timeout: 30_000 });
     },
   );
 

@@ -120,6 +120,15 @@ export class Workbench {
     return this.page.locator('.quick-input-widget');
   }
 
+  /** Closes the quick input if one shows, and waits until it is gone (it fades out). */
+  async closeQuickInput() {
+    const widget = this.quickInput();
+    for (let i = 0; i < 3 && (await widget.isVisible()); i++) {
+      await this.page.keyboard.press('Escape');
+      await widget.waitFor({ state: 'hidden', timeout: 3000 }).catch(() => {});
+    }
+  }
+
   /** Waits for a quick pick or input box whose title contains `title`. */
   async waitForQuickInput(title) {
     const widget = this.quickInput();
@@ -171,6 +180,8 @@ export class Workbench {
     // Keys typed while a webview has focus may not reach the workbench: focus the sidebar first,
     // and press F1 again if the palette does not open.
     const widget = this.quickInput();
+    // A quick input still open, or still fading out, from an earlier step would take the typed command.
+    await this.closeQuickInput();
     for (let attempt = 0; attempt < 3 && !(await widget.isVisible()); attempt++) {
       await this.page.locator('.part.sidebar .composite.title').click();
       await this.page.keyboard.press('F1');
@@ -218,6 +229,7 @@ export function uiTest(workbench, name, fn) {
     try {
       // Start from a quiet workbench: no quick input or menu left open by an earlier test.
       for (let i = 0; i < 3; i++) await workbench()?.page.keyboard.press('Escape');
+      await workbench()?.closeQuickInput();
       await fn(t);
     } catch (e) {
       await workbench()
